@@ -1,0 +1,22 @@
+"""Artifact types of the project's own components.
+
+Names follow the KFP v2 schema-title form `<namespace>.<Name>`, which
+KubeflowV2DagRunner requires for custom types."""
+
+from tfx.types import artifact
+
+
+class VocabStats(artifact.Artifact):
+    """User/item vocabularies with click counts and sampling probabilities.
+
+    Files: see `models.vocab` (items.tsv, users.tsv, stats.json).
+    """
+
+    TYPE_NAME = "retrieval.VocabStats"
+
+
+class QuarantinedClicks(artifact.Artifact):
+    """Rows ClickExampleGen could not use, one JSON object per line with its
+    reason, plus ``ingestion.json`` with the per-file counters."""
+
+    TYPE_NAME = "retrieval.QuarantinedClicks"

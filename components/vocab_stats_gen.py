@@ -1,0 +1,51 @@
+"""VocabStatsGen: vocabularies and item statistics from the training split."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import apache_beam as beam
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.types import artifact_utils, standard_artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.artifacts import VocabStats
+from components.vocab_stats import ComputeVocabStats, VocabConfig
+from models import vocab as vocab_lib
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
+           output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        config = VocabConfig.from_dict(json.loads(exec_properties["config"] or "{}"))
+        train_uri = standard_artifact_utils.get_split_uri(input_dict["examples"], "train")
+        output = artifact_utils.get_single_instance(output_dict["vocab_stats"])
+        with self._make_beam_pipeline() as pipeline:
+            _ = (pipeline
+                 | "ReadTrain" >> beam.io.ReadFromTFRecord(os.path.join(train_uri, "*"))
+                 | "VocabStats" >> ComputeVocabStats(output.uri, config))
+        stats = vocab_lib.read_vocab(output.uri).stats
+        for key in ("num_items", "num_users", "num_clicks"):
+            output.set_int_custom_property(key, int(stats[key]))
+
+
+class VocabStatsGenSpec(ComponentSpec):
+    PARAMETERS = {"config": ExecutionParameter(type=str)}
+    INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {"vocab_stats": ChannelParameter(type=VocabStats)}
+
+
+class VocabStatsGen(base_beam_component.BaseBeamComponent):
+    """Counts items and users of the train split with Beam."""
+
+    SPEC_CLASS = VocabStatsGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, examples: types.BaseChannel, config: dict | None = None):
+        VocabConfig.from_dict(config)
+        super().__init__(spec=VocabStatsGenSpec(
+            examples=examples, config=json.dumps(config or {}, sort_keys=True),
+            vocab_stats=types.Channel(type=VocabStats)))

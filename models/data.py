@@ -1,0 +1,53 @@
+"""tf.data input pipeline over ClickExampleGen's gzipped TFRecord examples."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+
+
+def _expand(file_patterns: list[str] | str) -> list[str]:
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    if not files:
+        raise ValueError(f"no example files match {patterns}")
+    return files
+
+
+def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: int,
+                 shuffle: bool, seed: int = 0, drop_remainder: bool = False) -> tf.data.Dataset:
+    """Batches of parsed click examples.
+
+    Args:
+      file_patterns: glob(s) of gzipped TFRecord files of `tf.Example`s.
+      batch_size: examples per batch.
+      max_history: history items kept per example (most recent).
+      shuffle: shuffle files and examples (training).
+      seed: shuffle seed.
+      drop_remainder: drop the last partial batch.
+
+    Returns:
+      A dataset of dicts: `user_id` string `[B]`, `item_id` string `[B]`,
+      `timestamp` int64 `[B]`, `weight` float32 `[B]`, `history` string
+      `[B, max_history]` (right-padded with `""`).
+    """
+    files = _expand(file_patterns)
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP",
+                                      num_parallel_reads=tf.data.AUTOTUNE)
+    if shuffle:
+        dataset = dataset.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
+    spec = features.example_parsing_spec()
+
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        parsed[features.HISTORY] = features.recent_history(parsed[features.HISTORY], max_history)
+        return parsed
+
+    return (dataset.batch(batch_size, drop_remainder=drop_remainder)
+            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,0 +1,64 @@
+"""The one typed hyperparameter object of the retrieval model.
+
+It crosses into the TFX Trainer as a plain dict (`custom_config["hparams"]`)
+and is rebuilt in `run_fn` with `HParams.from_dict`, so unknown or mistyped
+keys fail loudly at the start of training instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+SIMILARITIES = ("dot", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+    """Hyperparameters of the two-tower model and its training loop."""
+
+    embedding_dim: int = 64
+    # Most recent items of the user's history the query tower sees.
+    max_history: int = 10
+    use_user_id: bool = True
+    similarity: str = "dot"
+    temperature: float = 0.05
+    # logQ correction of in-batch sampled softmax (Yi et al., RecSys 2019).
+    use_logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    batch_size: int = 512
+    epochs: int = 6
+    learning_rate: float = 0.05
+    # Number of top-scoring items a served request returns.
+    serving_top_k: int = 100
+    # Most recent request-history items excluded from served answers.
+    serving_exclude_history: int = 50
+    seed: int = 42
+
+    def __post_init__(self):
+        positive_ints = ("embedding_dim", "max_history", "batch_size", "epochs", "serving_top_k",
+                         "serving_exclude_history")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"hparams.{name}={value!r}: expected a positive integer")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(
+                f"hparams.similarity={self.similarity!r}: expected one of {SIMILARITIES}")
+        for name in ("temperature", "learning_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"hparams.{name}={value!r}: expected a positive number")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> HParams:
+        """Builds HParams from a plain dict, rejecting unknown keys."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"hparams: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**values)

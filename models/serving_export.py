@@ -1,0 +1,150 @@
+"""The serving SavedModels: trained towers plus a top-K index over all candidates.
+
+Two exports from one set of towers:
+  * ``scann``: the candidate index is an embedded ScaNN searcher (ops in the
+    ``Scann`` namespace; needs a model server with ScaNN ops linked in);
+  * ``brute_force``: exact dot products and `tf.math.top_k`, pure TF ops,
+    loads in stock TF Serving of the same TF version.
+
+Signatures (DESIGN.md serving contract):
+  * ``serving_default(user_id [B], history [B, L]) -> item_ids [B, K], scores [B, K]``,
+    best first, the request's history items excluded (the most recent
+    `exclude_history` of them);
+  * ``query_embedding(user_id, history) -> embedding [B, D]``;
+  * ``serve_tf_examples(examples [B] serialized tf.Example) -> item_ids, scores``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+from models.towers_export import HISTORY_SPEC, USER_ID_SPEC, Towers  # noqa: E402
+
+EXPORT_KINDS = ("scann", "brute_force")
+METADATA_ASSET = "retrieval_export.json"
+
+
+def _scann_layer(embeddings: tf.Tensor, item_ids: tf.Tensor, k: int):
+    import tensorflow_recommenders as tfrs  # Only the ScaNN export needs it.
+
+    num_items = int(embeddings.shape[0])
+    # ~sqrt(N) leaves searched at 10%: the usual starting point; small
+    # catalogues fall back to one leaf, which makes the search exact.
+    num_leaves = max(1, int(num_items ** 0.5)) if num_items >= 1000 else 1
+    layer = tfrs.layers.factorized_top_k.ScaNN(
+        k=k, distance_measure="dot_product", num_leaves=num_leaves,
+        num_leaves_to_search=max(1, num_leaves // 10) if num_leaves > 1 else 1,
+        num_reordering_candidates=max(k * 4, 200))
+    layer.index(candidates=embeddings, identifiers=item_ids)
+    return layer
+
+
+class RetrievalServingModule(tf.Module):
+    """Query tower + candidate index with the serving signatures."""
+
+    def __init__(self, towers: Towers, kind: str, top_k: int, exclude_history: int):
+        super().__init__()
+        if kind not in EXPORT_KINDS:
+            raise ValueError(f"export kind {kind!r}: expected one of {EXPORT_KINDS}")
+        self.towers_module = towers.module
+        num_items = towers.vocab.num_items
+        self._top_k = min(top_k, num_items)
+        self._fetch_k = min(top_k + exclude_history, num_items)
+        self._exclude_history = exclude_history
+        item_ids = tf.constant(towers.vocab.item_ids)
+        embeddings = towers.candidate_embeddings()
+        if kind == "scann":
+            self.index = _scann_layer(embeddings, item_ids, self._fetch_k)
+            self.candidate_embeddings = None
+        else:
+            self.index = None
+            self.candidate_embeddings = tf.Variable(embeddings, trainable=False)
+            self.item_ids = tf.Variable(item_ids, trainable=False)
+
+    def _search(self, query: tf.Tensor):
+        if self.index is not None:
+            return self.index(query, k=self._fetch_k)
+        scores = tf.matmul(query, self.candidate_embeddings, transpose_b=True)
+        top_scores, top_index = tf.math.top_k(scores, k=self._fetch_k)
+        return top_scores, tf.gather(self.item_ids, top_index)
+
+    def _retrieve(self, user_id, history):
+        query = self.towers_module.query_embedding(user_id, history)["embedding"]
+        scores, ids = self._search(query)  # [B, fetch_k]
+        excluded = features.recent_history(history, self._exclude_history)  # [B, E]
+        seen = tf.reduce_any(
+            tf.logical_and(tf.equal(ids[:, :, None], excluded[:, None, :]),
+                           tf.not_equal(excluded[:, None, :], features.PADDING)), axis=-1)
+        scores = tf.where(seen, tf.fill(tf.shape(scores), float("-inf")), scores)
+        best, order = tf.math.top_k(scores, k=self._top_k)
+        return {"item_ids": tf.gather(ids, order, batch_dims=1), "scores": best}
+
+    @tf.function(input_signature=[USER_ID_SPEC, HISTORY_SPEC])
+    def serve(self, user_id, history):
+        return self._retrieve(user_id, history)
+
+    @tf.function(input_signature=[USER_ID_SPEC, HISTORY_SPEC])
+    def query_embedding(self, user_id, history):
+        return self.towers_module.query_embedding(user_id, history)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples(self, examples):
+        parsed = tf.io.parse_example(examples, {
+            features.USER_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
+            features.HISTORY: tf.io.VarLenFeature(tf.string),
+        })
+        history = tf.sparse.to_dense(parsed[features.HISTORY], default_value=features.PADDING)
+        return self._retrieve(parsed[features.USER_ID], history)
+
+
+def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None,
+           exclude_history: int | None = None) -> dict:
+    """Builds and saves one serving export.
+
+    Args:
+      towers_dir: the Trainer's towers SavedModel.
+      output_dir: where the serving SavedModel is written.
+      kind: ``scann`` or ``brute_force``.
+      top_k: items per answer (default: hparams.serving_top_k).
+      exclude_history: most recent request-history items excluded from
+        answers (default: hparams.serving_exclude_history).
+
+    Returns:
+      The export metadata written to ``assets.extra/retrieval_export.json``.
+    """
+    towers = Towers(towers_dir)
+    hparams = towers.hparams
+    module = RetrievalServingModule(
+        towers, kind, top_k or hparams.serving_top_k,
+        exclude_history if exclude_history is not None else hparams.serving_exclude_history)
+    # ScaNN builds its searcher lazily: call once so the index is in the graph.
+    module.serve(tf.constant(["warmup"]), tf.constant([[""]]))
+    options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if kind == "scann" else None)
+    tf.saved_model.save(module, output_dir, signatures={
+        "serving_default": module.serve,
+        "query_embedding": module.query_embedding,
+        "serve_tf_examples": module.serve_tf_examples,
+    }, options=options)
+    metadata = {
+        "export": kind,
+        "top_k": module._top_k,
+        "exclude_history": module._exclude_history,
+        "max_history": hparams.max_history,
+        "embedding_dim": hparams.embedding_dim,
+        "num_candidates": towers.vocab.num_items,
+        "inputs": {features.USER_ID: "string [B]", features.HISTORY: "string [B, L]"},
+        "outputs": {"item_ids": f"string [B, {module._top_k}]",
+                    "scores": f"float32 [B, {module._top_k}]"},
+        "needs_scann_ops": kind == "scann",
+    }
+    extra = os.path.join(output_dir, "assets.extra")
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, METADATA_ASSET), "w") as f:
+        f.write(json.dumps(metadata, indent=2, sort_keys=True))
+    return metadata

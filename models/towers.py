@@ -1,0 +1,70 @@
+"""Query and candidate towers of the two-tower model.
+
+Query tower: user id embedding (optional) and the mean of the embeddings of
+the user's most recent items (YouTube DNN style), projected to the shared
+embedding space. Candidate tower: item id embedding. Unknown ids map to one
+OOV bucket; `""` in the history is padding and is ignored by the pooling.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+from models.hparams import HParams  # noqa: E402
+
+
+def _normalise(x: tf.Tensor, similarity: str) -> tf.Tensor:
+    return tf.math.l2_normalize(x, axis=-1) if similarity == "cosine" else x
+
+
+class QueryTower(tf.keras.Model):
+    """Maps (user_id `[B]`, history `[B, max_history]`) to embeddings `[B, D]`."""
+
+    def __init__(self, user_ids: list[str], item_ids: list[str], hparams: HParams):
+        super().__init__()
+        self._hparams = hparams
+        dim = hparams.embedding_dim
+        init = tf.keras.initializers.RandomNormal(stddev=0.05, seed=hparams.seed)
+        self.user_lookup = tf.keras.layers.StringLookup(
+            vocabulary=user_ids, mask_token=None, num_oov_indices=1)
+        self.user_embedding = tf.keras.layers.Embedding(
+            len(user_ids) + 1, dim, embeddings_initializer=init)
+        # Index 0 is the padding mask, 1 the OOV bucket, then the vocabulary.
+        self.history_lookup = tf.keras.layers.StringLookup(
+            vocabulary=item_ids, mask_token=features.PADDING, num_oov_indices=1)
+        self.history_embedding = tf.keras.layers.Embedding(
+            len(item_ids) + 2, dim, embeddings_initializer=init)
+        self.projection = tf.keras.layers.Dense(
+            dim, kernel_initializer=tf.keras.initializers.GlorotUniform(seed=hparams.seed))
+
+    def call(self, inputs: dict) -> tf.Tensor:
+        history_index = self.history_lookup(inputs[features.HISTORY])  # [B, L]
+        mask = tf.cast(tf.not_equal(history_index, 0), tf.float32)[..., None]  # [B, L, 1]
+        summed = tf.reduce_sum(self.history_embedding(history_index) * mask, axis=1)
+        pooled = summed / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)  # [B, D]
+        parts = [pooled]
+        if self._hparams.use_user_id:
+            parts.append(self.user_embedding(self.user_lookup(inputs[features.USER_ID])))
+        return _normalise(self.projection(tf.concat(parts, axis=-1)), self._hparams.similarity)
+
+
+class CandidateTower(tf.keras.Model):
+    """Maps item ids `[B]` to embeddings `[B, D]`."""
+
+    def __init__(self, item_ids: list[str], hparams: HParams):
+        super().__init__()
+        self._hparams = hparams
+        self.item_lookup = tf.keras.layers.StringLookup(
+            vocabulary=item_ids, mask_token=None, num_oov_indices=1)
+        self.item_embedding = tf.keras.layers.Embedding(
+            len(item_ids) + 1, hparams.embedding_dim,
+            embeddings_initializer=tf.keras.initializers.RandomNormal(
+                stddev=0.05, seed=hparams.seed + 1))
+
+    def call(self, item_id: tf.Tensor) -> tf.Tensor:
+        return _normalise(self.item_embedding(self.item_lookup(item_id)), self._hparams.similarity)

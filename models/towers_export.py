@@ -1,0 +1,92 @@
+"""Saving and loading the trained towers (the Trainer's `Format-Serving` output).
+
+The towers SavedModel is the hand-off between training and everything after
+it (evaluation, index building). It holds two functions and signatures:
+  * `query_embedding(user_id [B], history [B, L]) -> embedding [B, D]`, with
+    the history cut to the `max_history` most recent items inside;
+  * `candidate_embedding(item_id [B]) -> embedding [B, D]`;
+and, beside it, ``hparams.json`` and a copy of the VocabStats files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+from models import vocab as vocab_lib  # noqa: E402
+from models.hparams import HParams  # noqa: E402
+
+HPARAMS_FILE = "hparams.json"
+VOCAB_DIR = "vocab"
+
+USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
+HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
+
+
+class TowersModule(tf.Module):
+    """Wraps trained Keras towers with fixed serving-friendly signatures."""
+
+    def __init__(self, query_tower: tf.keras.Model, candidate_tower: tf.keras.Model,
+                 max_history: int):
+        super().__init__()
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self._max_history = max_history
+
+    @tf.function(input_signature=[USER_ID_SPEC, HISTORY_SPEC])
+    def query_embedding(self, user_id, history):
+        recent = features.recent_history(history, self._max_history)
+        return {"embedding": self.query_tower(
+            {features.USER_ID: user_id, features.HISTORY: recent}, training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.ITEM_ID)])
+    def candidate_embedding(self, item_id):
+        return {"embedding": self.candidate_tower(item_id, training=False)}
+
+
+def save_towers(directory: str, query_tower, candidate_tower, hparams: HParams,
+                vocab_dir: str) -> None:
+    """Writes the towers SavedModel plus hparams and vocab into `directory`."""
+    module = TowersModule(query_tower, candidate_tower, hparams.max_history)
+    tf.saved_model.save(module, directory, signatures={
+        "query_embedding": module.query_embedding,
+        "candidate_embedding": module.candidate_embedding,
+    })
+    with tf.io.gfile.GFile(os.path.join(directory, HPARAMS_FILE), "w") as f:
+        f.write(json.dumps(hparams.to_dict(), indent=2, sort_keys=True))
+    target = os.path.join(directory, VOCAB_DIR)
+    os.makedirs(target, exist_ok=True)
+    for name in (vocab_lib.ITEMS_FILE, vocab_lib.USERS_FILE, vocab_lib.STATS_FILE):
+        shutil.copy(os.path.join(vocab_dir, name), os.path.join(target, name))
+
+
+class Towers:
+    """A loaded towers SavedModel with its hparams and vocab."""
+
+    def __init__(self, directory: str):
+        if not tf.io.gfile.exists(os.path.join(directory, "saved_model.pb")):
+            raise ValueError(f"towers model {directory!r}: no saved_model.pb; expected the "
+                             "Trainer's Format-Serving directory")
+        self.directory = directory
+        self.module = tf.saved_model.load(directory)
+        with tf.io.gfile.GFile(os.path.join(directory, HPARAMS_FILE)) as f:
+            self.hparams = HParams.from_dict(json.load(f))
+        self.vocab = vocab_lib.read_vocab(os.path.join(directory, VOCAB_DIR))
+
+    def query_embeddings(self, user_ids, histories) -> tf.Tensor:
+        """`[B]` ids and `[B, L]` histories -> float32 `[B, D]`."""
+        return self.module.query_embedding(
+            tf.constant(user_ids, tf.string), tf.constant(histories, tf.string))["embedding"]
+
+    def candidate_embeddings(self, batch_size: int = 8192) -> tf.Tensor:
+        """Embeddings of every vocab item in vocab order: float32 `[N, D]`."""
+        ids = self.vocab.item_ids
+        parts = [self.module.candidate_embedding(tf.constant(ids[i:i + batch_size]))["embedding"]
+                 for i in range(0, len(ids), batch_size)]
+        return tf.concat(parts, axis=0)

@@ -1,0 +1,62 @@
+"""`retrieval-pipeline`: run the pipeline locally, or compile it for Kubeflow."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retrieval-pipeline",
+        description="Train, evaluate and push a two-tower retrieval model from click logs.")
+    parser.add_argument("--data", required=True,
+                        help="click-log file, glob or directory (CSV, JSONL, MovieTweetings .dat)")
+    parser.add_argument("--output", required=True,
+                        help="output directory (local run) or pipeline spec JSON (--kubeflow)")
+    parser.add_argument("--config", help="YAML config file (sections: see docs/configuration.md)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value; repeatable")
+    parser.add_argument("--kubeflow", action="store_true",
+                        help="compile a Kubeflow Pipelines v2 spec to --output instead of running")
+    parser.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/retrieval",
+                        help="artifact root for --kubeflow")
+    parser.add_argument("--image", default="retrieval-pipeline:latest",
+                        help="container image for --kubeflow (see kubeflow/Dockerfile)")
+    parser.add_argument("--serving_base", default=None,
+                        help="push destination parent for --kubeflow (default PIPELINE_ROOT/serving)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline.config import load_config
+
+    try:
+        config = load_config(args.config, args.set)
+    except ValueError as error:
+        print(f"retrieval-pipeline: {error}", file=sys.stderr)
+        return 2
+    if args.kubeflow:
+        from pipeline import kubeflow_runner
+
+        path = kubeflow_runner.compile_pipeline(
+            output_file=args.output, data_path=args.data, pipeline_root=args.pipeline_root,
+            image=args.image, config=config,
+            serving_base=args.serving_base or args.pipeline_root.rstrip("/") + "/serving")
+        print(f"retrieval-pipeline: wrote Kubeflow pipeline spec {path}")
+        return 0
+
+    from pipeline import local_runner, reports
+
+    where = local_runner.run(args.data, args.output, config)
+    summary = reports.collect(where["metadata"], where["reports"])
+    reports.print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

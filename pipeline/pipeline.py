@@ -1,0 +1,87 @@
+"""`create_pipeline`: the TFX graph of the retrieval pipeline.
+
+ClickExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
+                -> VocabStatsGen -> RetrievalTrainer -> TopKEvaluator
+                                                     -> IndexBuilder -> Pusher (scann)
+                                                                     -> Pusher (brute_force)
+Both Pushers gate on TopKEvaluator's blessing. Runners (local_runner,
+kubeflow_runner) supply paths, the metadata backend and Beam args.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+from components.click_example_gen import ClickExampleGen
+from components.index_builder import IndexBuilder
+from components.retrieval_trainer import RetrievalTrainer
+from components.topk_evaluator import TopKEvaluator
+from components.vocab_stats_gen import VocabStatsGen
+
+BRUTE_FORCE_SUFFIX = "_brute_force"
+
+
+def serving_dirs(serving_base: str, model_name: str) -> dict[str, str]:
+    """Push destinations: ``<base>/<name>`` (ScaNN) and ``<base>/<name>_brute_force``."""
+    return {"scann": os.path.join(serving_base, model_name),
+            "brute_force": os.path.join(serving_base, model_name + BRUTE_FORCE_SUFFIX)}
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_path: str,
+    serving_base: str,
+    config: dict,
+    metadata_connection_config=None,
+    beam_pipeline_args: list[str] | None = None,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline.
+
+    Args:
+      pipeline_name: pipeline name in MLMD.
+      pipeline_root: root of the artifact store.
+      data_path: click-log file, glob or directory.
+      serving_base: parent of the pushed model directories.
+      config: the loaded config (see pipeline/config.py), one dict per section.
+      metadata_connection_config: MLMD connection (None for Kubeflow).
+      beam_pipeline_args: Beam args for every Beam component.
+    """
+    example_gen = ClickExampleGen(input_base=data_path, config=config["ingestion"])
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    vocab_stats_gen = VocabStatsGen(examples=example_gen.outputs["examples"],
+                                    config=config["vocab"])
+    trainer = RetrievalTrainer(examples=example_gen.outputs["examples"],
+                               vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
+                               schema=schema_gen.outputs["schema"], hparams=config["hparams"])
+    evaluator = TopKEvaluator(examples=example_gen.outputs["examples"],
+                              model=trainer.outputs["model"], config=config["evaluation"])
+    index_builder = IndexBuilder(model=trainer.outputs["model"], config=config["index"])
+    destinations = serving_dirs(serving_base, config["pipeline"]["model_name"])
+    pusher = tfx.components.Pusher(
+        model=index_builder.outputs["scann_model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=destinations["scann"])))
+    brute_force_pusher = tfx.components.Pusher(
+        model=index_builder.outputs["brute_force_model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=destinations["brute_force"]))).with_id("BruteForcePusher")
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator,
+                    vocab_stats_gen, trainer, evaluator, index_builder, pusher,
+                    brute_force_pusher],
+        enable_cache=False,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

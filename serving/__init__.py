@@ -1,0 +1,1 @@
+"""gRPC serving (TF Serving-compatible API) and query client for the retrieval model."""

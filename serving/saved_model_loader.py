@@ -1,0 +1,139 @@
+"""Finds and loads SavedModel versions laid out as ``<base>/<version>/saved_model.pb``.
+
+Loading reads the exact ``SignatureDef``s from saved_model.pb (for
+GetModelMetadata), loads the model with ``tf.saved_model.load`` and warms up its
+``serving_default`` signature with a tiny request built from the signature.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses
+import logging
+
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from serving import tensors
+
+try:
+    # Registers the `Scann>` custom ops so models with an embedded ScaNN index load.
+    from scann.scann_ops.py import scann_ops
+except ImportError:  # pure-TF models still load without scann
+    scann_ops = None
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedModel:
+    """One loaded, warmed-up model version. Immutable so it can be shared.
+
+    Attributes:
+        version: Numeric version (the subdirectory name).
+        path: Version directory.
+        signatures: Signature name -> concrete function.
+        input_specs: Signature name -> {input name -> tf.TensorSpec}.
+        signature_defs: Signature name -> ``SignatureDef`` proto from saved_model.pb.
+        loaded: The object from ``tf.saved_model.load``; kept alive because the
+            signatures' variables belong to it.
+    """
+
+    version: int
+    path: str
+    signatures: dict
+    input_specs: dict
+    signature_defs: dict
+    loaded: object
+
+
+def _model_file(version_dir: str) -> str | None:
+    """Returns the saved_model.pb(txt) path inside ``version_dir`` if present."""
+    for name in ("saved_model.pb", "saved_model.pbtxt"):
+        path = os.path.join(version_dir, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def scan_versions(base_path: str) -> dict[int, tuple[float, int]]:
+    """Lists complete versions under ``base_path``.
+
+    A version counts once its directory holds ``saved_model.pb``; directories
+    still being written (no .pb yet) or with non-numeric names are skipped.
+
+    Returns:
+        Mapping version -> (mtime, size) of its saved_model file; the stamp lets
+        a failed version be retried only after it is rewritten.
+    """
+    found = {}
+    try:
+        names = os.listdir(base_path)
+    except OSError as err:
+        log.warning("cannot list model base path %s: %s", base_path, err)
+        return found
+    for name in names:
+        if not (name.isascii() and name.isdigit()):
+            continue
+        model_file = _model_file(os.path.join(base_path, name))
+        if model_file is None:
+            continue
+        stat = os.stat(model_file)
+        found[int(name)] = (stat.st_mtime, stat.st_size)
+    return found
+
+
+def read_signature_defs(version_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """Parses the exact ``SignatureDef`` map from a version's saved_model file."""
+    model_file = _model_file(version_dir)
+    if model_file is None:
+        raise FileNotFoundError(
+            f"no saved_model.pb or saved_model.pbtxt in {version_dir}"
+        )
+    proto = saved_model_pb2.SavedModel()
+    with open(model_file, "rb") as f:
+        data = f.read()
+    if model_file.endswith(".pbtxt"):
+        text_format.Parse(data.decode("utf-8"), proto)
+    else:
+        proto.ParseFromString(data)
+    if not proto.meta_graphs:
+        raise ValueError(f"{model_file} contains no MetaGraphDef")
+    return dict(proto.meta_graphs[0].signature_def)
+
+
+def load_version(version_dir: str, version: int) -> ServedModel:
+    """Loads one version and warms up its ``serving_default`` signature.
+
+    Args:
+        version_dir: ``<base_path>/<version>``.
+        version: The numeric version.
+
+    Returns:
+        The ready-to-serve model.
+
+    Raises:
+        Exception: Whatever loading, parsing or the warm-up call raised.
+    """
+    signature_defs = read_signature_defs(version_dir)
+    loaded = tf.saved_model.load(version_dir)
+    signatures = dict(loaded.signatures)
+    specs = {name: tensors.input_specs(fn) for name, fn in signatures.items()}
+    if DEFAULT_SIGNATURE in signatures:
+        # A model that loads but cannot run must not replace a working one.
+        signatures[DEFAULT_SIGNATURE](
+            **tensors.warmup_tensors(specs[DEFAULT_SIGNATURE])
+        )
+    else:
+        log.warning(
+            "version %d has no '%s' signature; skipping warm-up",
+            version,
+            DEFAULT_SIGNATURE,
+        )
+    return ServedModel(version, version_dir, signatures, specs, signature_defs, loaded)

@@ -1,0 +1,205 @@
+"""Test helpers: a real toy retrieval SavedModel and a retrieval-serve subprocess."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ITEMS = [f"item_{i}" for i in range(8)]
+TOP_K = 4
+NUM_USER_BUCKETS = 16
+EMBEDDING_DIM = 4
+
+
+class ToyRetrieval(tf.Module):
+    """Scores a fixed item list by dot product of hashed-user and item embeddings.
+
+    Args:
+        seed: Seeds the embeddings, so different versions rank differently.
+    """
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.items = tf.constant(ITEMS)
+        self.item_embeddings = tf.Variable(
+            rng.normal(size=(len(ITEMS), EMBEDDING_DIM)).astype(np.float32)
+        )
+        self.user_embeddings = tf.Variable(
+            rng.normal(size=(NUM_USER_BUCKETS, EMBEDDING_DIM)).astype(np.float32)
+        )
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None, None], tf.string, name="history"),
+        ]
+    )
+    def serve(self, user_id, history):
+        """user_id [B], history [B, L] -> item_ids str [B, K], scores f32 [B, K]."""
+        tf.debugging.assert_equal(
+            tf.shape(user_id)[0],
+            tf.shape(history)[0],
+            message="user_id and history must have the same batch size",
+        )
+        buckets = tf.strings.to_hash_bucket_fast(user_id, NUM_USER_BUCKETS)
+        users = tf.gather(self.user_embeddings, buckets)  # [B, D]
+        scores = tf.matmul(users, self.item_embeddings, transpose_b=True)  # [B, N]
+        seen = tf.reduce_any(
+            tf.equal(history[:, :, None], self.items[None, None, :]), axis=1
+        )  # [B, N]
+        # Seen items sink to the bottom; N - L >= K in tests so they never surface.
+        scores = tf.where(seen, tf.fill(tf.shape(scores), -1e9), scores)
+        top = tf.math.top_k(scores, k=TOP_K)
+        return {"item_ids": tf.gather(self.items, top.indices), "scores": top.values}
+
+
+def save_version(base_path: Path, version: int, seed: int = 0) -> ToyRetrieval:
+    """Saves a ToyRetrieval as ``base_path/<version>``, appearing atomically."""
+    module = ToyRetrieval(seed)
+    staging = base_path / f".staging-{version}"
+    tf.saved_model.save(
+        module, str(staging), signatures={"serving_default": module.serve}
+    )
+    # Rename so the poller never sees a half-written version.
+    os.rename(staging, base_path / str(version))
+    return module
+
+
+def write_corrupt_version(base_path: Path, version: int) -> None:
+    """Creates ``base_path/<version>/saved_model.pb`` holding garbage bytes."""
+    staging = base_path / f".staging-{version}"
+    staging.mkdir()
+    (staging / "saved_model.pb").write_bytes(
+        b"\xff\xfe this is not a SavedModel \x00\x01"
+    )
+    os.rename(staging, base_path / str(version))
+
+
+def free_port() -> int:
+    """Returns a port that was free a moment ago (bind to port 0, then release)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def predict_request(
+    user_ids, histories, model_name="retrieval"
+) -> predict_pb2.PredictRequest:
+    """Builds a PredictRequest with user_id string [B] and history string [B, L]."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.inputs["user_id"].CopyFrom(tf.make_tensor_proto(user_ids, dtype=tf.string))
+    history = np.array(histories, dtype=object).reshape(len(histories), -1)
+    request.inputs["history"].CopyFrom(
+        tf.make_tensor_proto(history, dtype=tf.string, shape=list(history.shape))
+    )
+    return request
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(
+        os.environ,
+        TF_USE_LEGACY_KERAS="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONUNBUFFERED="1",
+    )
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
+    )
+    return env
+
+
+class ServerProcess:
+    """``python -m serving.server`` in a subprocess; waits for its ready line.
+
+    Args:
+        base_path: ``--model_base_path``.
+        log_path: File receiving the server's stderr (inspect it on failure).
+        extra_args: More flags.
+        wait_ready: Block until the ready line appears (else see ``wait()``).
+    """
+
+    READY_PREFIX = "retrieval-serve: serving model"
+
+    def __init__(self, base_path: Path, log_path: Path, extra_args=(), wait_ready=True):
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        # Stays open for the process lifetime; closed in terminate().
+        self._log = open(log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                f"--port={self.port}",
+                "--model_base_path",
+                str(base_path),
+                "--file_system_poll_wait_seconds=1",
+                *extra_args,
+            ],
+            cwd=REPO_ROOT,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self.ready_line = self.wait_for_line(self.READY_PREFIX) if wait_ready else None
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for_line(self, prefix: str, timeout: float = 60.0) -> str:
+        """Returns the first stdout line starting with ``prefix``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(
+                    f"server exited ({self.proc.wait()}) before printing "
+                    f"{prefix!r}; stderr:\n{self.stderr()}"
+                )
+            if line.startswith(prefix):
+                return line
+        raise TimeoutError(
+            f"no {prefix!r} line within {timeout}s; stderr:\n{self.stderr()}"
+        )
+
+    def stderr(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text()
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        """Sends SIGTERM and returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._log.close()

@@ -1,0 +1,74 @@
+"""serving.client against the live server."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from serving import client
+from tests.serving import support
+
+
+def test_query_with_target_and_stub(server, prediction_stub, model_base):
+    _, module = model_base
+    histories = [["item_0", "item_4"], []]
+    by_target = client.query(server.target, ["erin", "frank"], histories)
+    by_stub = client.query(prediction_stub, ["erin", "frank"], histories, timeout=5)
+
+    assert by_target == by_stub
+    assert [len(row) for row in by_target] == [support.TOP_K, support.TOP_K]
+    assert not {"item_0", "item_4"} & {item for item, _ in by_target[0]}
+    # "" padding of frank's empty history must not change his ranking.
+    expected = module.serve(
+        tf.constant(["erin", "frank"]), tf.constant([["item_0", "item_4"], ["", ""]])
+    )
+    assert [item for item, _ in by_target[1]] == [
+        i.decode() for i in expected["item_ids"].numpy()[1]
+    ]
+    scores = [score for _, score in by_target[0]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_main_prints_ranked_table(server, capsys):
+    code = client.main(
+        [
+            "--server",
+            server.target,
+            "--user_id",
+            "gina",
+            "--history",
+            "item_1,item_2",
+            "--k",
+            "2",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["rank", "item_id", "score"]
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
+    assert not {"item_1", "item_2"} & {line.split()[1] for line in lines[1:]}
+
+
+def test_main_notes_when_k_exceeds_model_k(server, capsys):
+    code = client.main([f"--server={server.target}", "--user_id=hal", "--k=50"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"only {support.TOP_K} items" in out
+    assert len(out.strip().splitlines()) == 2 + support.TOP_K  # note + header + rows
+
+
+def test_main_reports_server_error(server, capsys):
+    code = client.main(
+        ["--server", server.target, "--user_id", "u", "--model_name", "nope"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "NOT_FOUND" in err and "'nope'" in err
+
+
+def test_main_reports_unreachable_server(capsys):
+    target = f"127.0.0.1:{support.free_port()}"
+    code = client.main(["--server", target, "--user_id", "u", "--timeout", "3"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "UNAVAILABLE" in err and target in err

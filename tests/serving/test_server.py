@@ -1,0 +1,203 @@
+"""retrieval-serve against the real tensorflow-serving-api stubs."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+)
+
+from tests.serving import support
+
+
+def _assert_answers_good_request(stub, module):
+    response = stub.Predict(support.predict_request(["u1"], [["item_0"]]), timeout=10)
+    expected = module.serve(tf.constant(["u1"]), tf.constant([["item_0"]]))
+    np.testing.assert_array_equal(
+        tf.make_ndarray(response.outputs["item_ids"]), expected["item_ids"].numpy()
+    )
+
+
+def test_predict_returns_sorted_top_k_excluding_history(prediction_stub, model_base):
+    _, module = model_base
+    histories = [["item_1", "item_2", "item_3"], ["", "", ""]]
+    response = prediction_stub.Predict(
+        support.predict_request(["alice", "bob"], histories), timeout=10
+    )
+
+    assert response.model_spec.name == "retrieval"
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    ids = tf.make_ndarray(response.outputs["item_ids"])
+    scores = tf.make_ndarray(response.outputs["scores"])
+    assert ids.shape == scores.shape == (2, support.TOP_K)
+    assert scores.dtype == np.float32
+    assert np.all(np.diff(scores, axis=1) <= 0), scores
+    assert not {b"item_1", b"item_2", b"item_3"} & set(ids[0])
+    expected = module.serve(tf.constant(["alice", "bob"]), tf.constant(histories))
+    np.testing.assert_array_equal(ids, expected["item_ids"].numpy())
+    np.testing.assert_allclose(scores, expected["scores"].numpy(), rtol=1e-6)
+
+
+def test_predict_accepts_empty_history(prediction_stub):
+    request = support.predict_request(["carol"], [[]])
+    assert list(request.inputs["history"].tensor_shape.dim)[1].size == 0
+    response = prediction_stub.Predict(request, timeout=10)
+    assert tf.make_ndarray(response.outputs["item_ids"]).shape == (1, support.TOP_K)
+
+
+def test_predict_output_filter(prediction_stub):
+    request = support.predict_request(["u"], [["item_0"]])
+    request.output_filter.append("scores")
+    response = prediction_stub.Predict(request, timeout=10)
+    assert list(response.outputs) == ["scores"]
+
+
+def test_get_model_metadata_returns_signature_defs(prediction_stub):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "retrieval"
+    request.metadata_field.append("signature_def")
+    response = prediction_stub.GetModelMetadata(request, timeout=10)
+
+    assert response.model_spec.version.value == 1
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    assert response.metadata["signature_def"].Unpack(signature_map)
+    serving = signature_map.signature_def["serving_default"]
+    assert set(serving.inputs) == {"user_id", "history"}
+    assert set(serving.outputs) == {"item_ids", "scores"}
+    assert serving.inputs["history"].dtype == tf.string.as_datatype_enum
+    assert len(serving.inputs["history"].tensor_shape.dim) == 2
+
+
+def test_get_model_status_reports_available(model_stub):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "retrieval"
+    response = model_stub.GetModelStatus(request, timeout=10)
+    [status] = response.model_version_status
+    assert status.version == 1
+    assert status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    assert status.status.error_code == 0
+
+
+def _missing_input():
+    request = support.predict_request(["u"], [["item_0"]])
+    del request.inputs["history"]
+    return request
+
+
+def _unexpected_input():
+    request = support.predict_request(["u"], [["item_0"]])
+    request.inputs["extra"].CopyFrom(tf.make_tensor_proto([1.0]))
+    return request
+
+
+def _int64_user_id():
+    request = support.predict_request(["u"], [["item_0"]])
+    request.inputs["user_id"].CopyFrom(tf.make_tensor_proto([7], dtype=tf.int64))
+    return request
+
+
+def _rank1_history():
+    request = support.predict_request(["u"], [["item_0"]])
+    request.inputs["history"].CopyFrom(
+        tf.make_tensor_proto(["item_0"], dtype=tf.string)
+    )
+    return request
+
+
+def _wrong_model_name():
+    return support.predict_request(["u"], [["item_0"]], model_name="nope")
+
+
+def _unloaded_version():
+    request = support.predict_request(["u"], [["item_0"]])
+    request.model_spec.version.value = 42
+    return request
+
+
+def _unknown_signature():
+    request = support.predict_request(["u"], [["item_0"]])
+    request.model_spec.signature_name = "no_such_signature"
+    return request
+
+
+def _batch_mismatch():
+    # Passes static validation; the model's own assert raises InvalidArgumentError.
+    return support.predict_request(["u1", "u2"], [["item_0"]])
+
+
+@pytest.mark.parametrize(
+    "make_request, code, fragments",
+    [
+        (_missing_input, grpc.StatusCode.INVALID_ARGUMENT, ["missing", "history"]),
+        (_unexpected_input, grpc.StatusCode.INVALID_ARGUMENT, ["unexpected", "extra"]),
+        (
+            _int64_user_id,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["user_id", "int64", "expected string"],
+        ),
+        (
+            _rank1_history,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["history", "rank 1", "expected rank 2"],
+        ),
+        (
+            lambda: support.predict_request([f"u{i}" for i in range(9)], [[""]] * 9),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["batch size 9", "at most 8"],
+        ),
+        (_wrong_model_name, grpc.StatusCode.NOT_FOUND, ["'nope'", "'retrieval'"]),
+        (_unloaded_version, grpc.StatusCode.NOT_FOUND, ["version 42"]),
+        (
+            _unknown_signature,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            ["no_such_signature"],
+        ),
+        (_batch_mismatch, grpc.StatusCode.INVALID_ARGUMENT, ["same batch size"]),
+    ],
+    ids=[
+        "missing",
+        "unexpected",
+        "dtype",
+        "rank",
+        "batch",
+        "model_name",
+        "version",
+        "signature",
+        "tf_error",
+    ],
+)
+def test_invalid_request_is_rejected_and_server_keeps_serving(
+    prediction_stub, model_base, make_request, code, fragments
+):
+    with pytest.raises(grpc.RpcError) as info:
+        prediction_stub.Predict(make_request(), timeout=10)
+    assert info.value.code() == code, info.value.details()
+    for fragment in fragments:
+        assert fragment in info.value.details()
+    _assert_answers_good_request(prediction_stub, model_base[1])
+
+
+def test_metadata_and_status_errors(prediction_stub, model_stub):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "retrieval"
+    with pytest.raises(grpc.RpcError) as info:
+        prediction_stub.GetModelMetadata(request, timeout=10)  # no metadata_field
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "other"
+    with pytest.raises(grpc.RpcError) as info:
+        model_stub.GetModelStatus(status_request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_other_rpcs_are_unimplemented(prediction_stub):
+    with pytest.raises(grpc.RpcError) as info:
+        prediction_stub.Classify(classification_pb2.ClassificationRequest(), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
