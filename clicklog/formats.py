@@ -147,7 +147,7 @@ def parse_row(line: str, fmt: str, columns: list[str] | None = None) -> Click:
         values = next(csv.reader([line]), [])
         if len(values) != len(columns):
             raise RowRejected("wrong_column_count", f"{len(values)} != {len(columns)}")
-        return _from_fields(dict(zip(columns, values)))
+        return _from_fields(dict(zip(columns, values, strict=True)))
     if fmt == "jsonl":
         try:
             record = json.loads(line)

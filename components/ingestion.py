@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 

@@ -21,11 +21,17 @@ class HParams:
     # Most recent items of the user's history the query tower sees.
     max_history: int = 10
     use_user_id: bool = True
+    # Candidate tower input: scaled log all-time and recent click counts.
+    use_popularity_features: bool = True
     similarity: str = "dot"
     temperature: float = 0.05
     # logQ correction of in-batch sampled softmax (Yi et al., RecSys 2019).
     use_logq_correction: bool = True
     remove_accidental_hits: bool = True
+    # Weight each training click by 0.5 ** (age / half-life), age measured from
+    # the newest training click, so the model leans to the current period
+    # (catalogues with strong drift, e.g. new releases). 0 = equal weights.
+    recency_half_life_days: float = 0.0
     batch_size: int = 512
     epochs: int = 6
     learning_rate: float = 0.05
@@ -45,6 +51,10 @@ class HParams:
         if self.similarity not in SIMILARITIES:
             raise ValueError(
                 f"hparams.similarity={self.similarity!r}: expected one of {SIMILARITIES}")
+        if not isinstance(self.recency_half_life_days, (int, float)) or \
+                self.recency_half_life_days < 0:
+            raise ValueError(f"hparams.recency_half_life_days={self.recency_half_life_days!r}: "
+                             "expected a number >= 0")
         for name in ("temperature", "learning_rate"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:

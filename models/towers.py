@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
@@ -53,10 +54,28 @@ class QueryTower(tf.keras.Model):
         return _normalise(self.projection(tf.concat(parts, axis=-1)), self._hparams.similarity)
 
 
-class CandidateTower(tf.keras.Model):
-    """Maps item ids `[B]` to embeddings `[B, D]`."""
+def popularity_features(counts: list[float], recent_counts: list[float]) -> np.ndarray:
+    """Per-item popularity features `[N + 1, 2]` (row 0: the OOV bucket).
 
-    def __init__(self, item_ids: list[str], hparams: HParams):
+    log1p of the all-time and the recent click count, each scaled to [0, 1].
+    """
+    table = np.zeros((len(counts) + 1, 2), np.float32)
+    for column, values in enumerate((counts, recent_counts)):
+        logs = np.log1p(np.asarray(values, np.float64))
+        table[1:, column] = logs / max(float(logs.max()), 1e-9) if len(values) else 0.0
+    return table
+
+
+class CandidateTower(tf.keras.Model):
+    """Maps item ids `[B]` to embeddings `[B, D]`.
+
+    With `hparams.use_popularity_features`, the item's (scaled log) all-time
+    and recent click counts are projected and added to its id embedding.
+    """
+
+    def __init__(self, item_ids: list[str], hparams: HParams,
+                 item_counts: list[float] | None = None,
+                 item_recent_counts: list[float] | None = None):
         super().__init__()
         self._hparams = hparams
         self.item_lookup = tf.keras.layers.StringLookup(
@@ -65,6 +84,19 @@ class CandidateTower(tf.keras.Model):
             len(item_ids) + 1, hparams.embedding_dim,
             embeddings_initializer=tf.keras.initializers.RandomNormal(
                 stddev=0.05, seed=hparams.seed + 1))
+        self.popularity = None
+        if hparams.use_popularity_features:
+            if item_counts is None or item_recent_counts is None:
+                raise ValueError("use_popularity_features needs item_counts and "
+                                 "item_recent_counts")
+            self.popularity = tf.constant(popularity_features(item_counts, item_recent_counts))
+            self.popularity_projection = tf.keras.layers.Dense(
+                hparams.embedding_dim,
+                kernel_initializer=tf.keras.initializers.GlorotUniform(seed=hparams.seed + 2))
 
     def call(self, item_id: tf.Tensor) -> tf.Tensor:
-        return _normalise(self.item_embedding(self.item_lookup(item_id)), self._hparams.similarity)
+        index = self.item_lookup(item_id)
+        embedding = self.item_embedding(index)
+        if self.popularity is not None:
+            embedding += self.popularity_projection(tf.gather(self.popularity, index))
+        return _normalise(embedding, self._hparams.similarity)

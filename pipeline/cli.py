@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", default="retrieval-pipeline:latest",
                         help="container image for --kubeflow (see kubeflow/Dockerfile)")
     parser.add_argument("--serving_base", default=None,
-                        help="push destination parent for --kubeflow (default PIPELINE_ROOT/serving)")
+                        help="push destination parent for --kubeflow "
+                             "(default PIPELINE_ROOT/serving)")
     return parser
 
 

@@ -1,0 +1,192 @@
+"""End to end: retrieval-pipeline on seeded synthetic clicks, then serve and query.
+
+One pipeline run (module fixture) backs every assertion: MLMD executions and
+artifacts, the blessing, the pushed version directories, a gRPC Predict
+through the real tensorflow-serving-api stub, and loading the pushed exports
+in fresh processes that import only TensorFlow (+ ScaNN ops for `scann`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import grpc
+import ml_metadata as mlmd
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from clicklog import synthetic
+from tests.serving import support
+
+COMPONENTS = ["ClickExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+              "VocabStatsGen", "RetrievalTrainer", "TopKEvaluator", "IndexBuilder", "Pusher",
+              "BruteForcePusher"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    clicks = synthetic.write(synthetic.SyntheticConfig(
+        num_users=300, num_items=120, num_categories=6, clicks_per_user=16, seed=3),
+        str(root / "data"))
+    # Two malformed rows ride along: the run must count them and go on.
+    with open(clicks, "a") as f:
+        f.write("u1,,1600000000\nu2,i3,not-a-time\n")
+    output = root / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--data", clicks, "--output", str(output),
+         "--set", "hparams.epochs=4", "--set", "hparams.embedding_dim=32",
+         "--set", "hparams.serving_top_k=20"],
+        cwd=support.REPO_ROOT, env=support.subprocess_env(), capture_output=True, text=True,
+        timeout=1200)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return {"output": output, "stdout": result.stdout, "clicks": clicks}
+
+
+def _store(output):
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(output / "tfx" / "metadata.sqlite")
+    return mlmd.MetadataStore(config)
+
+
+def _pushed_version(output, name):
+    base = output / "serving" / name
+    versions = [v for v in os.listdir(base) if v.isdigit()]
+    assert len(versions) == 1, versions
+    return base / versions[0]
+
+
+def test_every_component_ran_once_with_artifacts(run):
+    store = _store(run["output"])
+    executions = store.get_executions()
+    ran = sorted(e.custom_properties["__tfx_node_id__"].string_value
+                 if "__tfx_node_id__" in e.custom_properties else e.name for e in executions)
+    contexts = {c.name for c in store.get_contexts_by_type("node")}
+    for component in COMPONENTS:
+        assert any(c.endswith("." + component) for c in contexts), (component, contexts)
+    assert len(executions) == len(COMPONENTS), ran
+    assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE for e in executions)
+    for type_name in ("Examples", "ExampleStatistics", "Schema", "ExampleAnomalies",
+                      "retrieval.VocabStats", "Model", "ModelRun", "ModelEvaluation",
+                      "ModelBlessing", "PushedModel", "retrieval.QuarantinedClicks"):
+        artifacts = store.get_artifacts_by_type(type_name)
+        assert artifacts, type_name
+        for artifact in artifacts:
+            assert os.path.exists(artifact.uri), (type_name, artifact.uri)
+
+
+def test_ingestion_report_reconciles(run):
+    with open(run["output"] / "reports" / "ingestion.json") as f:
+        report = json.load(f)
+    totals = report["totals"]
+    with open(run["clicks"]) as f:
+        data_rows = sum(1 for _ in f) - 1
+    assert totals["rows_read"] == data_rows
+    assert totals["rows_read"] == totals["accepted"] + sum(totals["quarantined"].values())
+    assert totals["quarantined"]["empty_item_id"] == 1
+    assert totals["quarantined"]["bad_timestamp"] == 1
+    assert "ingestion.json" in run["stdout"]
+
+
+def test_model_is_blessed_and_beats_popularity(run):
+    with open(run["output"] / "reports" / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["blessed"] is True, metrics["reasons"]
+    model, popularity = metrics["metrics"]["model"], metrics["metrics"]["popularity"]
+    assert model["hit_rate@100"] >= popularity["hit_rate@100"]
+    store = _store(run["output"])
+    [blessing] = store.get_artifacts_by_type("ModelBlessing")
+    assert blessing.custom_properties["blessed"].int_value == 1
+    assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+
+
+def test_both_exports_pushed_as_versions(run):
+    for name in ("retrieval", "retrieval_brute_force"):
+        version_dir = _pushed_version(run["output"], name)
+        assert (version_dir / "saved_model.pb").exists()
+        assert str(version_dir) in run["stdout"]
+    with open(_pushed_version(run["output"], "retrieval") / "assets.extra" /
+              "retrieval_export.json") as f:
+        assert json.load(f)["export"] == "scann"
+
+
+def _history_of_some_user(clicks_path):
+    rows = [line.strip().split(",") for line in open(clicks_path)][1:]
+    by_user: dict[str, list[str]] = {}
+    for row in rows:
+        if len(row) == 3 and row[1] and row[2].isdigit():
+            by_user.setdefault(row[0], []).append(row[1])
+    user, items = max(by_user.items(), key=lambda kv: len(kv[1]))
+    return user, items[-8:]
+
+
+def test_grpc_predict_on_pushed_model(run, tmp_path):
+    user, history = _history_of_some_user(run["clicks"])
+    server = support.ServerProcess(run["output"] / "serving" / "retrieval",
+                                   tmp_path / "server.log")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            response = stub.Predict(support.predict_request([user], [history]), timeout=30)
+    finally:
+        assert server.terminate() == 0, server.stderr()
+    ids = tf.make_ndarray(response.outputs["item_ids"])
+    scores = tf.make_ndarray(response.outputs["scores"])
+    assert ids.shape == (1, 20) and scores.shape == (1, 20)
+    assert list(scores[0]) == sorted(scores[0], reverse=True)
+    returned = {i.decode() for i in ids[0]}
+    assert not returned & set(history)
+    assert len(returned) == 20
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import json, os, sys
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tensorflow as tf
+    if sys.argv[2] == "scann":
+        from scann.scann_ops.py import scann_ops  # noqa: F401  registers Scann> ops
+    model = tf.saved_model.load(sys.argv[1])
+    out = model.signatures["serving_default"](
+        user_id=tf.constant(["u1", "never-seen-user"]),
+        history=tf.constant([["i1", "i2", ""], ["", "", ""]]))
+    project = sorted(m for m in ("models", "components", "pipeline", "serving", "clicklog")
+                     if m in sys.modules)
+    print(json.dumps({"ids": out["item_ids"].numpy().astype(str).tolist(),
+                      "scann_loaded": "scann" in sys.modules, "project": project}))
+""")
+
+
+@pytest.mark.parametrize("name,kind", [("retrieval", "scann"),
+                                       ("retrieval_brute_force", "brute_force")])
+def test_pushed_export_loads_in_fresh_process(run, name, kind):
+    version_dir = _pushed_version(run["output"], name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(version_dir), kind],
+                            cwd="/", env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["project"] == []
+    assert answer["scann_loaded"] is (kind == "scann")
+    ids = np.array(answer["ids"])
+    assert ids.shape == (2, 20)
+    assert not {"i1", "i2"} & set(ids[0])
+
+
+def test_scann_export_fails_without_scann_ops(run):
+    """The scann export really needs ScaNN ops (what stock TF Serving reports)."""
+    version_dir = _pushed_version(run["output"], "retrieval")
+    code = ("import os; os.environ['TF_USE_LEGACY_KERAS']='1'\n"
+            "import tensorflow as tf\n"
+            f"tf.saved_model.load({str(version_dir)!r})\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], cwd="/", env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "Scann" in result.stderr

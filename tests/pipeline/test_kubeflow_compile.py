@@ -1,0 +1,27 @@
+"""The pipeline compiles to a KFP v2 spec that parses with the kfp-pipeline-spec protos."""
+
+import json
+
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline import cli
+from tests.pipeline.test_end_to_end import COMPONENTS
+
+
+def test_compile_writes_parsable_pipeline_spec(tmp_path, capsys):
+    output = tmp_path / "pipeline.json"
+    code = cli.main(["--kubeflow", "--data", "gs://bucket/clicks/*.csv", "--output", str(output),
+                     "--pipeline_root", "gs://bucket/root", "--image", "registry/retrieval:1",
+                     "--set", "pipeline.beam_args=[--runner=DataflowRunner]"])
+    assert code == 0
+    assert str(output) in capsys.readouterr().out
+    job = json.loads(output.read_text())
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec(),
+                                 ignore_unknown_fields=False)
+    assert sorted(spec.root.dag.tasks) == sorted(COMPONENTS)
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"].values()
+    images = {executor["container"]["image"] for executor in executors}
+    assert images == {"registry/retrieval:1"}
+    assert "--runner=DataflowRunner" in json.dumps(job["pipelineSpec"]["deploymentSpec"])
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
