@@ -14,7 +14,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 
 from components import topk_metrics  # noqa: E402
-from models import features  # noqa: E402
+from models import config_dict, features  # noqa: E402
 from models.data import make_dataset  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
 
@@ -57,16 +57,7 @@ class EvaluationConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> EvaluationConfig:
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"evaluation: unknown key(s) {unknown}; expected some of "
-                             f"{sorted(known)}")
-        for name in ("ks", "lift_baselines"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
+        return config_dict.from_dict(cls, values, "evaluation")
 
 
 def evaluate(towers_dir: str, eval_files, config: EvaluationConfig) -> dict:

@@ -23,15 +23,35 @@ class Executor(base_executor.BaseExecutor):
         from models import serving_export
 
         config = json.loads(exec_properties.get("config") or "{}")
+        scann_settings = parse_scann_settings(config)
         towers_dir = path_utils.serving_model_path(
             artifact_utils.get_single_uri(input_dict["model"]))
         for key, kind in (("scann_model", "scann"), ("brute_force_model", "brute_force")):
             artifact = artifact_utils.get_single_instance(output_dict[key])
             metadata = serving_export.export(
                 towers_dir, path_utils.serving_model_dir(artifact.uri), kind,
-                top_k=config.get("top_k"), exclude_history=config.get("exclude_history"))
+                top_k=config.get("top_k"), exclude_history=config.get("exclude_history"),
+                scann_settings=scann_settings)
             artifact.set_string_custom_property("export", kind)
             artifact.set_int_custom_property("num_candidates", metadata["num_candidates"])
+
+
+EXPORT_KEYS = ("top_k", "exclude_history")
+
+
+def parse_scann_settings(config: dict):
+    """The `index` config minus the export keys, as ScannSettings (validated)."""
+    import dataclasses
+
+    from models import config_dict
+    from models.scann_index import ScannSettings
+
+    known = set(EXPORT_KEYS) | {f.name for f in dataclasses.fields(ScannSettings)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"index: unknown key(s) {unknown}; expected some of {sorted(known)}")
+    return config_dict.from_dict(
+        ScannSettings, {k: v for k, v in config.items() if k not in EXPORT_KEYS}, "index")
 
 
 class IndexBuilderSpec(ComponentSpec):
@@ -48,9 +68,7 @@ class IndexBuilder(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model: types.BaseChannel, config: dict | None = None):
-        unknown = sorted(set(config or {}) - {"top_k", "exclude_history"})
-        if unknown:
-            raise ValueError(f"index: unknown key(s) {unknown}; expected top_k, exclude_history")
+        parse_scann_settings(config or {})  # fail at pipeline build time
         super().__init__(spec=IndexBuilderSpec(
             model=model, config=json.dumps(config or {}, sort_keys=True),
             scann_model=types.Channel(type=standard_artifacts.Model),

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import apache_beam as beam
 
 from clicklog import formats
+from models import config_dict
 
 QUARANTINE_TAG = "quarantine"
 COUNTER_ROWS_READ = "rows_read"
@@ -56,13 +57,7 @@ class IngestionConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> IngestionConfig:
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"ingestion: unknown key(s) {unknown}; expected some of "
-                             f"{sorted(known)}")
-        return cls(**values)
+        return config_dict.from_dict(cls, values, "ingestion")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import dataclasses
 
 import apache_beam as beam
 
-from models import features
+from models import config_dict, features
 from models import vocab as vocab_lib
 
 
@@ -38,12 +38,7 @@ class VocabConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> VocabConfig:
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"vocab: unknown key(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
+        return config_dict.from_dict(cls, values, "vocab")
 
 
 def parse_click(serialized: bytes) -> tuple[str, str, int]:

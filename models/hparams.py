@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from models import config_dict
+
 SIMILARITIES = ("dot", "cosine")
 
 
@@ -68,9 +70,4 @@ class HParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> HParams:
         """Builds HParams from a plain dict, rejecting unknown keys."""
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"hparams: unknown key(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
+        return config_dict.from_dict(cls, values, "hparams")

@@ -16,6 +16,7 @@ Signatures (DESIGN.md serving contract):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -24,31 +25,18 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
+from models.scann_index import ScannIndex, ScannSettings  # noqa: E402
 from models.towers_export import HISTORY_SPEC, USER_ID_SPEC, Towers  # noqa: E402
 
 EXPORT_KINDS = ("scann", "brute_force")
 METADATA_ASSET = "retrieval_export.json"
 
 
-def _scann_layer(embeddings: tf.Tensor, item_ids: tf.Tensor, k: int):
-    import tensorflow_recommenders as tfrs  # Only the ScaNN export needs it.
-
-    num_items = int(embeddings.shape[0])
-    # ~sqrt(N) leaves searched at 10%: the usual starting point; small
-    # catalogues fall back to one leaf, which makes the search exact.
-    num_leaves = max(1, int(num_items ** 0.5)) if num_items >= 1000 else 1
-    layer = tfrs.layers.factorized_top_k.ScaNN(
-        k=k, distance_measure="dot_product", num_leaves=num_leaves,
-        num_leaves_to_search=max(1, num_leaves // 10) if num_leaves > 1 else 1,
-        num_reordering_candidates=max(k * 4, 200))
-    layer.index(candidates=embeddings, identifiers=item_ids)
-    return layer
-
-
 class RetrievalServingModule(tf.Module):
     """Query tower + candidate index with the serving signatures."""
 
-    def __init__(self, towers: Towers, kind: str, top_k: int, exclude_history: int):
+    def __init__(self, towers: Towers, kind: str, top_k: int, exclude_history: int,
+                 scann_settings: ScannSettings | None = None):
         super().__init__()
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind {kind!r}: expected one of {EXPORT_KINDS}")
@@ -60,7 +48,8 @@ class RetrievalServingModule(tf.Module):
         item_ids = tf.constant(towers.vocab.item_ids)
         embeddings = towers.candidate_embeddings()
         if kind == "scann":
-            self.index = _scann_layer(embeddings, item_ids, self._fetch_k)
+            self.index = ScannIndex(embeddings, item_ids, self._fetch_k,
+                                    scann_settings or ScannSettings())
             self.candidate_embeddings = None
         else:
             self.index = None
@@ -69,7 +58,7 @@ class RetrievalServingModule(tf.Module):
 
     def _search(self, query: tf.Tensor):
         if self.index is not None:
-            return self.index(query, k=self._fetch_k)
+            return self.index(query)
         scores = tf.matmul(query, self.candidate_embeddings, transpose_b=True)
         top_scores, top_index = tf.math.top_k(scores, k=self._fetch_k)
         return top_scores, tf.gather(self.item_ids, top_index)
@@ -104,7 +93,8 @@ class RetrievalServingModule(tf.Module):
 
 
 def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None,
-           exclude_history: int | None = None) -> dict:
+           exclude_history: int | None = None,
+           scann_settings: ScannSettings | None = None) -> dict:
     """Builds and saves one serving export.
 
     Args:
@@ -122,7 +112,8 @@ def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None
     hparams = towers.hparams
     module = RetrievalServingModule(
         towers, kind, top_k or hparams.serving_top_k,
-        exclude_history if exclude_history is not None else hparams.serving_exclude_history)
+        exclude_history if exclude_history is not None else hparams.serving_exclude_history,
+        scann_settings)
     # ScaNN builds its searcher lazily: call once so the index is in the graph.
     module.serve(tf.constant(["warmup"]), tf.constant([[""]]))
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if kind == "scann" else None)
@@ -142,6 +133,7 @@ def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None
         "outputs": {"item_ids": f"string [B, {module._top_k}]",
                     "scores": f"float32 [B, {module._top_k}]"},
         "needs_scann_ops": kind == "scann",
+        "scann": (dataclasses.asdict(module.index.settings) if kind == "scann" else None),
     }
     extra = os.path.join(output_dir, "assets.extra")
     tf.io.gfile.makedirs(extra)

@@ -1,0 +1,20 @@
+import pytest
+
+from models.hparams import HParams
+
+
+def test_round_trip_through_plain_dict():
+    hparams = HParams(embedding_dim=8, similarity="cosine", epochs=1)
+    assert HParams.from_dict(hparams.to_dict()) == hparams
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"embeding_dim": 8}, r"unknown key\(s\) \['embeding_dim'\]"),
+    ({"embedding_dim": 0}, r"embedding_dim=0: expected a positive integer"),
+    ({"similarity": "l2"}, r"similarity='l2': expected one of \('dot', 'cosine'\)"),
+    ({"temperature": -1.0}, r"temperature=-1.0: expected a positive number"),
+    ({"recency_half_life_days": -3}, r"recency_half_life_days=-3: expected a number >= 0"),
+])
+def test_bad_values_name_the_key_the_value_and_the_expectation(values, message):
+    with pytest.raises(ValueError, match=message):
+        HParams.from_dict(values)
