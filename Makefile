@@ -13,7 +13,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 
 DEMO_OUT ?= demo-output
 DEMO_PORT ?= 8500
-DEMO_USER ?= 2008
+DEMO_USER ?= 9403
 
 .PHONY: venv demo test lint lock clean
 

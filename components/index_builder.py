@@ -34,6 +34,9 @@ class Executor(base_executor.BaseExecutor):
                 scann_settings=scann_settings)
             artifact.set_string_custom_property("export", kind)
             artifact.set_int_custom_property("num_candidates", metadata["num_candidates"])
+            recall_key = f"ann_recall@{metadata['top_k']}"
+            artifact.set_float_custom_property(recall_key.replace("@", "_at_"),
+                                               metadata[recall_key])
 
 
 EXPORT_KEYS = ("top_k", "exclude_history")

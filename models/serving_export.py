@@ -22,6 +22,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
@@ -42,9 +43,9 @@ class RetrievalServingModule(tf.Module):
             raise ValueError(f"export kind {kind!r}: expected one of {EXPORT_KINDS}")
         self.towers_module = towers.module
         num_items = towers.vocab.num_items
-        self._top_k = min(top_k, num_items)
+        self.top_k = min(top_k, num_items)
         self._fetch_k = min(top_k + exclude_history, num_items)
-        self._exclude_history = exclude_history
+        self.exclude_history = exclude_history
         item_ids = tf.constant(towers.vocab.item_ids)
         embeddings = towers.candidate_embeddings()
         if kind == "scann":
@@ -66,12 +67,12 @@ class RetrievalServingModule(tf.Module):
     def _retrieve(self, user_id, history):
         query = self.towers_module.query_embedding(user_id, history)["embedding"]
         scores, ids = self._search(query)  # [B, fetch_k]
-        excluded = features.recent_history(history, self._exclude_history)  # [B, E]
+        excluded = features.recent_history(history, self.exclude_history)  # [B, E]
         seen = tf.reduce_any(
             tf.logical_and(tf.equal(ids[:, :, None], excluded[:, None, :]),
                            tf.not_equal(excluded[:, None, :], features.PADDING)), axis=-1)
         scores = tf.where(seen, tf.fill(tf.shape(scores), float("-inf")), scores)
-        best, order = tf.math.top_k(scores, k=self._top_k)
+        best, order = tf.math.top_k(scores, k=self.top_k)
         return {"item_ids": tf.gather(ids, order, batch_dims=1), "scores": best}
 
     @tf.function(input_signature=[USER_ID_SPEC, HISTORY_SPEC])
@@ -90,6 +91,28 @@ class RetrievalServingModule(tf.Module):
         })
         history = tf.sparse.to_dense(parsed[features.HISTORY], default_value=features.PADDING)
         return self._retrieve(parsed[features.USER_ID], history)
+
+
+def measure_ann_recall(module: RetrievalServingModule, towers: Towers,
+                       num_queries: int = 500, seed: int = 0) -> float:
+    """Recall@top_k of the module's index against exact search.
+
+    Queries are the query tower over random 5-item histories drawn from the
+    2000 most clicked candidates (a stand-in for real traffic that needs no
+    eval data at export time).
+    """
+    rng = np.random.default_rng(seed)
+    top = min(2000, towers.vocab.num_items)
+    histories = [[towers.vocab.item_ids[i] for i in rng.integers(0, top, size=5)]
+                 for _ in range(num_queries)]
+    queries = towers.query_embeddings(["recall-probe"] * num_queries, histories)
+    exact = tf.math.top_k(tf.matmul(queries, towers.candidate_embeddings(), transpose_b=True),
+                          module.top_k).indices
+    exact_ids = tf.gather(tf.constant(towers.vocab.item_ids), exact).numpy()
+    _, found = module._search(queries)
+    found = found.numpy()[:, :module.top_k]
+    return float(np.mean([len(set(a) & set(b)) / module.top_k
+                          for a, b in zip(exact_ids, found, strict=True)]))
 
 
 def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None,
@@ -124,16 +147,19 @@ def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None
     }, options=options)
     metadata = {
         "export": kind,
-        "top_k": module._top_k,
-        "exclude_history": module._exclude_history,
+        "top_k": module.top_k,
+        "exclude_history": module.exclude_history,
         "max_history": hparams.max_history,
         "embedding_dim": hparams.embedding_dim,
         "num_candidates": towers.vocab.num_items,
         "inputs": {features.USER_ID: "string [B]", features.HISTORY: "string [B, L]"},
-        "outputs": {"item_ids": f"string [B, {module._top_k}]",
-                    "scores": f"float32 [B, {module._top_k}]"},
+        "outputs": {"item_ids": f"string [B, {module.top_k}]",
+                    "scores": f"float32 [B, {module.top_k}]"},
         "needs_scann_ops": kind == "scann",
         "scann": (dataclasses.asdict(module.index.settings) if kind == "scann" else None),
+        # Brute force is exact by construction.
+        f"ann_recall@{module.top_k}": (measure_ann_recall(module, towers) if kind == "scann"
+                                       else 1.0),
     }
     extra = os.path.join(output_dir, "assets.extra")
     tf.io.gfile.makedirs(extra)

@@ -51,11 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retrieval-pipeline: wrote Kubeflow pipeline spec {path}")
         return 0
 
-    from pipeline import local_runner, reports
+    from pipeline import local_runner, reports, serving_config
+    from pipeline.pipeline import serving_dirs
 
     where = local_runner.run(args.data, args.output, config)
     summary = reports.collect(where["metadata"], where["reports"])
     reports.print_summary(summary)
+    if summary["pushed"]:
+        names = [os.path.basename(d) for d in
+                 serving_dirs(where["serving"], config["pipeline"]["model_name"]).values()]
+        configs = serving_config.write_configs(where["serving"], names)
+        print(f"TF Serving model config: {configs['local']} (container paths: "
+              f"{configs['docker']})")
     return 0
 
 

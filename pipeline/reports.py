@@ -68,9 +68,11 @@ def print_summary(summary: dict) -> None:
     if "metrics" in summary:
         with open(summary["metrics"]) as f:
             metrics = json.load(f)
+        print(f"evaluation: {metrics['num_examples']} eval clicks, "
+              f"{metrics['num_candidates']} candidates (full catalogue, seen items excluded)")
         for name, values in metrics["metrics"].items():
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-            print(f"  {name:>18}: {shown}")
+            by_k = sorted(values.items(), key=lambda kv: int(kv[0].split("@")[1]))
+            print(f"  {name:>18}: " + ", ".join(f"{k} {v:.4f}" for k, v in by_k))
         print(f"blessed: {metrics['blessed']} ({'; '.join(metrics['reasons'])})")
         print(f"  report: {summary['metrics']}")
     for destination in summary["pushed"]:

@@ -4,12 +4,16 @@
 set -euo pipefail
 out=${1:-demo-output}
 port=${2:-8500}
-user=${3:-2008}
+user=${3:-9403}
 data=data/movietweetings-100k/ratings.dat
 bin=.venv/bin
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONWARNINGS=ignore
+mkdir -p "$out"
 
-echo "== 1/3 pipeline on $data -> $out"
-"$bin/retrieval-pipeline" --data "$data" --output "$out"
+echo "== 1/3 pipeline on $data -> $out (component logs: $out/pipeline.log)"
+if ! "$bin/retrieval-pipeline" --data "$data" --output "$out" 2> "$out/pipeline.log"; then
+  tail -40 "$out/pipeline.log"; echo "retrieval-pipeline failed; full log: $out/pipeline.log"; exit 1
+fi
 
 model_dir="$out/serving/retrieval"
 [ -d "$model_dir" ] && [ -n "$(ls "$model_dir")" ] || { echo "no model was pushed to $model_dir"; exit 1; }
@@ -30,4 +34,5 @@ grep "retrieval-serve: serving" "$log" || { cat "$log"; echo "retrieval-serve di
 history=$(awk -F'::' -v u="$user" '$1 == u {print $4 "\t" $2}' "$data" | sort -n | tail -10 | cut -f2 | paste -sd, -)
 echo "== 3/3 top-10 for user $user (history: $history)"
 "$bin/retrieval-query" --server "127.0.0.1:$port" --user_id "$user" --history "$history" --k 10 \
-  --catalog data/movietweetings-100k/movies.dat
+  --catalog data/movietweetings-100k/movies.dat 2> "$out/retrieval-query.log" || {
+  cat "$out/retrieval-query.log"; exit 1; }

@@ -114,7 +114,12 @@ def test_both_exports_pushed_as_versions(run):
         assert str(version_dir) in run["stdout"]
     with open(_pushed_version(run["output"], "retrieval") / "assets.extra" /
               "retrieval_export.json") as f:
-        assert json.load(f)["export"] == "scann"
+        metadata = json.load(f)
+    assert metadata["export"] == "scann"
+    assert metadata["ann_recall@20"] == 1.0  # 120 candidates: exact scan
+    config_path = run["output"] / "serving" / "models.config"
+    assert f"TF Serving model config: {config_path}" in run["stdout"]
+    assert 'name: "retrieval_brute_force"' in config_path.read_text()
 
 
 def _history_of_some_user(clicks_path):

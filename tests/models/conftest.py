@@ -1,0 +1,40 @@
+"""A towers SavedModel trained for one epoch on tiny data, shared by model tests."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from clicklog.formats import Click
+from components.ingestion import to_example
+from models import vocab
+from models.hparams import HParams
+from models.trainer import train
+
+ITEMS = [f"i{n}" for n in range(30)]
+
+
+@pytest.fixture(scope="module")
+def towers_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    clicks = []
+    for user in range(40):
+        items = rng.choice(ITEMS, size=6, replace=False)
+        for step, item in enumerate(items):
+            clicks.append((Click(f"u{user}", str(item), 1_600_000_000 + step * 60),
+                           tuple(str(i) for i in items[:step])))
+    path = str(root / "train.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for click, history in clicks:
+            writer.write(to_example(click, history))
+    counts = {}
+    for click, _ in clicks:
+        counts[click.item_id] = counts.get(click.item_id, 0) + 1
+    vocab.write_vocab(str(root / "vocab"), [(i, c, c) for i, c in counts.items()],
+                      [(f"u{u}", 6) for u in range(40)],
+                      {"max_timestamp": 1_600_000_300, "min_timestamp": 1_600_000_000})
+    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, serving_top_k=5,
+                      serving_exclude_history=3, use_user_id=True)
+    logs = train(path, str(root / "vocab"), hparams, str(root / "towers"))
+    assert np.isfinite(logs["loss"])
+    return str(root / "towers")
