@@ -54,6 +54,11 @@ class TopKEvaluatorSpec(ComponentSpec):
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "model": ChannelParameter(type=standard_artifacts.Model),
+        # The last blessed towers (LatestBlessedModelStrategy resolver), if any.
+        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        # IndexBuilder's exports, for the ANN check.
+        "scann_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        "brute_force_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
@@ -68,10 +73,14 @@ class TopKEvaluator(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
-                 config: dict | None = None):
+                 config: dict | None = None, baseline_model: types.BaseChannel | None = None,
+                 scann_model: types.BaseChannel | None = None,
+                 brute_force_model: types.BaseChannel | None = None):
         config_dict = dataclasses_to_dict(evaluation.EvaluationConfig.from_dict(config))
         super().__init__(spec=TopKEvaluatorSpec(
-            examples=examples, model=model, config=json.dumps(config_dict, sort_keys=True),
+            examples=examples, model=model, baseline_model=baseline_model,
+            scann_model=scann_model, brute_force_model=brute_force_model,
+            config=json.dumps(config_dict, sort_keys=True),
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
 

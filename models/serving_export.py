@@ -9,7 +9,8 @@ Two exports from one set of towers:
 Signatures (DESIGN.md serving contract):
   * ``serving_default(user_id [B], history [B, L]) -> item_ids [B, K], scores [B, K]``,
     best first, the request's history items excluded (the most recent
-    `exclude_history` of them);
+    `exclude_history` of them); if an approximate search finds fewer than K
+    unseen items the row ends in ``("", -inf)`` entries;
   * ``query_embedding(user_id, history) -> embedding [B, D]``;
   * ``serve_tf_examples(examples [B] serialized tf.Example) -> item_ids, scores``.
 """
@@ -72,6 +73,11 @@ class RetrievalServingModule(tf.Module):
             tf.logical_and(tf.equal(ids[:, :, None], excluded[:, None, :]),
                            tf.not_equal(excluded[:, None, :], features.PADDING)), axis=-1)
         scores = tf.where(seen, tf.fill(tf.shape(scores), float("-inf")), scores)
+        # An approximate search may return fewer than fetch_k neighbours (the
+        # searched leaves hold fewer items): pad with ("", -inf) up to K.
+        pad = tf.maximum(self.top_k - tf.shape(scores)[1], 0)
+        scores = tf.pad(scores, [[0, 0], [0, pad]], constant_values=float("-inf"))
+        ids = tf.pad(ids, [[0, 0], [0, pad]], constant_values=features.PADDING)
         best, order = tf.math.top_k(scores, k=self.top_k)
         return {"item_ids": tf.gather(ids, order, batch_dims=1), "scores": best}
 

@@ -1,10 +1,11 @@
 """`create_pipeline`: the TFX graph of the retrieval pipeline.
 
 ClickExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
-                -> VocabStatsGen -> RetrievalTrainer -> TopKEvaluator
-                                                     -> IndexBuilder -> Pusher (scann)
-                                                                     -> Pusher (brute_force)
-Both Pushers gate on TopKEvaluator's blessing. Runners (local_runner,
+                -> VocabStatsGen -> RetrievalTrainer -> IndexBuilder -> TopKEvaluator
+                     LatestBlessedModelResolver ------------------------^
+                                     -> Pusher (scann), Pusher (brute_force)
+Both Pushers gate on TopKEvaluator's blessing; the evaluator compares the new
+towers with the last blessed ones and checks the ScaNN export against exact. Runners (local_runner,
 kubeflow_runner) supply paths, the metadata backend and Beam args.
 """
 
@@ -59,9 +60,18 @@ def create_pipeline(
     trainer = RetrievalTrainer(examples=example_gen.outputs["examples"],
                                vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
                                schema=schema_gen.outputs["schema"], hparams=config["hparams"])
-    evaluator = TopKEvaluator(examples=example_gen.outputs["examples"],
-                              model=trainer.outputs["model"], config=config["evaluation"])
     index_builder = IndexBuilder(model=trainer.outputs["model"], config=config["index"])
+    # The baseline "last blessed model": towers that an earlier run blessed.
+    latest_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("LatestBlessedModelResolver")
+    evaluator = TopKEvaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        config=config["evaluation"], baseline_model=latest_blessed.outputs["model"],
+        scann_model=index_builder.outputs["scann_model"],
+        brute_force_model=index_builder.outputs["brute_force_model"])
     destinations = serving_dirs(serving_base, config["pipeline"]["model_name"])
     pusher = tfx.components.Pusher(
         model=index_builder.outputs["scann_model"],
@@ -79,7 +89,7 @@ def create_pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator,
-                    vocab_stats_gen, trainer, evaluator, index_builder, pusher,
+                    vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator, pusher,
                     brute_force_pusher],
         enable_cache=False,
         metadata_connection_config=metadata_connection_config,

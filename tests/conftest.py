@@ -1,4 +1,4 @@
-"""A towers SavedModel trained for one epoch on tiny data, shared by model tests."""
+"""Shared fixtures: a towers SavedModel trained for one epoch on tiny data."""
 
 import numpy as np
 import pytest

@@ -1,0 +1,39 @@
+"""Scoring the current candidate catalogue with another set of towers.
+
+Used for the "last blessed model" baseline: its towers embed the current
+eval requests and the *current* candidate ids (ids it never saw fall into its
+OOV bucket), so its metrics are computed on exactly the same ranking task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+from models.towers_export import Towers  # noqa: E402
+
+
+def towers_scorer(towers_dir: str, candidate_ids: list[str],
+                  batch_size: int = 8192) -> Callable[[dict], tf.Tensor]:
+    """Returns `score(batch) -> float32 [B, N]` over `candidate_ids` in that order.
+
+    Args:
+      towers_dir: a towers SavedModel (Trainer `Format-Serving`).
+      candidate_ids: the N candidates to score (the current vocabulary).
+      batch_size: candidates embedded per call.
+    """
+    towers = Towers(towers_dir)
+    candidates = tf.concat([
+        towers.module.candidate_embedding(tf.constant(candidate_ids[i:i + batch_size]))[
+            "embedding"] for i in range(0, len(candidate_ids), batch_size)], axis=0)
+
+    def score(batch: dict) -> tf.Tensor:
+        query = towers.query_embeddings(batch[features.USER_ID], batch[features.HISTORY])
+        return tf.matmul(query, candidates, transpose_b=True)
+
+    return score
