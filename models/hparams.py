@@ -13,6 +13,8 @@ from typing import Any
 from models import config_dict
 
 SIMILARITIES = ("dot", "cosine")
+LOSSES = ("softmax", "bce", "triplet_hinge", "triplet_logistic")
+NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +34,22 @@ class HParams:
     # logQ correction of in-batch sampled softmax (Yi et al., RecSys 2019).
     use_logq_correction: bool = True
     remove_accidental_hits: bool = True
+    # "softmax": in-batch sampled softmax (with logQ and mixed negatives);
+    # "bce": pointwise sigmoid cross-entropy, 1 positive : `pair_negatives`;
+    # "triplet_hinge" / "triplet_logistic": pairwise, positive vs each of
+    # `pair_negatives` negatives (see models/losses.py and docs/model.md).
+    loss: str = "softmax"
+    # Mixed negative sampling: extra negatives per batch drawn from the whole
+    # corpus, uniformly or by click count ** negative_popularity_alpha; the
+    # logQ correction then counts both ways a candidate enters the batch.
+    num_mixed_negatives: int = 0
+    mixed_negative_distribution: str = "uniform"
+    negative_popularity_alpha: float = 0.75
+    # Softmax over the positive and only the k highest-scoring negatives.
+    num_hard_negatives: int = 0
+    # Negatives per query for the bce and triplet losses; hinge margin.
+    pair_negatives: int = 10
+    triplet_margin: float = 0.5
     # Weight each training click by 0.5 ** (age / half-life), age measured from
     # the newest training click, so the model leans to the current period
     # (catalogues with strong drift, e.g. new releases). 0 = equal weights.
@@ -47,14 +65,24 @@ class HParams:
 
     def __post_init__(self):
         positive_ints = ("embedding_dim", "max_history", "batch_size", "epochs", "serving_top_k",
-                         "serving_exclude_history")
+                         "serving_exclude_history", "pair_negatives")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"hparams.{name}={value!r}: expected a positive integer")
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(
-                f"hparams.similarity={self.similarity!r}: expected one of {SIMILARITIES}")
+        for name, allowed in (("similarity", SIMILARITIES), ("loss", LOSSES),
+                              ("mixed_negative_distribution", NEGATIVE_DISTRIBUTIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"hparams.{name}={getattr(self, name)!r}: expected one of {allowed}")
+        for name in ("num_mixed_negatives", "num_hard_negatives"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"hparams.{name}={value!r}: expected an integer >= 0")
+        for name in ("negative_popularity_alpha", "triplet_margin"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"hparams.{name}={value!r}: expected a number >= 0")
         if not isinstance(self.recency_half_life_days, (int, float)) or \
                 self.recency_half_life_days < 0:
             raise ValueError(f"hparams.recency_half_life_days={self.recency_half_life_days!r}: "

@@ -1,8 +1,11 @@
-"""The TFRS two-tower retrieval model trained with in-batch sampled softmax.
+"""The TFRS two-tower retrieval model and its training loss.
 
-The loss is `tfrs.tasks.Retrieval` with the logQ correction
-(`candidate_sampling_probability` = the item's share of training clicks, from
-VocabStatsGen) and `remove_accidental_hits` keyed on item ids.
+The default loss is in-batch sampled softmax with the logQ correction (the
+item's share of training clicks, from VocabStatsGen) and accidental hits
+removed by item id, which is what `tfrs.tasks.Retrieval` computes (a test
+checks they agree). Options (all in `HParams`): extra negatives sampled from
+the whole corpus (mixed negatives), hard negatives, and pointwise or pairwise
+losses instead of the softmax; the loss functions are in `models/losses.py`.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
-from models import features  # noqa: E402
+from models import features, losses  # noqa: E402
 from models.hparams import HParams  # noqa: E402
 from models.towers import CandidateTower, QueryTower  # noqa: E402
 from models.vocab import Vocab  # noqa: E402
@@ -38,9 +42,13 @@ class RetrievalModel(tfrs.Model):
                                                          tf.float32)),
             default_value=floor)
         self._newest_timestamp = float(vocab.stats.get("max_timestamp") or 0)
-        self.task = tfrs.tasks.Retrieval(
-            temperature=hparams.temperature,
-            remove_accidental_hits=hparams.remove_accidental_hits)
+        self.corpus_ids = tf.constant(vocab.item_ids)
+        negative_probability = negative_distribution(vocab.item_counts, hparams)
+        self.negative_logits = tf.constant(np.log(negative_probability), tf.float32)
+        self.negative_probability = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                self.corpus_ids, tf.constant(negative_probability, tf.float32)),
+            default_value=float(negative_probability.min()))
 
     def recency_weight(self, timestamp: tf.Tensor) -> tf.Tensor | None:
         """`[B]` weights 0.5 ** (age / half-life), or None when disabled."""
@@ -49,17 +57,54 @@ class RetrievalModel(tfrs.Model):
         age_days = (self._newest_timestamp - tf.cast(timestamp, tf.float32)) / 86400.0
         return tf.pow(0.5, tf.maximum(age_days, 0.0) / self.hparams.recency_half_life_days)
 
+    def candidate_ids(self, positive_ids: tf.Tensor) -> tf.Tensor:
+        """The batch's clicked items followed by any mixed negatives `[B + M]`."""
+        if not self.hparams.num_mixed_negatives:
+            return positive_ids
+        sampled = tf.random.categorical(self.negative_logits[None, :],
+                                        self.hparams.num_mixed_negatives)[0]
+        return tf.concat([positive_ids, tf.gather(self.corpus_ids, sampled)], axis=0)
+
+    def log_q(self, candidate_ids: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor | None:
+        if not self.hparams.use_logq_correction:
+            return None
+        mixed = self.hparams.num_mixed_negatives
+        return losses.mixed_log_q(
+            self.sampling_probability.lookup(candidate_ids), batch_size,
+            self.negative_probability.lookup(candidate_ids) if mixed else None, mixed)
+
     def compute_loss(self, inputs: dict, training: bool = False) -> tf.Tensor:
+        hparams = self.hparams
         query = self.query_tower(inputs)
-        candidate = self.candidate_tower(inputs[features.ITEM_ID])
-        item_ids = inputs[features.ITEM_ID]
-        probability = (self.sampling_probability.lookup(item_ids)
-                       if self.hparams.use_logq_correction else None)
-        return self.task(
-            query, candidate,
-            sample_weight=self.recency_weight(inputs[features.TIMESTAMP]),
-            candidate_sampling_probability=probability,
-            candidate_ids=item_ids if self.hparams.remove_accidental_hits else None,
-            compute_metrics=False,
-            compute_batch_metrics=False,
-        )
+        positive_ids = inputs[features.ITEM_ID]
+        candidate_ids = self.candidate_ids(positive_ids)
+        candidates = self.candidate_tower(candidate_ids)
+        weight = self.recency_weight(inputs[features.TIMESTAMP])
+        hits = dict(positive_ids=positive_ids, candidate_ids=candidate_ids) \
+            if hparams.remove_accidental_hits else {}
+        if hparams.loss == "softmax":
+            return losses.softmax_loss(
+                query, candidates, temperature=hparams.temperature,
+                log_q=self.log_q(candidate_ids, tf.shape(positive_ids)[0]),
+                num_hard_negatives=hparams.num_hard_negatives, sample_weight=weight, **hits)
+        if hparams.loss == "bce":
+            return losses.bce_loss(query, candidates, num_negatives=hparams.pair_negatives,
+                                   temperature=hparams.temperature, sample_weight=weight, **hits)
+        if hparams.loss == "triplet_hinge":
+            return losses.triplet_hinge_loss(query, candidates,
+                                             num_negatives=hparams.pair_negatives,
+                                             margin=hparams.triplet_margin,
+                                             sample_weight=weight, **hits)
+        return losses.triplet_logistic_loss(query, candidates,
+                                            num_negatives=hparams.pair_negatives,
+                                            temperature=hparams.temperature,
+                                            sample_weight=weight, **hits)
+
+
+def negative_distribution(item_counts: list[float], hparams: HParams) -> np.ndarray:
+    """Probability of each corpus item under the mixed-negative sampler."""
+    counts = np.asarray(item_counts, np.float64)
+    if hparams.mixed_negative_distribution == "uniform" or not len(counts):
+        return np.full(len(counts), 1.0 / max(len(counts), 1))
+    weights = np.power(np.maximum(counts, 1.0), hparams.negative_popularity_alpha)
+    return weights / weights.sum()

@@ -14,6 +14,10 @@ def test_round_trip_through_plain_dict():
     ({"similarity": "l2"}, r"similarity='l2': expected one of \('dot', 'cosine'\)"),
     ({"temperature": -1.0}, r"temperature=-1.0: expected a positive number"),
     ({"recency_half_life_days": -3}, r"recency_half_life_days=-3: expected a number >= 0"),
+    ({"loss": "hinge"}, r"loss='hinge': expected one of \('softmax', 'bce'"),
+    ({"mixed_negative_distribution": "zipf"}, r"mixed_negative_distribution='zipf'"),
+    ({"num_hard_negatives": -1}, r"num_hard_negatives=-1: expected an integer >= 0"),
+    ({"pair_negatives": 0}, r"pair_negatives=0: expected a positive integer"),
 ])
 def test_bad_values_name_the_key_the_value_and_the_expectation(values, message):
     with pytest.raises(ValueError, match=message):
