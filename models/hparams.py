@@ -13,6 +13,7 @@ from typing import Any
 from models import config_dict
 
 SIMILARITIES = ("dot", "cosine")
+POOLINGS = ("mean", "attention")
 LOSSES = ("softmax", "bce", "triplet_hinge", "triplet_logistic")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
 
@@ -27,6 +28,13 @@ class HParams:
     # Off by default: on sparse logs (median MovieTweetings user: 2 clicks) a
     # per-user embedding overfits; the history carries the signal.
     use_user_id: bool = False
+    # History pooling: "mean" of the item embeddings (YouTube DNN) or
+    # "attention": `attention_heads` learned queries attend over the history.
+    history_pooling: str = "mean"
+    attention_heads: int = 2
+    # Widths of ReLU layers between the pooled inputs and the query tower's
+    # final projection; () is a single linear projection.
+    query_hidden_layers: tuple = ()
     # Candidate tower input: scaled log all-time and recent click counts.
     use_popularity_features: bool = True
     similarity: str = "dot"
@@ -65,12 +73,13 @@ class HParams:
 
     def __post_init__(self):
         positive_ints = ("embedding_dim", "max_history", "batch_size", "epochs", "serving_top_k",
-                         "serving_exclude_history", "pair_negatives")
+                         "serving_exclude_history", "pair_negatives", "attention_heads")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"hparams.{name}={value!r}: expected a positive integer")
         for name, allowed in (("similarity", SIMILARITIES), ("loss", LOSSES),
+                              ("history_pooling", POOLINGS),
                               ("mixed_negative_distribution", NEGATIVE_DISTRIBUTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -79,6 +88,11 @@ class HParams:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"hparams.{name}={value!r}: expected an integer >= 0")
+        if not isinstance(self.query_hidden_layers, tuple) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w > 0
+                for w in self.query_hidden_layers):
+            raise ValueError(f"hparams.query_hidden_layers={self.query_hidden_layers!r}: "
+                             "expected a list of positive layer widths")
         for name in ("negative_popularity_alpha", "triplet_margin"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:

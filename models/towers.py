@@ -1,8 +1,9 @@
 """Query and candidate towers of the two-tower model.
 
-Query tower: user id embedding (optional) and the mean of the embeddings of
-the user's most recent items (YouTube DNN style), projected to the shared
-embedding space. Candidate tower: item id embedding. Unknown ids map to one
+Query tower: user id embedding (optional) and the user's most recent items,
+pooled by a mean of their embeddings (YouTube DNN style) or by multi-head
+attention with learned queries, then an optional ReLU MLP and a projection to
+the shared embedding space. Candidate tower: item id embedding. Unknown ids map to one
 OOV bucket; `""` in the history is padding and is ignored by the pooling.
 """
 
@@ -23,6 +24,36 @@ def _normalise(x: tf.Tensor, similarity: str) -> tf.Tensor:
     return tf.math.l2_normalize(x, axis=-1) if similarity == "cosine" else x
 
 
+class AttentivePooling(tf.keras.layers.Layer):
+    """Multi-head attentive pooling of a padded sequence of embeddings.
+
+    Each head has a learned query vector; its weights over the valid (unmasked)
+    positions are a softmax of key . query / sqrt(D), keys being a linear map
+    of the item embeddings. Heads' weighted sums are concatenated `[B, H * D]`.
+    A history with no valid item pools to zeros.
+    """
+
+    def __init__(self, heads: int, dim: int, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.heads = heads
+        self.dim = dim
+        self.keys = tf.keras.layers.Dense(
+            dim, use_bias=False,
+            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed))
+        self.queries = self.add_weight(
+            name="queries", shape=(dim, heads),
+            initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed + 1))
+
+    def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        # embeddings [B, L, D], mask [B, L, 1] (1 = a real item).
+        dim = tf.cast(tf.shape(embeddings)[-1], embeddings.dtype)
+        logits = tf.einsum("bld,dh->blh", self.keys(embeddings), self.queries) / tf.sqrt(dim)
+        logits += (1.0 - mask) * -1e9
+        weights = tf.nn.softmax(logits, axis=1) * mask  # [B, L, H]; all-padding rows -> 0
+        pooled = tf.einsum("blh,bld->bhd", weights, embeddings)
+        return tf.reshape(pooled, [-1, self.heads * self.dim])
+
+
 class QueryTower(tf.keras.Model):
     """Maps (user_id `[B]`, history `[B, max_history]`) to embeddings `[B, D]`."""
 
@@ -40,18 +71,32 @@ class QueryTower(tf.keras.Model):
             vocabulary=item_ids, mask_token=features.PADDING, num_oov_indices=1)
         self.history_embedding = tf.keras.layers.Embedding(
             len(item_ids) + 2, dim, embeddings_initializer=init)
+        self.attention = (AttentivePooling(hparams.attention_heads, dim, hparams.seed + 3)
+                          if hparams.history_pooling == "attention" else None)
+        self.hidden = [
+            tf.keras.layers.Dense(width, activation="relu",
+                                  kernel_initializer=tf.keras.initializers.GlorotUniform(
+                                      seed=hparams.seed + 10 + n))
+            for n, width in enumerate(hparams.query_hidden_layers)]
         self.projection = tf.keras.layers.Dense(
             dim, kernel_initializer=tf.keras.initializers.GlorotUniform(seed=hparams.seed))
 
     def call(self, inputs: dict) -> tf.Tensor:
         history_index = self.history_lookup(inputs[features.HISTORY])  # [B, L]
         mask = tf.cast(tf.not_equal(history_index, 0), tf.float32)[..., None]  # [B, L, 1]
-        summed = tf.reduce_sum(self.history_embedding(history_index) * mask, axis=1)
-        pooled = summed / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)  # [B, D]
+        embedded = self.history_embedding(history_index)  # [B, L, D]
+        if self.attention is not None:
+            pooled = self.attention(embedded, mask)  # [B, H * D]
+        else:
+            summed = tf.reduce_sum(embedded * mask, axis=1)
+            pooled = summed / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)  # [B, D]
         parts = [pooled]
         if self._hparams.use_user_id:
             parts.append(self.user_embedding(self.user_lookup(inputs[features.USER_ID])))
-        return _normalise(self.projection(tf.concat(parts, axis=-1)), self._hparams.similarity)
+        hidden = tf.concat(parts, axis=-1)
+        for layer in self.hidden:
+            hidden = layer(hidden)
+        return _normalise(self.projection(hidden), self._hparams.similarity)
 
 
 def popularity_features(counts: list[float], recent_counts: list[float]) -> np.ndarray:

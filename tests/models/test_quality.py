@@ -82,12 +82,14 @@ def _model_hit_rate(towers_dir, data) -> float:
     {},  # the defaults: in-batch softmax with logQ
     {"num_mixed_negatives": 64, "mixed_negative_distribution": "popularity"},
     {"num_hard_negatives": 32},
+    {"history_pooling": "attention", "query_hidden_layers": [32]},
     {"loss": "bce", "pair_negatives": 8},
     {"loss": "triplet_hinge", "pair_negatives": 8, "triplet_margin": 0.5},
     {"loss": "triplet_logistic", "pair_negatives": 8},
-], ids=["softmax", "mixed_negatives", "hard_negatives", "bce", "triplet_hinge", "triplet_logistic"])
+], ids=["softmax", "mixed_negatives", "hard_negatives", "attention_mlp", "bce",
+        "triplet_hinge", "triplet_logistic"])
 def test_model_beats_popularity_on_known_tastes(data, options, tmp_path):
-    hparams = HParams(**{"embedding_dim": 16, "batch_size": 128, "epochs": 6,
+    hparams = HParams.from_dict({"embedding_dim": 16, "batch_size": 128, "epochs": 6,
                          "learning_rate": 0.1, "recency_half_life_days": 0.0, **options})
     train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
     model = _model_hit_rate(str(tmp_path / "towers"), data)
