@@ -62,12 +62,13 @@ class RetrievalTrainer(base_component.BaseComponent):
 
     def __init__(self, examples: types.BaseChannel, vocab_stats: types.BaseChannel,
                  hparams: dict | None = None, schema: types.BaseChannel | None = None,
+                 base_model: types.BaseChannel | None = None,
                  run_fn: str = DEFAULT_RUN_FN):
         from models.hparams import HParams
 
         hparams_dict = HParams.from_dict(hparams).to_dict()  # fail at pipeline build time
         super().__init__(spec=RetrievalTrainerSpec(
-            examples=examples, vocab_stats=vocab_stats, schema=schema,
+            examples=examples, vocab_stats=vocab_stats, schema=schema, base_model=base_model,
             train_args=trainer_pb2.TrainArgs(splits=["train"]),
             eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
             run_fn=run_fn,

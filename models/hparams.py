@@ -14,6 +14,7 @@ from models import config_dict
 
 SIMILARITIES = ("dot", "cosine")
 POOLINGS = ("mean", "attention")
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 LOSSES = ("softmax", "bce", "triplet_hinge", "triplet_logistic")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
 
@@ -63,8 +64,20 @@ class HParams:
     # (catalogues with strong drift, e.g. new releases). 0 = equal weights.
     recency_half_life_days: float = 30.0
     batch_size: int = 512
+    # With early stopping, `epochs` is the most epochs trained.
     epochs: int = 3
     learning_rate: float = 0.05
+    # Stop when eval hit rate@early_stopping_k (on up to early_stopping_examples
+    # eval clicks) has not improved for this many epochs; 0 = off.
+    early_stopping_patience: int = 0
+    early_stopping_k: int = 100
+    early_stopping_examples: int = 5000
+    # Initialise from the last blessed model's towers (ids matched by value)
+    # when the Trainer gets a base_model.
+    warm_start: bool = False
+    # tf.distribute strategy: batch_size is the global batch; each replica's
+    # in-batch negatives are its own share of it (docs/model.md).
+    distribution_strategy: str = "default"
     # Number of top-scoring items a served request returns.
     serving_top_k: int = 100
     # Most recent request-history items excluded from served answers.
@@ -73,18 +86,20 @@ class HParams:
 
     def __post_init__(self):
         positive_ints = ("embedding_dim", "max_history", "batch_size", "epochs", "serving_top_k",
-                         "serving_exclude_history", "pair_negatives", "attention_heads")
+                         "serving_exclude_history", "pair_negatives", "attention_heads",
+                         "early_stopping_k", "early_stopping_examples")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"hparams.{name}={value!r}: expected a positive integer")
         for name, allowed in (("similarity", SIMILARITIES), ("loss", LOSSES),
                               ("history_pooling", POOLINGS),
+                              ("distribution_strategy", STRATEGIES),
                               ("mixed_negative_distribution", NEGATIVE_DISTRIBUTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"hparams.{name}={getattr(self, name)!r}: expected one of {allowed}")
-        for name in ("num_mixed_negatives", "num_hard_negatives"):
+        for name in ("num_mixed_negatives", "num_hard_negatives", "early_stopping_patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"hparams.{name}={value!r}: expected an integer >= 0")

@@ -17,8 +17,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models import towers_export  # noqa: E402
+from models import features, towers_export, warm_start  # noqa: E402
 from models.data import make_dataset  # noqa: E402
+from models.early_stopping import HitRateEarlyStopping  # noqa: E402
 from models.hparams import HParams  # noqa: E402
 from models.retrieval import RetrievalModel  # noqa: E402
 from models.vocab import read_vocab  # noqa: E402
@@ -33,8 +34,26 @@ def set_seeds(seed: int) -> None:
     tf.random.set_seed(seed)
 
 
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy named by `hparams.distribution_strategy`."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        # Reads the cluster from TF_CONFIG, as on Kubeflow/Vertex training jobs.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _build(model: RetrievalModel, vocab) -> None:
+    """Creates the towers' variables (Keras builds them on first call)."""
+    model.query_tower({features.USER_ID: tf.constant([""]),
+                       features.HISTORY: tf.constant([[""]])})
+    model.candidate_tower(tf.constant(vocab.item_ids[:1]))
+
+
 def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
-          log_dir: str | None = None) -> dict:
+          log_dir: str | None = None, eval_files=None,
+          base_model_dir: str | None = None) -> dict:
     """Trains the two-tower model and writes the towers SavedModel.
 
     Args:
@@ -43,21 +62,48 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
       hparams: model and training hyperparameters.
       output_dir: where the towers SavedModel is written.
       log_dir: TensorBoard log directory, if any.
+      eval_files: glob(s) of eval example files, for early stopping.
+      base_model_dir: towers of an earlier model to warm start from.
 
     Returns:
-      The final epoch's training logs (loss).
+      The final epoch's training logs (loss, and val_hit_rate@K with early
+      stopping), plus `epochs_trained` and the warm-start report if any.
     """
     set_seeds(hparams.seed)
     vocab = read_vocab(vocab_dir)
     dataset = make_dataset(train_files, hparams.batch_size, hparams.max_history,
                            shuffle=True, seed=hparams.seed)
-    model = RetrievalModel(vocab, hparams)
-    model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=hparams.learning_rate))
+    strategy = distribution_strategy(hparams.distribution_strategy)
+    with strategy.scope():
+        model = RetrievalModel(vocab, hparams)
+        _build(model, vocab)
+        model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=hparams.learning_rate))
+    report: dict = {}
+    if base_model_dir and hparams.warm_start:
+        old_vocab = read_vocab(os.path.join(base_model_dir, towers_export.VOCAB_DIR))
+        report["warm_start"] = warm_start.restore(model, base_model_dir, old_vocab, vocab)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
+    stopper = None
+    if hparams.early_stopping_patience:
+        if not eval_files:
+            raise ValueError("hparams.early_stopping_patience > 0 needs eval examples; "
+                             "the Trainer passes its eval split")
+        batches = -(-hparams.early_stopping_examples // 1024)
+        stopper = HitRateEarlyStopping(
+            make_dataset(eval_files, 1024, hparams.max_history, shuffle=False).take(batches),
+            vocab.item_ids, hparams.early_stopping_k, hparams.early_stopping_patience)
+        callbacks.insert(0, stopper)
     history = model.fit(dataset, epochs=hparams.epochs, callbacks=callbacks, verbose=2)
     towers_export.save_towers(output_dir, model.query_tower, model.candidate_tower, hparams,
                               vocab_dir)
+    warm_start.save(os.path.join(output_dir, warm_start.WEIGHTS_FILE), model)
     final = {name: float(values[-1]) for name, values in history.history.items()}
+    final["epochs_trained"] = len(history.history.get("loss", []))
+    if stopper is not None:
+        final["best_epoch"] = stopper.best_epoch + 1
+        final[stopper.metric] = stopper.best
+        final[f"{stopper.metric}_by_epoch"] = stopper.history
+    final.update(report)
     logging.info("trained towers saved to %s; final %s", output_dir, final)
     return final
 
@@ -69,5 +115,9 @@ def run_fn(fn_args) -> None:
         raise ValueError(f"custom_config lacks {VOCAB_STATS_URI_KEY!r}; run this module through "
                          "the RetrievalTrainer component, which sets it from its vocab_stats input")
     hparams = HParams.from_dict(config.get(HPARAMS_KEY))
+    # The Trainer's optional base_model input (the last blessed model, from a
+    # LatestBlessedModelStrategy resolver): its Format-Serving path.
+    base_model = getattr(fn_args, "base_model", None)
     train(fn_args.train_files, config[VOCAB_STATS_URI_KEY], hparams,
-          fn_args.serving_model_dir, log_dir=fn_args.model_run_dir)
+          fn_args.serving_model_dir, log_dir=fn_args.model_run_dir,
+          eval_files=fn_args.eval_files, base_model_dir=base_model)

@@ -5,7 +5,13 @@ Layout of a VocabStats directory:
     one row per candidate item, most clicked first (ties by id). The row order
     is the candidate index used by the model and the serving index.
   * ``users.tsv``: ``user_id<TAB>count``, most active first.
-  * ``stats.json``: totals (examples, items, users, weight, time range).
+  * ``stats.json``: totals (examples, items, users, weight, time range,
+    ``num_oov_buckets``, per-split ``splits`` with out-of-vocabulary rates).
+  * ``item_stats.tsv`` (optional, same row order as items.tsv, header row):
+    count, weighted count, logQ and popularity^alpha negative-sampling
+    probabilities, recent count, first/last click time (`read_item_stats`).
+  * ``features/<name>.tsv`` (optional): ``value<TAB>count`` of a string
+    feature, most frequent first (`read_feature_vocab`).
 
 `sampling_probability` is the item's share of training clicks: the logQ
 correction of in-batch sampled softmax subtracts its log from the logit.
@@ -20,6 +26,8 @@ import os
 ITEMS_FILE = "items.tsv"
 USERS_FILE = "users.tsv"
 STATS_FILE = "stats.json"
+ITEM_STATS_FILE = "item_stats.tsv"
+FEATURES_DIR = "features"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,3 +107,57 @@ def read_vocab(directory: str) -> Vocab:
         user_counts=[float(r[1]) for r in users],
         stats=stats,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemStats:
+    """One row of ``item_stats.tsv``."""
+
+    item_id: str
+    count: float
+    weighted_count: float
+    sampling_probability: float  # count share: the logQ correction
+    negative_sampling_probability: float  # count^alpha share
+    recent_count: float
+    first_timestamp: int
+    last_timestamp: int
+
+
+_ITEM_STATS_COLUMNS = [f.name for f in dataclasses.fields(ItemStats)]
+
+
+def write_item_stats(directory: str, rows: list[ItemStats]) -> None:
+    """Writes ``item_stats.tsv`` (rows in items.tsv order) with a header row."""
+    with open(os.path.join(directory, ITEM_STATS_FILE), "w", encoding="utf-8") as f:
+        f.write("\t".join(_ITEM_STATS_COLUMNS) + "\n")
+        for row in rows:
+            _check_id(row.item_id, "item")
+            f.write(f"{row.item_id}\t{row.count:g}\t{row.weighted_count:.10g}\t"
+                    f"{row.sampling_probability:.10g}\t{row.negative_sampling_probability:.10g}\t"
+                    f"{row.recent_count:g}\t{row.first_timestamp}\t{row.last_timestamp}\n")
+
+
+def read_item_stats(directory: str) -> list[ItemStats]:
+    """Reads ``item_stats.tsv``; raises naming the file if it is malformed."""
+    path = os.path.join(directory, ITEM_STATS_FILE)
+    rows = _read_tsv(path, len(_ITEM_STATS_COLUMNS))
+    if not rows or rows[0] != _ITEM_STATS_COLUMNS:
+        raise ValueError(f"{path}: expected the header {_ITEM_STATS_COLUMNS}")
+    return [ItemStats(r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]),
+                      int(r[6]), int(r[7])) for r in rows[1:]]
+
+
+def write_feature_vocab(directory: str, name: str, values: list[tuple[str, float]]) -> None:
+    """Writes ``features/<name>.tsv``: value and count, in the given order."""
+    os.makedirs(os.path.join(directory, FEATURES_DIR), exist_ok=True)
+    with open(os.path.join(directory, FEATURES_DIR, f"{name}.tsv"), "w", encoding="utf-8") as f:
+        for value, count in values:
+            if "\t" in value or "\n" in value:
+                raise ValueError(f"feature {name!r} value {value!r}: expected no tab or newline")
+            f.write(f"{value}\t{count:g}\n")
+
+
+def read_feature_vocab(directory: str, name: str) -> list[tuple[str, float]]:
+    """(value, count) rows of a string feature's vocabulary."""
+    rows = _read_tsv(os.path.join(directory, FEATURES_DIR, f"{name}.tsv"), 2)
+    return [(r[0], float(r[1])) for r in rows]

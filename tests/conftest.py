@@ -13,9 +13,8 @@ from models.trainer import train
 ITEMS = [f"i{n}" for n in range(30)]
 
 
-@pytest.fixture(scope="module")
-def towers_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
+def write_tiny_data(root) -> dict:
+    """40 users x 6 clicks over 30 items: train examples and VocabStats files."""
     rng = np.random.default_rng(0)
     clicks = []
     for user in range(40):
@@ -33,8 +32,15 @@ def towers_dir(tmp_path_factory):
     vocab.write_vocab(str(root / "vocab"), [(i, c, c) for i, c in counts.items()],
                       [(f"u{u}", 6) for u in range(40)],
                       {"max_timestamp": 1_600_000_300, "min_timestamp": 1_600_000_000})
+    return {"train": path, "vocab": str(root / "vocab")}
+
+
+@pytest.fixture(scope="module")
+def towers_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    data = write_tiny_data(root)
     hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, serving_top_k=5,
                       serving_exclude_history=3, use_user_id=True)
-    logs = train(path, str(root / "vocab"), hparams, str(root / "towers"))
+    logs = train(data["train"], data["vocab"], hparams, str(root / "towers"))
     assert np.isfinite(logs["loss"])
     return str(root / "towers")

@@ -1,0 +1,299 @@
+"""Model-option ablation against classic baselines, all scored in one run.
+
+For each dataset the real pipeline (`retrieval-pipeline`, one training epoch:
+only its ingestion and VocabStats outputs are used here) produces the temporal
+train/eval split and the vocabularies. Then, on the same eval clicks:
+
+  * all-time popularity and recent popularity (VocabStats' recent window, the
+    last 10% of the training period);
+  * implicit ALS (the `implicit` package), the user factor recomputed from
+    the click's history (popularity for an empty history);
+  * our model with the defaults, and with one option changed at a time.
+
+Metric: full-catalogue hit rate@10/50/100 (the clicked item among the top K of
+all candidate items), items in the click's history excluded, as the
+TopKEvaluator computes it.
+
+    .venv/bin/python benchmarks/quality.py [--datasets movietweetings,...] [--only NAME,...]
+
+Writes benchmarks/results/quality.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+import scipy.sparse  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from clicklog import synthetic  # noqa: E402
+from components.artifacts import VocabStats  # noqa: E402
+from models import features  # noqa: E402
+from models.hparams import HParams  # noqa: E402
+from models.towers_export import Towers  # noqa: E402
+from models.trainer import train  # noqa: E402
+from models.vocab import read_vocab  # noqa: E402
+from pipeline import reports  # noqa: E402
+
+KS = (10, 50, 100)
+MOVIETWEETINGS = os.path.join(REPO, "data", "movietweetings-100k", "ratings.dat")
+
+# name -> pipeline --set overrides (the split) and the data it runs on.
+DATASETS = {
+    "movietweetings": {"sets": []},
+    "movietweetings_eval20": {"sets": ["ingestion.eval_fraction=0.2"]},
+    "synthetic": {"sets": [], "synthetic": True},
+}
+
+# name -> hparams changed from the defaults ("defaults" = none).
+VARIANTS = {
+    "defaults": {},
+    "no_logq": {"use_logq_correction": False},
+    "mixed_uniform_256": {"num_mixed_negatives": 256},
+    "mixed_popularity_256": {"num_mixed_negatives": 256,
+                             "mixed_negative_distribution": "popularity"},
+    "hard_negatives_64": {"num_hard_negatives": 64},
+    "attention_pooling": {"history_pooling": "attention"},
+    "mlp_128": {"query_hidden_layers": [128]},
+    "no_popularity_features": {"use_popularity_features": False},
+    "no_recency_weighting": {"recency_half_life_days": 0.0},
+    "with_user_id": {"use_user_id": True},
+    "cosine": {"similarity": "cosine", "temperature": 0.05},
+    "no_accidental_hit_removal": {"remove_accidental_hits": False},
+    "loss_bce": {"loss": "bce"},
+    "loss_triplet_hinge": {"loss": "triplet_hinge"},
+    "loss_triplet_logistic": {"loss": "triplet_logistic"},
+    # Tuning around the defaults.
+    "recency_half_life_14d": {"recency_half_life_days": 14.0},
+    "recency_half_life_7d": {"recency_half_life_days": 7.0},
+    "embedding_dim_128": {"embedding_dim": 128},
+    "epochs_6": {"epochs": 6},
+    "temperature_0.05": {"temperature": 0.05},
+}
+
+
+def run_pipeline(name: str, spec: dict, root: str) -> dict:
+    """Runs retrieval-pipeline once; returns the split example globs and vocab dir.
+
+    A pipeline output already in `root` (from an earlier `--work_dir` run) is reused.
+    """
+    output = os.path.join(root, "out")
+    if os.path.exists(os.path.join(output, "tfx", "metadata.sqlite")):
+        return _split_paths(output, 0.0)
+    data = MOVIETWEETINGS
+    if spec.get("synthetic"):
+        data = synthetic.write(synthetic.SyntheticConfig(num_users=3000, num_items=1500,
+                                                         seed=7), os.path.join(root, "data"))
+    command = [sys.executable, "-m", "pipeline.cli", "--data", data, "--output", output,
+               "--set", "hparams.epochs=1"]
+    for item in spec["sets"]:
+        command += ["--set", item]
+    started = time.time()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"pipeline on {name} failed:\n{result.stderr[-3000:]}")
+    return _split_paths(output, time.time() - started)
+
+
+def _split_paths(output: str, seconds: float) -> dict:
+    store = reports._store(os.path.join(output, "tfx", "metadata.sqlite"))
+    examples = reports.latest_artifact(store, "Examples")
+    vocab = reports.latest_artifact(store, VocabStats.TYPE_NAME)
+    return {"train": os.path.join(examples.uri, "Split-train", "*"),
+            "eval": os.path.join(examples.uri, "Split-eval", "*"),
+            "vocab": vocab.uri, "pipeline_s": round(seconds, 1)}
+
+
+def read_examples(pattern: str) -> dict:
+    files = sorted(glob.glob(pattern))
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
+    spec = features.example_parsing_spec()
+    users, items, times, histories = [], [], [], []
+    for batch in dataset:
+        parsed = tf.io.parse_example(batch, spec)
+        users += [u.decode() for u in parsed[features.USER_ID].numpy()]
+        items += [i.decode() for i in parsed[features.ITEM_ID].numpy()]
+        times += parsed[features.TIMESTAMP].numpy().tolist()
+        history = tf.RaggedTensor.from_sparse(parsed[features.HISTORY]).to_list()
+        histories += [[h.decode() for h in row if h] for row in history]
+    return {"user": users, "item": items, "timestamp": times, "history": histories}
+
+
+class HitRates:
+    """Full-catalogue hit rate@K with each click's history items excluded."""
+
+    def __init__(self, item_ids: list[str], eval_set: dict):
+        self.index = {item: n for n, item in enumerate(item_ids)}
+        self.targets = np.array([self.index.get(i, -1) for i in eval_set["item"]])
+        self.seen = [[self.index[i] for i in h if i in self.index] for h in eval_set["history"]]
+
+    def __call__(self, score_fn, batch: int = 2048) -> dict:
+        hits = {k: 0 for k in KS}
+        top = max(KS)
+        for start in range(0, len(self.targets), batch):
+            scores = np.array(score_fn(start, min(start + batch, len(self.targets))),
+                              np.float32, copy=True)
+            for row, seen in enumerate(self.seen[start:start + batch]):
+                scores[row, seen] = -np.inf
+            best = np.argpartition(-scores, top, axis=1)[:, :top]
+            order = np.take_along_axis(scores, best, axis=1).argsort(axis=1)[:, ::-1]
+            ranked = np.take_along_axis(best, order, axis=1)
+            target = self.targets[start:start + batch, None]
+            for k in KS:
+                hits[k] += int((ranked[:, :k] == target).any(axis=1).sum())
+        return {f"hit_rate@{k}": round(hits[k] / len(self.targets), 4) for k in KS}
+
+
+def popularity(counts, hit_rates: HitRates) -> dict:
+    row = np.asarray(counts, np.float32)
+    return hit_rates(lambda a, b: np.tile(row, (b - a, 1)))
+
+
+def als(train_set: dict, eval_set: dict, vocab, hit_rates: HitRates) -> dict:
+    from implicit.als import AlternatingLeastSquares
+
+    users = {u: n for n, u in enumerate(sorted(set(train_set["user"])))}
+    rows = [users[u] for u in train_set["user"]]
+    cols = [hit_rates.index[i] for i in train_set["item"]]
+    matrix = scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                                     shape=(len(users), len(vocab.item_ids)))
+    matrix.sum_duplicates()
+    model = AlternatingLeastSquares(factors=64, regularization=0.05, iterations=15,
+                                    alpha=40.0, random_state=0)
+    with contextlib.redirect_stderr(io.StringIO()):
+        model.fit(matrix, show_progress=False)
+    item_factors = np.asarray(model.item_factors)
+    fallback = np.asarray(vocab.item_counts, np.float32)
+
+    def scores(a, b):
+        seen = hit_rates.seen[a:b]
+        indptr = np.cumsum([0] + [len(set(row)) for row in seen])
+        indices = np.concatenate([sorted(set(row)) for row in seen] + [np.zeros(0, int)])
+        history = scipy.sparse.csr_matrix(
+            (np.ones(len(indices), np.float32), indices, indptr),
+            shape=(b - a, len(vocab.item_ids)))
+        factors = np.asarray(model.recalculate_user(np.arange(b - a), history))
+        out = factors @ item_factors.T
+        empty = indptr[1:] == indptr[:-1]
+        out[empty] = fallback
+        return out
+
+    return hit_rates(scores)
+
+
+def model_hit_rates(towers_dir: str, eval_set: dict, hit_rates: HitRates) -> dict:
+    towers = Towers(towers_dir)
+    if towers.vocab.item_ids != list(hit_rates.index):
+        raise RuntimeError("towers vocab differs from the benchmark's candidate list")
+    candidates = towers.candidate_embeddings().numpy()
+    max_history = towers.hparams.max_history
+
+    def scores(a, b):
+        histories = [h[-max_history:] + [""] * (max_history - len(h[-max_history:]))
+                     for h in eval_set["history"][a:b]]
+        query = towers.query_embeddings(eval_set["user"][a:b], histories).numpy()
+        return query @ candidates.T
+
+    return hit_rates(scores)
+
+
+def run_dataset(name: str, spec: dict, variants: list[str], root: str) -> dict:
+    paths = run_pipeline(name, spec, os.path.join(root, name))
+    vocab = read_vocab(paths["vocab"])
+    train_set, eval_set = read_examples(paths["train"]), read_examples(paths["eval"])
+    hit_rates = HitRates(vocab.item_ids, eval_set)
+    result = {"train_clicks": len(train_set["item"]), "eval_clicks": len(eval_set["item"]),
+              "candidates": vocab.num_items, "pipeline_s": paths["pipeline_s"],
+              "eval_targets_outside_catalogue": int((hit_rates.targets < 0).sum()),
+              "baselines": {}, "model": {}}
+    result["baselines"]["popularity"] = popularity(vocab.item_counts, hit_rates)
+    result["baselines"]["recent_popularity"] = popularity(vocab.item_recent_counts, hit_rates)
+    started = time.time()
+    result["baselines"]["als"] = als(train_set, eval_set, vocab, hit_rates)
+    result["baselines"]["als"]["seconds"] = round(time.time() - started, 1)
+    print(f"[{name}] baselines {json.dumps(result['baselines'])}", flush=True)
+    for variant in variants:
+        hparams = HParams.from_dict(VARIANTS[variant])
+        towers_dir = os.path.join(root, name, "towers", variant)
+        started = time.time()
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(paths["train"], paths["vocab"], hparams, towers_dir)
+        seconds = time.time() - started
+        metrics = model_hit_rates(towers_dir, eval_set, hit_rates)
+        metrics["train_s"] = round(seconds, 1)
+        result["model"][variant] = metrics
+        print(f"[{name}] {variant:>28}: {metrics}", flush=True)
+    recent = result["baselines"]["recent_popularity"]["hit_rate@100"]
+    default = result["model"].get("defaults", {}).get("hit_rate@100")
+    if default is not None and recent:
+        result["defaults_over_recent_popularity@100"] = round(default / recent, 3)
+    return result
+
+
+def table(results: dict) -> str:
+    lines = []
+    for name, result in results["datasets"].items():
+        lines.append(f"\n{name}: {result['train_clicks']} train / {result['eval_clicks']} eval "
+                     f"clicks, {result['candidates']} candidates")
+        lines.append(f"| {'method':<34} | hit@10 | hit@50 | hit@100 |")
+        lines.append(f"|{'-' * 36}|--------|--------|---------|")
+        rows = [(f"baseline: {n}", m) for n, m in result["baselines"].items()]
+        rows += [(f"model: {n}", m) for n, m in result["model"].items()]
+        for label, m in rows:
+            lines.append(f"| {label:<34} | {m['hit_rate@10']:.4f} | {m['hit_rate@50']:.4f} | "
+                         f"{m['hit_rate@100']:.4f}  |")
+        if "defaults_over_recent_popularity@100" in result:
+            lines.append(f"defaults / recent popularity at hit@100: "
+                         f"{result['defaults_over_recent_popularity@100']}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--only", default=",".join(VARIANTS), help="model variants to train")
+    parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results",
+                                                         "quality.json"))
+    parser.add_argument("--work_dir", help="keep pipeline outputs here and reuse them on the "
+                        "next run (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    variants = [v for v in args.only.split(",") if v]
+    for name in [d for d in args.datasets.split(",") if d] + variants:
+        if name not in DATASETS and name not in VARIANTS:
+            parser.error(f"unknown dataset or variant {name!r}; expected some of "
+                         f"{sorted(DATASETS)} / {sorted(VARIANTS)}")
+    started = time.time()
+    results = {"command": "benchmarks/quality.py " + " ".join(argv or sys.argv[1:]),
+               "defaults": HParams().to_dict(), "variants": VARIANTS, "datasets": {}}
+    with (contextlib.nullcontext(args.work_dir) if args.work_dir
+          else tempfile.TemporaryDirectory()) as root:
+        for name in args.datasets.split(","):
+            results["datasets"][name] = run_dataset(name, DATASETS[name], variants, root)
+            os.makedirs(os.path.dirname(args.output), exist_ok=True)
+            with open(args.output, "w") as f:
+                json.dump(results, f, indent=2)
+    results["runtime_s"] = round(time.time() - started, 1)
+    with open(args.output, "w") as f:
+        json.dump(results, f, indent=2)
+    print(table(results))
+    print(f"\nwritten to {os.path.relpath(args.output, REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Early stopping on the eval split's full-catalogue hit rate@K.
+
+After every epoch the callback embeds the whole candidate corpus with the
+current candidate tower, scores a fixed sample of eval clicks, and records
+`val_hit_rate@K` (the clicked item among the top K, items of the click's
+(truncated) history excluded). Training stops after `patience` epochs
+without improvement and the best epoch's weights are put back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+
+
+def hit_rate(query: tf.Tensor, candidates: tf.Tensor, target: tf.Tensor,
+             seen: tf.Tensor, k: int) -> tf.Tensor:
+    """Share of rows whose target index is in the top k.
+
+    Args:
+      query: `[B, D]`; candidates: `[N, D]`.
+      target: `[B]` int candidate index of the clicked item (-1: not in the corpus).
+      seen: `[B, L]` int candidate indices to exclude (-1 = nothing).
+      k: cut-off.
+    """
+    scores = tf.matmul(query, candidates, transpose_b=True)
+    num = tf.shape(candidates)[0]
+    seen_mask = tf.reduce_max(tf.one_hot(seen, num, on_value=1.0, off_value=0.0), axis=1)
+    scores = tf.where(seen_mask > 0, tf.fill(tf.shape(scores), scores.dtype.min), scores)
+    _, top = tf.math.top_k(scores, k=tf.minimum(k, num))
+    hits = tf.reduce_any(tf.equal(top, tf.cast(target, top.dtype)[:, None]), axis=1)
+    return tf.reduce_mean(tf.cast(hits, tf.float32))
+
+
+class HitRateEarlyStopping(tf.keras.callbacks.Callback):
+    """Stops training when eval hit rate@k stops improving; restores the best weights."""
+
+    def __init__(self, eval_dataset: tf.data.Dataset, item_ids: list[str], k: int,
+                 patience: int):
+        super().__init__()
+        self.batches = list(eval_dataset)
+        self.item_ids = tf.constant(item_ids)
+        self.index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                self.item_ids, tf.range(len(item_ids), dtype=tf.int64)), default_value=-1)
+        self.k = k
+        self.patience = patience
+        self.metric = f"val_hit_rate@{k}"
+        self.best = -1.0
+        self.best_epoch = -1
+        self.best_weights = None
+        self.history: list[float] = []
+
+    def evaluate(self) -> float:
+        candidates = tf.concat([
+            self.model.candidate_tower(self.item_ids[start:start + 8192], training=False)
+            for start in range(0, int(self.item_ids.shape[0]), 8192)], axis=0)
+        hits, total = 0.0, 0
+        for batch in self.batches:
+            query = self.model.query_tower(batch, training=False)
+            target = self.index.lookup(batch[features.ITEM_ID])
+            seen = self.index.lookup(batch[features.HISTORY])
+            size = int(target.shape[0])
+            hits += float(hit_rate(query, candidates, target, seen, self.k)) * size
+            total += size
+        return hits / max(total, 1)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = self.evaluate()
+        self.history.append(value)
+        if logs is not None:
+            logs[self.metric] = value
+        logging.info("epoch %d: %s %.4f", epoch + 1, self.metric, value)
+        if value > self.best:
+            self.best, self.best_epoch = value, epoch
+            self.best_weights = self.model.get_weights()
+        elif epoch - self.best_epoch >= self.patience:
+            logging.info("early stopping: no %s gain for %d epochs; best epoch %d (%.4f)",
+                         self.metric, self.patience, self.best_epoch + 1, self.best)
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None and self.best_epoch != len(self.history) - 1:
+            self.model.set_weights(self.best_weights)

@@ -1,0 +1,100 @@
+"""Warm start: initialise a new model from an earlier model's towers.
+
+The towers SavedModel carries ``warm_start.npz`` beside it: the id embedding
+tables and every other tower weight in creation order. Vocabularies change
+between runs, so id tables are copied row by row for the ids both
+vocabularies hold (new ids keep their fresh initialisation); other weights are
+copied when their shapes agree and skipped (and counted) when they do not,
+e.g. after `embedding_dim` changed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+WEIGHTS_FILE = "warm_start.npz"
+
+# (tower attribute, layer attribute, rows before the first vocabulary id, vocab kind)
+ID_TABLES = (
+    ("query_tower", "history_embedding", 2, "item"),  # mask, OOV
+    ("query_tower", "user_embedding", 1, "user"),  # OOV
+    ("candidate_tower", "item_embedding", 1, "item"),  # OOV
+)
+
+
+def _id_variables(model) -> dict[str, tf.Variable]:
+    """The id tables the model uses (a table of an unused input is never built)."""
+    tables = {}
+    for tower, layer, _, _ in ID_TABLES:
+        embedding = getattr(getattr(model, tower), layer)
+        if embedding.built:
+            tables[f"{tower}.{layer}"] = embedding.embeddings
+    return tables
+
+
+def _other_variables(model, tower: str) -> list[tf.Variable]:
+    ids = {v.ref() for v in _id_variables(model).values()}
+    return [v for v in getattr(model, tower).weights if v.ref() not in ids]
+
+
+def save(path: str, model) -> None:
+    """Writes the tower weights of `model` (a RetrievalModel or towers holder)."""
+    arrays = {name: v.numpy() for name, v in _id_variables(model).items()}
+    for tower in ("query_tower", "candidate_tower"):
+        for n, variable in enumerate(_other_variables(model, tower)):
+            arrays[f"{tower}.other.{n}"] = variable.numpy()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+def restore(model, towers_dir: str, old_vocab, new_vocab) -> dict:
+    """Copies matching weights from `towers_dir` into the built `model`.
+
+    Returns counts: ids copied per table, other weights copied and skipped.
+    """
+    path = os.path.join(towers_dir, WEIGHTS_FILE)
+    if not tf.io.gfile.exists(path):
+        raise ValueError(f"warm start from {towers_dir!r}: no {WEIGHTS_FILE}; expected a "
+                         "towers model saved by this project's trainer")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved = dict(np.load(io.BytesIO(f.read())))
+    report = {"ids_copied": {}, "weights_copied": 0, "weights_skipped": 0}
+    variables = _id_variables(model)
+    for tower, layer, offset, kind in ID_TABLES:
+        name = f"{tower}.{layer}"
+        if name not in variables or name not in saved:
+            continue
+        old_ids = old_vocab.item_ids if kind == "item" else old_vocab.user_ids
+        new_ids = new_vocab.item_ids if kind == "item" else new_vocab.user_ids
+        old_rows = {value: n + offset for n, value in enumerate(old_ids)}
+        table, old = variables[name].numpy(), saved[name]
+        if table.shape[1] != old.shape[1]:
+            report["weights_skipped"] += 1
+            continue
+        pairs = [(n + offset, old_rows[value]) for n, value in enumerate(new_ids)
+                 if value in old_rows]
+        table[:offset] = old[:offset]
+        if pairs:
+            new_index, old_index = (np.array(p) for p in zip(*pairs, strict=True))
+            table[new_index] = old[old_index]
+        variables[name].assign(table)
+        report["ids_copied"][name] = len(pairs)
+    for tower in ("query_tower", "candidate_tower"):
+        for n, variable in enumerate(_other_variables(model, tower)):
+            old = saved.get(f"{tower}.other.{n}")
+            if old is not None and old.shape == tuple(variable.shape):
+                variable.assign(old)
+                report["weights_copied"] += 1
+            else:
+                report["weights_skipped"] += 1
+    logging.info("warm start from %s: %s", towers_dir, report)
+    return report

@@ -1,0 +1,127 @@
+"""Trainer options: early stopping on eval hit rate, warm start, tf.distribute."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import vocab as vocab_lib
+from models.data import make_dataset
+from models.early_stopping import hit_rate
+from models.hparams import HParams
+from models.towers_export import Towers
+from models.trainer import train
+from tests.conftest import write_tiny_data
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_hit_rate_excludes_seen_and_counts_targets_outside_the_corpus_as_misses():
+    query = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    candidates = tf.constant([[3.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    # Row 0 ranks c0, c1, c2: target c1 is 2nd, a miss at k=1 unless c0 is seen.
+    # Row 1 ranks c2 first: a hit. Row 2's target is not in the corpus (-1).
+    target = tf.constant([1, 2, -1])
+    nothing_seen = tf.constant([[-1], [-1], [-1]])
+    assert float(hit_rate(query, candidates, target, nothing_seen, 1)) == pytest.approx(1 / 3)
+    seen = tf.constant([[0], [-1], [-1]])
+    assert float(hit_rate(query, candidates, target, seen, 1)) == pytest.approx(2 / 3)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_tiny_data(tmp_path_factory.mktemp("options"))
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data, tmp_path):
+    hparams = HParams(embedding_dim=8, batch_size=16, epochs=8, learning_rate=0.5,
+                      early_stopping_patience=1, early_stopping_k=5)
+    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"),
+                 eval_files=data["train"])
+    by_epoch = logs["val_hit_rate@5_by_epoch"]
+    assert len(by_epoch) == logs["epochs_trained"] <= 8
+    best = int(np.argmax(by_epoch))
+    assert logs["best_epoch"] == best + 1 and logs["val_hit_rate@5"] == max(by_epoch)
+    if logs["epochs_trained"] < 8:  # stopped: the epochs after the best did not improve
+        assert logs["epochs_trained"] - logs["best_epoch"] == 1
+    # The saved towers are the best epoch's: re-scoring them gives its value.
+    towers = Towers(str(tmp_path / "towers"))
+    index = {item: n for n, item in enumerate(towers.vocab.item_ids)}
+    batch = next(iter(make_dataset(data["train"], 1000, hparams.max_history, shuffle=False)))
+    query = towers.query_embeddings(batch["user_id"], batch["history"])
+    target = tf.constant([index.get(i.decode(), -1) for i in batch["item_id"].numpy()])
+    seen = tf.constant([[index.get(i.decode(), -1) for i in row]
+                        for row in batch["history"].numpy()])
+    rescored = float(hit_rate(query, towers.candidate_embeddings(), target, seen, 5))
+    assert rescored == pytest.approx(max(by_epoch), abs=1e-6)
+
+
+def test_early_stopping_needs_eval_files(data, tmp_path):
+    with pytest.raises(ValueError, match="early_stopping_patience > 0 needs eval examples"):
+        train(data["train"], data["vocab"], HParams(early_stopping_patience=1, epochs=1),
+              str(tmp_path / "t"))
+
+
+def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
+    # No popularity features: they depend on the vocabulary's counts, which differ.
+    first = HParams(embedding_dim=8, batch_size=16, epochs=2, use_popularity_features=False)
+    train(data["train"], data["vocab"], first, str(tmp_path / "first"))
+    old = Towers(str(tmp_path / "first"))
+    # A new vocabulary: the first 20 items in another order, plus two new ones.
+    items = list(reversed(old.vocab.item_ids[:20])) + ["new1", "new2"]
+    vocab_lib.write_vocab(str(tmp_path / "vocab2"), [(i, 3.0, 1.0) for i in items],
+                          [("u0", 1.0)], old.vocab.stats)
+    # A learning rate so small that training leaves the copied weights as they are.
+    second = HParams(embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9,
+                     use_popularity_features=False, warm_start=True)
+    logs = train(data["train"], str(tmp_path / "vocab2"), second, str(tmp_path / "second"),
+                 base_model_dir=str(tmp_path / "first"))
+    report = logs["warm_start"]
+    assert report["ids_copied"]["candidate_tower.item_embedding"] == 20
+    assert report["weights_skipped"] == 0 and report["weights_copied"] > 0
+    new = Towers(str(tmp_path / "second"))
+    shared = tf.constant(items[:20])
+    np.testing.assert_allclose(new.module.candidate_embedding(shared)["embedding"].numpy(),
+                               old.module.candidate_embedding(shared)["embedding"].numpy(),
+                               atol=1e-5)
+    query_args = (tf.constant(["u0"]), tf.constant([items[:3]]))
+    np.testing.assert_allclose(new.module.query_embedding(*query_args)["embedding"].numpy(),
+                               old.module.query_embedding(*query_args)["embedding"].numpy(),
+                               atol=1e-5)
+    # Without warm start the same run starts from fresh weights.
+    cold = train(data["train"], str(tmp_path / "vocab2"), HParams(
+        embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9),
+        str(tmp_path / "cold"), base_model_dir=str(tmp_path / "first"))
+    assert "warm_start" not in cold
+
+
+def test_mirrored_strategy_trains_on_two_replicas(data, tmp_path):
+    script = textwrap.dedent(f"""
+        import os
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from models.hparams import HParams
+        from models import trainer
+        assert trainer.distribution_strategy("mirrored").num_replicas_in_sync == 2
+        logs = trainer.train({data["train"]!r}, {data["vocab"]!r},
+                             HParams(embedding_dim=8, batch_size=16, epochs=2,
+                                     distribution_strategy="mirrored"),
+                             {str(tmp_path / "towers")!r})
+        import math
+        assert math.isfinite(logs["loss"]), logs
+        print("replicas-ok", logs["loss"])
+    """)
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, cwd=REPO, timeout=600)
+    assert result.returncode == 0 and "replicas-ok" in result.stdout, result.stderr[-3000:]
+    assert Towers(str(tmp_path / "towers")).candidate_embeddings().shape[1] == 8
