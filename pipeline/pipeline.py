@@ -57,16 +57,18 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     vocab_stats_gen = VocabStatsGen(examples=example_gen.outputs["examples"],
                                     config=config["vocab"])
-    trainer = RetrievalTrainer(examples=example_gen.outputs["examples"],
-                               vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
-                               schema=schema_gen.outputs["schema"], hparams=config["hparams"])
-    index_builder = IndexBuilder(model=trainer.outputs["model"], config=config["index"])
-    # The baseline "last blessed model": towers that an earlier run blessed.
+    # The "last blessed model": towers an earlier run blessed. The Trainer warm
+    # starts from it (hparams.warm_start) and the evaluator compares against it.
     latest_blessed = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("LatestBlessedModelResolver")
+    trainer = RetrievalTrainer(examples=example_gen.outputs["examples"],
+                               vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
+                               schema=schema_gen.outputs["schema"], hparams=config["hparams"],
+                               base_model=latest_blessed.outputs["model"])
+    index_builder = IndexBuilder(model=trainer.outputs["model"], config=config["index"])
     evaluator = TopKEvaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         config=config["evaluation"], baseline_model=latest_blessed.outputs["model"],
