@@ -1,8 +1,10 @@
-"""TopKEvaluator: full-catalog hit rate@K vs baselines, and a standard blessing.
+"""TopKEvaluator: full-catalog top-K metrics vs baselines, ANN check, blessing.
 
-Writes a ModelEvaluation (``metrics.json``) and a ModelBlessing with the
-``blessed`` custom property and the ``BLESSED``/``NOT_BLESSED`` file, the way
-TFX's Evaluator does, so the stock Pusher gates on it.
+Writes a ModelEvaluation (``metrics.json`` and the HTML report
+``evaluation.html``) and a ModelBlessing with the ``blessed`` custom property
+and the ``BLESSED``/``NOT_BLESSED`` file, the way TFX's Evaluator does, so the
+stock Pusher gates on it. The logic lives in `evaluation`, `blessing`,
+`ann_check` and `evaluation_report`.
 """
 
 from __future__ import annotations
@@ -17,36 +19,80 @@ from tfx.types import artifact_utils, standard_artifact_utils, standard_artifact
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
+from components import blessing as blessing_lib
 from components import evaluation
 
 METRICS_FILE = "metrics.json"
+REPORT_FILE = "evaluation.html"
 BLESSED_FILE = "BLESSED"
 NOT_BLESSED_FILE = "NOT_BLESSED"
+
+
+def _optional_single(input_dict: dict, key: str) -> types.Artifact | None:
+    artifacts = input_dict.get(key) or []
+    if len(artifacts) > 1:
+        raise ValueError(f"TopKEvaluator input {key!r}: expected at most one artifact, got "
+                         f"{len(artifacts)}")
+    return artifacts[0] if artifacts else None
+
+
+def run_ann_check(scann: types.Artifact | None, brute_force: types.Artifact | None,
+                  eval_files: str, config: evaluation.EvaluationConfig) -> dict | None:
+    """ANN recall and latency of the ScaNN export on a sample of eval requests."""
+    if scann is None or brute_force is None:
+        return None
+    from components.ann_check import ann_check
+
+    users, histories = evaluation.ann_requests(eval_files, config.ann_queries,
+                                               max(config.exclude_history, 1))
+    result = ann_check(path_utils.serving_model_path(scann.uri),
+                       path_utils.serving_model_path(brute_force.uri), users, histories,
+                       latency_calls=config.ann_latency_calls)
+    result.update(scann_model_uri=scann.uri, brute_force_model_uri=brute_force.uri)
+    return result
 
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        from components import evaluation_report
+
         config = evaluation.EvaluationConfig.from_dict(json.loads(exec_properties["config"]))
         model = artifact_utils.get_single_instance(input_dict["model"])
-        eval_uri = standard_artifact_utils.get_split_uri(input_dict["examples"], "eval")
-        result = evaluation.evaluate(path_utils.serving_model_path(model.uri),
-                                     os.path.join(eval_uri, "*"), config)
-        blessed, reasons = evaluation.decide_blessing(result, config)
-        result.update(blessed=blessed, reasons=reasons,
-                      config=json.loads(exec_properties["config"]), model_uri=model.uri)
+        baseline = _optional_single(input_dict, "baseline_model")
+        eval_files = os.path.join(
+            standard_artifact_utils.get_split_uri(input_dict["examples"], "eval"), "*")
+        result = evaluation.evaluate(
+            path_utils.serving_model_path(model.uri), eval_files, config,
+            baseline_towers_dir=path_utils.serving_model_path(baseline.uri) if baseline else None)
+        ann = run_ann_check(_optional_single(input_dict, "scann_model"),
+                            _optional_single(input_dict, "brute_force_model"), eval_files, config)
+        blessed, checks = blessing_lib.decide_blessing(result, config, ann)
+        reasons = [check["reason"] for check in checks]
+        result.update(blessed=blessed, reasons=reasons, checks=checks, ann=ann,
+                      config=config.to_dict(), model_uri=model.uri,
+                      baseline_model_uri=baseline.uri if baseline else None)
         report = artifact_utils.get_single_instance(output_dict["evaluation"])
         io_utils.write_string_file(os.path.join(report.uri, METRICS_FILE),
                                    json.dumps(result, indent=2, sort_keys=True))
-        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        io_utils.write_string_file(os.path.join(report.uri, REPORT_FILE),
+                                   evaluation_report.render_html(result))
+        output = artifact_utils.get_single_instance(output_dict["blessing"])
         io_utils.write_string_file(
-            os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "")
-        blessing.set_int_custom_property("blessed", 1 if blessed else 0)
-        blessing.set_string_custom_property("current_model", model.uri)
-        blessing.set_int_custom_property("current_model_id", model.id)
-        blessing.set_string_custom_property("reasons", json.dumps(reasons))
-        key = f"hit_rate@{config.blessing_k}"
-        blessing.set_float_custom_property(key, result["metrics"][evaluation.MODEL][key])
+            os.path.join(output.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "")
+        output.set_int_custom_property("blessed", 1 if blessed else 0)
+        output.set_string_custom_property("current_model", model.uri)
+        output.set_int_custom_property("current_model_id", model.id)
+        if baseline is not None:
+            output.set_string_custom_property("baseline_model", baseline.uri)
+            output.set_int_custom_property("baseline_model_id", baseline.id)
+        output.set_string_custom_property("reasons", json.dumps(reasons))
+        key = f"recall@{config.blessing_k}"
+        output.set_float_custom_property(key.replace("@", "_at_"),
+                                         result["metrics"][evaluation.MODEL][key])
+        if ann is not None:
+            ann_key = next(k for k in ann if k.startswith("recall@"))
+            output.set_float_custom_property("ann_" + ann_key.replace("@", "_at_"), ann[ann_key])
 
 
 class TopKEvaluatorSpec(ComponentSpec):
@@ -76,7 +122,7 @@ class TopKEvaluator(base_component.BaseComponent):
                  config: dict | None = None, baseline_model: types.BaseChannel | None = None,
                  scann_model: types.BaseChannel | None = None,
                  brute_force_model: types.BaseChannel | None = None):
-        config_dict = dataclasses_to_dict(evaluation.EvaluationConfig.from_dict(config))
+        config_dict = evaluation.EvaluationConfig.from_dict(config).to_dict()
         super().__init__(spec=TopKEvaluatorSpec(
             examples=examples, model=model, baseline_model=baseline_model,
             scann_model=scann_model, brute_force_model=brute_force_model,
@@ -84,9 +130,3 @@ class TopKEvaluator(base_component.BaseComponent):
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
 
-
-def dataclasses_to_dict(value) -> dict:
-    import dataclasses
-
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(value).items()}

@@ -1,0 +1,115 @@
+"""The blessing gates the push: two pipeline runs into the same MLMD.
+
+Run 1 trains a real model: blessed (it beats all-time popularity), both
+exports pushed, nothing blessed before so no last-blessed baseline. Run 2
+trains a deliberately bad model (learning rate 1e-9, no popularity features:
+the towers stay at their random initialisation): the LatestBlessedModel
+resolver hands the evaluator run 1's towers, whose metrics appear as
+`last_blessed`; the model fails the lift and regression checks, is NOT
+blessed, and the Pushers push nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import ml_metadata as mlmd
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from clicklog import synthetic
+from tests.serving import support
+
+COMMON = ["--set", "evaluation.ks=[5,10,20]", "--set", "evaluation.blessing_k=20",
+          "--set", "evaluation.ann_queries=100", "--set", "evaluation.ann_latency_calls=20",
+          "--set", "hparams.embedding_dim=32", "--set", "hparams.serving_top_k=20",
+          "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
+GOOD = ["--set", "hparams.epochs=4"]
+BAD = ["--set", "hparams.epochs=1", "--set", "hparams.learning_rate=1.0e-9",
+       "--set", "hparams.use_popularity_features=false"]
+
+
+def _run(clicks: str, output, extra: list[str]) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--data", clicks, "--output", str(output),
+         *COMMON, *extra],
+        cwd=support.REPO_ROOT, env=support.subprocess_env(), capture_output=True, text=True,
+        timeout=1200)
+    assert result.returncode == 0, result.stderr[-5000:]
+    with open(output / "reports" / "metrics.json") as f:
+        return {"stdout": result.stdout, "metrics": json.load(f)}
+
+
+def _versions(output, name: str) -> list[str]:
+    base = output / "serving" / name
+    return sorted(v for v in os.listdir(base) if v.isdigit()) if base.exists() else []
+
+
+def _blessings(output) -> list:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(output / "tfx" / "metadata.sqlite")
+    store = mlmd.MetadataStore(config)
+    return sorted(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("blessing")
+    clicks = synthetic.write(synthetic.SyntheticConfig(
+        num_users=250, num_items=150, num_categories=6, clicks_per_user=14, seed=5),
+        str(root / "data"))
+    output = root / "out"
+    good = _run(clicks, output, GOOD)
+    good["versions"] = {n: _versions(output, n) for n in ("retrieval", "retrieval_brute_force")}
+    bad = _run(clicks, output, BAD)
+    bad["versions"] = {n: _versions(output, n) for n in ("retrieval", "retrieval_brute_force")}
+    return {"good": good, "bad": bad, "output": output}
+
+
+def test_good_model_is_blessed_and_pushed(runs):
+    metrics = runs["good"]["metrics"]
+    assert metrics["blessed"] is True, metrics["reasons"]
+    assert set(metrics["metrics"]) == {"model", "popularity", "recent_popularity"}
+    assert metrics["baseline_model_uri"] is None
+    assert any(r.startswith("skipped: no blessed model") for r in metrics["reasons"])
+    assert metrics["ann"]["recall@20"] == 1.0  # 150 candidates: exact scan
+    assert runs["good"]["versions"]["retrieval"] and runs["good"]["versions"][
+        "retrieval_brute_force"]
+    assert "pushed: " in runs["good"]["stdout"]
+
+
+def test_bad_model_compared_with_the_first_blessed_model_is_not_blessed(runs):
+    good, bad = runs["good"]["metrics"], runs["bad"]["metrics"]
+    assert bad["blessed"] is False, bad["reasons"]
+    # The baseline is run 1's towers, scored on run 2's clicks: the same data
+    # and vocabulary, so it reproduces run 1's model metrics.
+    assert bad["baseline_model_uri"] == good["model_uri"]
+    assert bad["metrics"]["last_blessed"]["recall@20"] == pytest.approx(
+        good["metrics"]["model"]["recall@20"], abs=1e-6)
+    failed = {c["check"] for c in bad["checks"] if not c["passed"]}
+    assert {"min_lift", "max_regression"} <= failed, bad["reasons"]
+    assert bad["metrics"]["model"]["recall@20"] < bad["metrics"]["popularity"]["recall@20"]
+
+
+def test_bad_model_is_not_pushed_and_the_blessing_says_so(runs):
+    assert runs["bad"]["versions"] == runs["good"]["versions"]  # nothing new pushed
+    assert "pushed: nothing (model not blessed)" in runs["bad"]["stdout"]
+    first, second = _blessings(runs["output"])
+    assert first.custom_properties["blessed"].int_value == 1
+    assert os.path.exists(os.path.join(first.uri, "BLESSED"))
+    assert second.custom_properties["blessed"].int_value == 0
+    assert os.path.exists(os.path.join(second.uri, "NOT_BLESSED"))
+    reasons = json.loads(second.custom_properties["reasons"].string_value)
+    assert any(r.startswith("FAIL: recall@20") for r in reasons)
+    assert second.custom_properties["baseline_model"].string_value == runs["good"][
+        "metrics"]["model_uri"]
+
+
+def test_html_report_of_the_rejected_run_explains_why(runs):
+    page = (runs["output"] / "reports" / "evaluation.html").read_text()
+    assert "NOT BLESSED: the model will not be pushed" in page
+    assert "last_blessed" in page
+    assert f"report: {runs['output'] / 'reports' / 'evaluation.html'}" in runs["bad"]["stdout"]
