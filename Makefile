@@ -31,6 +31,7 @@ demo: venv
 	bash scripts/demo.sh "$(DEMO_OUT)" "$(DEMO_PORT)" "$(DEMO_USER)"
 
 test: venv
+	bash scripts/install_chromium.sh
 	$(PY) -m pytest -q tests
 
 lint: venv
