@@ -78,6 +78,10 @@ VARIANTS = {
     "loss_bce": {"loss": "bce"},
     "loss_triplet_hinge": {"loss": "triplet_hinge"},
     "loss_triplet_logistic": {"loss": "triplet_logistic"},
+    "trending_prior_0": {"trending_prior_weight": 0.0},
+    "trending_prior_0.1": {"trending_prior_weight": 0.1},
+    "trending_prior_0.3": {"trending_prior_weight": 0.3},
+    "trending_prior_0.6": {"trending_prior_weight": 0.6},
     # Tuning around the defaults.
     "recency_half_life_14d": {"recency_half_life_days": 14.0},
     "recency_half_life_7d": {"recency_half_life_days": 7.0},
@@ -93,7 +97,8 @@ def run_pipeline(name: str, spec: dict, root: str) -> dict:
     A pipeline output already in `root` (from an earlier `--work_dir` run) is reused.
     """
     output = os.path.join(root, "out")
-    if os.path.exists(os.path.join(output, "tfx", "metadata.sqlite")):
+    done = os.path.join(root, "pipeline-done")
+    if os.path.exists(done):
         return _split_paths(output, 0.0)
     data = MOVIETWEETINGS
     if spec.get("synthetic"):
@@ -107,6 +112,7 @@ def run_pipeline(name: str, spec: dict, root: str) -> dict:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"pipeline on {name} failed:\n{result.stderr[-3000:]}")
+    open(done, "w").close()
     return _split_paths(output, time.time() - started)
 
 
@@ -269,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(VARIANTS), help="model variants to train")
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results",
                                                          "quality.json"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other datasets' results already in --output")
     parser.add_argument("--work_dir", help="keep pipeline outputs here and reuse them on the "
                         "next run (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -278,8 +286,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown dataset or variant {name!r}; expected some of "
                          f"{sorted(DATASETS)} / {sorted(VARIANTS)}")
     started = time.time()
-    results = {"command": "benchmarks/quality.py " + " ".join(argv or sys.argv[1:]),
-               "defaults": HParams().to_dict(), "variants": VARIANTS, "datasets": {}}
+    results = {"defaults": HParams().to_dict(), "variants": VARIANTS, "datasets": {},
+               "commands": []}
+    if args.merge and os.path.exists(args.output):
+        with open(args.output) as f:
+            previous = json.load(f)
+        results["datasets"] = previous.get("datasets", {})
+        results["commands"] = previous.get("commands", [])
+    results["commands"].append("benchmarks/quality.py " + " ".join(argv or sys.argv[1:]))
     with (contextlib.nullcontext(args.work_dir) if args.work_dir
           else tempfile.TemporaryDirectory()) as root:
         for name in args.datasets.split(","):

@@ -38,6 +38,10 @@ class HParams:
     query_hidden_layers: tuple = ()
     # Candidate tower input: scaled log all-time and recent click counts.
     use_popularity_features: bool = True
+    # Served and evaluated score = q . c + w * log1p(item's recent click count)
+    # (VocabStats' recent window): a trending prior added at export, not in
+    # training. 0 = off. See docs/model.md.
+    trending_prior_weight: float = 0.0
     similarity: str = "dot"
     temperature: float = 0.1
     # logQ correction of in-batch sampled softmax (Yi et al., RecSys 2019).
@@ -108,7 +112,7 @@ class HParams:
                 for w in self.query_hidden_layers):
             raise ValueError(f"hparams.query_hidden_layers={self.query_hidden_layers!r}: "
                              "expected a list of positive layer widths")
-        for name in ("negative_popularity_alpha", "triplet_margin"):
+        for name in ("negative_popularity_alpha", "triplet_margin", "trending_prior_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"hparams.{name}={value!r}: expected a number >= 0")

@@ -121,6 +121,11 @@ def measure_ann_recall(module: RetrievalServingModule, towers: Towers,
                           for a, b in zip(exact_ids, found, strict=True)]))
 
 
+def candidates_dim(towers: Towers) -> int:
+    return int(towers.module.candidate_embedding(
+        tf.constant(towers.vocab.item_ids[:1]))["embedding"].shape[1])
+
+
 def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None,
            exclude_history: int | None = None,
            scann_settings: ScannSettings | None = None) -> dict:
@@ -156,7 +161,9 @@ def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None
         "top_k": module.top_k,
         "exclude_history": module.exclude_history,
         "max_history": hparams.max_history,
-        "embedding_dim": hparams.embedding_dim,
+        # The towers' embedding size, plus one with a trending prior.
+        "embedding_dim": int(candidates_dim(towers)),
+        "trending_prior_weight": hparams.trending_prior_weight,
         "num_candidates": towers.vocab.num_items,
         "inputs": {features.USER_ID: "string [B]", features.HISTORY: "string [B, L]"},
         "outputs": {"item_ids": f"string [B, {module.top_k}]",

@@ -30,30 +30,57 @@ HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
 
 
 class TowersModule(tf.Module):
-    """Wraps trained Keras towers with fixed serving-friendly signatures."""
+    """Wraps trained Keras towers with fixed serving-friendly signatures.
+
+    With a trending prior (`hparams.trending_prior_weight` w > 0), both
+    embeddings get one more dimension: `w` on the query side and
+    `log1p(recent click count)` on the candidate side, so that every
+    dot-product consumer (evaluator, ScaNN and brute-force exports) scores
+    `q . c + w * log1p(recent count)` with no change of its own.
+    """
 
     def __init__(self, query_tower: tf.keras.Model, candidate_tower: tf.keras.Model,
-                 max_history: int):
+                 max_history: int, prior_weight: float = 0.0,
+                 item_ids: list[str] | None = None,
+                 item_recent_counts: list[float] | None = None):
         super().__init__()
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self._max_history = max_history
+        self._prior_weight = float(prior_weight)
+        self.prior = None
+        if self._prior_weight:
+            self.prior = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(item_ids),
+                    tf.math.log1p(tf.constant(item_recent_counts, tf.float32))),
+                default_value=0.0)
 
     @tf.function(input_signature=[USER_ID_SPEC, HISTORY_SPEC])
     def query_embedding(self, user_id, history):
         recent = features.recent_history(history, self._max_history)
-        return {"embedding": self.query_tower(
-            {features.USER_ID: user_id, features.HISTORY: recent}, training=False)}
+        embedding = self.query_tower(
+            {features.USER_ID: user_id, features.HISTORY: recent}, training=False)
+        if self.prior is not None:
+            weight = tf.fill([tf.shape(embedding)[0], 1], self._prior_weight)
+            embedding = tf.concat([embedding, weight], axis=1)
+        return {"embedding": embedding}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.ITEM_ID)])
     def candidate_embedding(self, item_id):
-        return {"embedding": self.candidate_tower(item_id, training=False)}
+        embedding = self.candidate_tower(item_id, training=False)
+        if self.prior is not None:
+            embedding = tf.concat([embedding, self.prior.lookup(item_id)[:, None]], axis=1)
+        return {"embedding": embedding}
 
 
 def save_towers(directory: str, query_tower, candidate_tower, hparams: HParams,
                 vocab_dir: str) -> None:
     """Writes the towers SavedModel plus hparams and vocab into `directory`."""
-    module = TowersModule(query_tower, candidate_tower, hparams.max_history)
+    vocab = vocab_lib.read_vocab(vocab_dir)
+    module = TowersModule(query_tower, candidate_tower, hparams.max_history,
+                          hparams.trending_prior_weight, vocab.item_ids,
+                          vocab.item_recent_counts)
     tf.saved_model.save(module, directory, signatures={
         "query_embedding": module.query_embedding,
         "candidate_embedding": module.candidate_embedding,

@@ -125,3 +125,28 @@ def test_mirrored_strategy_trains_on_two_replicas(data, tmp_path):
                             env=env, cwd=REPO, timeout=600)
     assert result.returncode == 0 and "replicas-ok" in result.stdout, result.stderr[-3000:]
     assert Towers(str(tmp_path / "towers")).candidate_embeddings().shape[1] == 8
+
+
+def test_trending_prior_adds_weighted_log_recent_count_to_every_score(data, tmp_path):
+    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, trending_prior_weight=0.5,
+                      serving_top_k=5)
+    train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
+    towers = Towers(str(tmp_path / "towers"))
+    candidates = towers.candidate_embeddings().numpy()
+    query = towers.query_embeddings(["u1"], [["i1", "i2"]]).numpy()
+    assert candidates.shape == (towers.vocab.num_items, 9) and query.shape == (1, 9)
+    np.testing.assert_allclose(candidates[:, 8], np.log1p(towers.vocab.item_recent_counts),
+                               rtol=1e-6)
+    assert query[0, 8] == pytest.approx(0.5)
+    # The exports serve the prior-adjusted scores.
+    from models import serving_export
+
+    metadata = serving_export.export(str(tmp_path / "towers"), str(tmp_path / "bf"),
+                                     "brute_force")
+    assert metadata["embedding_dim"] == 9 and metadata["trending_prior_weight"] == 0.5
+    served = tf.saved_model.load(str(tmp_path / "bf")).signatures["serving_default"](
+        user_id=tf.constant(["u1"]), history=tf.constant([["i1", "i2"]]))
+    expected = np.sort(np.delete(query @ candidates.T, [towers.vocab.item_ids.index("i1"),
+                                                        towers.vocab.item_ids.index("i2")],
+                                 axis=1)[0])[::-1][:5]
+    np.testing.assert_allclose(served["scores"].numpy()[0], expected, rtol=1e-5)
