@@ -1,1 +1,1 @@
-"""gRPC serving (TF Serving-compatible API) and query client for the retrieval model."""
+"""TF Serving-compatible gRPC + REST serving and a query client for the retrieval model."""

@@ -3,9 +3,17 @@
 Usage::
 
     retrieval-query --server localhost:8500 --user_id U42 --history i1,i7 --k 5
+    retrieval-query --server localhost:8500 --users_file users.txt --k 10
 
-Sends ``user_id`` string [1] and ``history`` string [1, L] to the
-``serving_default`` signature and prints ``rank  item_id  score``.
+Sends ``user_id`` string [B] and ``history`` string [B, L] to the
+``serving_default`` signature and prints ``rank  item_id  score`` per user
+(``--output_format jsonl``: one JSON object per user).
+
+From Python::
+
+    from serving.client import RetrievalClient
+    with RetrievalClient("localhost:8500") as client:
+        top = client.recommend(["U42"], [["i1", "i7"]], k=5)  # [[(item, score), ...]]
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -128,6 +137,121 @@ def query(
     return parse_response(response)
 
 
+class RetrievalClient:
+    """A reusable gRPC connection to a TF Serving-compatible retrieval model.
+
+    Works against ``retrieval-serve`` and real ``tensorflow_model_server``.
+
+    Args:
+        target: ``host:port`` of the gRPC API.
+        model_name: ``model_spec.name``.
+        signature_name: ``model_spec.signature_name``.
+        version: Ask for this version instead of the served default.
+        timeout: RPC deadline in seconds.
+        batch_size: Users per Predict call in :meth:`recommend` (keep it at or
+            under the server's ``--max_batch_size``).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        model_name: str = "retrieval",
+        signature_name: str = "serving_default",
+        version: int | None = None,
+        timeout: float = 10.0,
+        batch_size: int = 256,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}; expected >= 1")
+        self.target = target
+        self.model_name = model_name
+        self.signature_name = signature_name
+        self.version = version
+        self.timeout = timeout
+        self.batch_size = batch_size
+        self._channel = grpc.insecure_channel(target)
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def recommend(
+        self,
+        user_ids: Sequence[str],
+        histories: Sequence[Sequence[str]] | None = None,
+        k: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Top items per user, best first, in batches of ``batch_size``.
+
+        Args:
+            user_ids: B user ids.
+            histories: B item-id lists (most recent last); None = no history.
+            k: Keep at most this many items per user (the model's K caps it).
+
+        Returns:
+            B lists of (item_id, score).
+
+        Raises:
+            grpc.RpcError: If the server is unreachable or answers an error.
+            ValueError: On mismatched inputs or a response without the outputs.
+        """
+        if histories is None:
+            histories = [[] for _ in user_ids]
+        if len(user_ids) != len(histories):
+            raise ValueError(
+                f"got {len(user_ids)} user_ids but {len(histories)} histories; "
+                "expected one history per user"
+            )
+        if k is not None and k < 1:
+            raise ValueError(f"k={k}; expected >= 1")
+        results: list[list[tuple[str, float]]] = []
+        for start in range(0, len(user_ids), self.batch_size):
+            stop = start + self.batch_size
+            request = build_request(
+                user_ids[start:stop], histories[start:stop], self.model_name,
+                self.signature_name,
+            )
+            if self.version is not None:
+                request.model_spec.version.value = self.version
+            response = self._stub.Predict(request, timeout=self.timeout)
+            results.extend(parse_response(response))
+        return [row[:k] for row in results] if k is not None else results
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> RetrievalClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_users_file(path: str) -> tuple[list[str], list[list[str]]]:
+    """Reads ``user_id [item,item,...]`` lines (whitespace between the two parts).
+
+    Blank lines and lines starting with ``#`` are skipped.
+
+    Raises:
+        ValueError: Naming the file and line of a malformed line.
+    """
+    users, histories = [], []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) > 2:
+                raise ValueError(
+                    f"{path}:{number}: {line!r} has {len(parts)} fields; expected "
+                    "'user_id' or 'user_id item,item,...' (no spaces in the history)"
+                )
+            users.append(parts[0])
+            history = parts[1].split(",") if len(parts) == 2 else []
+            histories.append([item for item in history if item])
+    if not users:
+        raise ValueError(f"{path} holds no users; expected 'user_id [item,item,...]' lines")
+    return users, histories
+
+
 def read_catalog(path: str) -> dict[str, str]:
     """item_id -> title from a MovieTweetings ``movies.dat`` (``id::title::genres``)
     or a CSV with ``item_id`` and ``title`` columns."""
@@ -177,13 +301,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--server", default="localhost:8500", help="host:port of the server"
     )
-    parser.add_argument("--user_id", required=True, help="user to recommend for")
+    users = parser.add_mutually_exclusive_group(required=True)
+    users.add_argument("--user_id", help="user to recommend for")
+    users.add_argument(
+        "--users_file",
+        help="file of 'user_id [item,item,...]' lines: one batch of users",
+    )
     parser.add_argument(
         "--history",
         default="",
-        help="comma-separated item ids the user interacted with",
+        help="comma-separated item ids the user interacted with (with --user_id)",
     )
-    parser.add_argument("--k", type=_positive_int, default=10, help="rows to print")
+    parser.add_argument("--k", type=_positive_int, default=10, help="items per user")
+    parser.add_argument(
+        "--batch_size", type=_positive_int, default=256, help="users per Predict call"
+    )
+    parser.add_argument(
+        "--output_format", choices=("table", "jsonl"), default="table",
+        help="table: a ranked table per user; jsonl: one JSON object per user",
+    )
     parser.add_argument("--model_name", default="retrieval")
     parser.add_argument("--catalog", default=None,
                         help="item catalog to print titles from (movies.dat or CSV)")
@@ -194,19 +330,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_results(users, results, k, output_format, titles) -> None:
+    for user, ranked in zip(users, results, strict=True):
+        if output_format == "jsonl":
+            print(json.dumps({"user_id": user, "items": [
+                {"item_id": item, "score": score} for item, score in ranked[:k]]}))
+            continue
+        if len(users) > 1:
+            print(f"user {user}")
+        print(format_table(ranked[:k], titles))
+        if len(users) > 1:
+            print()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point of ``retrieval-query``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    history = [item.strip() for item in args.history.split(",") if item.strip()]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.users_file:
+        if args.history:
+            parser.error("--history applies to --user_id; put histories in --users_file")
+        try:
+            users, histories = read_users_file(args.users_file)
+        except (OSError, ValueError) as err:
+            print(f"{PROG}: error: {err}", file=sys.stderr)
+            return 2
+    else:
+        users = [args.user_id]
+        histories = [[item.strip() for item in args.history.split(",") if item.strip()]]
     try:
-        results = query(
-            args.server,
-            [args.user_id],
-            [history],
-            model_name=args.model_name,
-            signature_name=args.signature_name,
-            timeout=args.timeout,
-        )
+        with RetrievalClient(
+            args.server, args.model_name, args.signature_name, timeout=args.timeout,
+            batch_size=args.batch_size,
+        ) as client:
+            results = client.recommend(users, histories)
     except grpc.RpcError as err:
         print(
             f"{PROG}: error: request to {args.server} failed: "
@@ -220,14 +377,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    ranked = results[0]
-    if args.k > len(ranked):
+    returned = min((len(r) for r in results), default=0)
+    if args.k > returned and args.output_format == "table":
         print(
             f"note: requested --k={args.k} but the model returns only "
-            f"{len(ranked)} items"
+            f"{returned} items"
         )
     titles = read_catalog(args.catalog) if args.catalog else None
-    print(format_table(ranked[: args.k], titles))
+    _print_results(users, results, args.k, args.output_format, titles)
     return 0
 
 

@@ -1,12 +1,14 @@
-"""Serves the highest version of one SavedModel and hot-swaps newer ones.
+"""Serves the versions of one model its version policy selects; hot-swaps new ones.
 
 Layout (as for ``tensorflow_model_server``)::
 
     <base_path>/<version>/saved_model.pb   # version = decimal integer
 
-The highest loadable version is served. A background thread polls the base path
-and swaps in a newer version atomically; a version that fails to load or warm up
-is recorded (for GetModelStatus) and the previous version keeps serving.
+A background thread polls the base path. A new version is loaded and warmed up
+*before* it is published, so requests never see a half-loaded model; versions
+the policy no longer selects are then unloaded. A version that fails to load or
+warm up is recorded (for GetModelStatus) and the versions already served keep
+serving; it is retried only once its saved_model.pb changes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from serving.model_config import VersionPolicy
 from serving.saved_model_loader import ServedModel, load_version, scan_versions
 
 log = logging.getLogger(__name__)
@@ -35,13 +38,17 @@ class ModelLoadError(RuntimeError):
     """No version of the model could be loaded."""
 
 
+class VersionNotServedError(LookupError):
+    """The requested version is not among the served ones."""
+
+
 @dataclasses.dataclass
 class VersionStatus:
     """Load outcome of one version, reported by GetModelStatus.
 
     Attributes:
         version: Numeric version.
-        state: ``"AVAILABLE"`` (served) or ``"END"`` (failed or replaced).
+        state: ``"AVAILABLE"`` (served) or ``"END"`` (failed or unloaded).
         error_code: ``tensorflow.error.Code`` value, 0 when OK.
         error_message: Load/warm-up error, empty when OK.
     """
@@ -60,16 +67,19 @@ def _error_code(err: BaseException) -> int:
 
 
 class ModelRegistry:
-    """Serves the highest loadable version of one model and polls for newer ones.
+    """The served versions of one model.
 
-    Thread-safe: :meth:`current` hands out an immutable :class:`ServedModel`, so
-    a request keeps using the version it started with even if a swap happens.
+    Reads are lock-free: the served versions live in an immutable snapshot that
+    a load or unload replaces as a whole, so a request keeps the version it
+    started with even if a swap happens meanwhile.
 
     Args:
         name: Model name clients must use in ``model_spec.name``.
         base_path: Directory holding numeric version subdirectories.
         poll_wait_seconds: Polling period; 0 disables polling.
         loader: ``(version_dir, version) -> ServedModel``; injectable for tests.
+        version_policy: Which versions to serve (default: the latest one).
+        version_labels: Label -> version, for ``model_spec.version_label``.
     """
 
     def __init__(
@@ -78,33 +88,61 @@ class ModelRegistry:
         base_path: str,
         poll_wait_seconds: float = 1.0,
         loader: Callable[[str, int], ServedModel] = load_version,
+        version_policy: VersionPolicy | None = None,
+        version_labels: dict[str, int] | None = None,
     ):
         self.name = name
         self.base_path = base_path
         self.poll_wait_seconds = poll_wait_seconds
+        self.version_policy = version_policy or VersionPolicy()
+        self.version_labels = dict(version_labels or {})
         self._loader = loader
-        self._lock = threading.Lock()
-        self._current: ServedModel | None = None
+        # (versions -> model, highest model); replaced whole, never mutated.
+        self._snapshot: tuple[dict[int, ServedModel], ServedModel | None] = ({}, None)
+        self._lock = threading.Lock()  # guards _statuses and snapshot replacement
+        self._sync_lock = threading.Lock()  # one load/unload pass at a time
         self._statuses: dict[int, VersionStatus] = {}
         self._failed_stamps: dict[int, tuple[float, int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._warned_gone = False
+        self._warned_stale = False
+
+    # ------------------------------------------------------------------ reads
 
     def current(self) -> ServedModel:
-        """Returns the served model (raises ModelLoadError before the first load)."""
-        with self._lock:
-            if self._current is None:
-                raise ModelLoadError(f"model '{self.name}' has no loaded version")
-            return self._current
+        """Returns the highest served version (raises ModelLoadError if none)."""
+        latest = self._snapshot[1]
+        if latest is None:
+            raise ModelLoadError(f"model '{self.name}' has no loaded version")
+        return latest
+
+    def get(self, version: int) -> ServedModel:
+        """Returns served ``version``.
+
+        Raises:
+            VersionNotServedError: Naming the served versions.
+        """
+        served = self._snapshot[0]
+        model = served.get(version)
+        if model is None:
+            raise VersionNotServedError(
+                f"model '{self.name}' version {version} is not loaded; "
+                f"served versions: {sorted(served)}"
+            )
+        return model
+
+    def served_versions(self) -> list[int]:
+        return sorted(self._snapshot[0])
 
     def statuses(self) -> list[VersionStatus]:
         """Returns a copy of every known version's status, sorted by version."""
         with self._lock:
             return [dataclasses.replace(s) for _, s in sorted(self._statuses.items())]
 
+    # ------------------------------------------------------------ load/unload
+
     def load_initial(self) -> ServedModel:
-        """Loads the highest loadable version, falling back to lower ones.
+        """Loads the versions the policy selects (falling back past failures).
 
         Raises:
             ModelLoadError: Naming the base path, if no version loads.
@@ -117,54 +155,62 @@ class ModelRegistry:
                 f"no model versions under {self.base_path} "
                 "(expected <base_path>/<version>/saved_model.pb)"
             )
-        for version in sorted(found, reverse=True):
-            if self._try_load(version, found[version]):
-                return self.current()
-        errors = "; ".join(
-            f"version {s.version}: {s.error_message}" for s in self.statuses()
-        )
-        raise ModelLoadError(
-            f"no version under {self.base_path} could be loaded ({errors})"
-        )
+        self._sync(found)
+        if not self._snapshot[0]:
+            errors = "; ".join(
+                f"version {s.version}: {s.error_message}" for s in self.statuses()
+            ) or f"found versions {sorted(found)}"
+            raise ModelLoadError(
+                f"no version under {self.base_path} could be loaded with policy "
+                f"{self.version_policy.describe()} ({errors})"
+            )
+        return self.current()
 
     def poll_once(self) -> bool:
-        """Loads and swaps in a newer version if one appeared.
-
-        Also falls back to the highest remaining version if the served version's
-        directory was deleted (the same "serve the latest" policy as TF Serving).
+        """Loads newly selected versions and unloads deselected ones.
 
         Returns:
-            True if the served version changed.
+            True if the set of served versions changed.
         """
-        found = scan_versions(self.base_path)
-        served = self.current().version
-        served_gone = served not in found
-        candidates = [
-            v
-            for v in found
-            if v != served
-            and (v > served or served_gone)
-            and self._failed_stamps.get(v) != found[v]
-        ]
-        for version in sorted(candidates, reverse=True):
-            if self._try_load(version, found[version]):
-                return True
-        if served_gone and not self._warned_gone:
-            self._warned_gone = True
-            log.warning(
-                "served version %d vanished from %s and no other version loads; "
-                "keeping it in memory",
-                served,
-                self.base_path,
-            )
-        return False
+        return self._sync(scan_versions(self.base_path))
+
+    def _sync(self, found: dict[int, tuple[float, int]]) -> bool:
+        with self._sync_lock:
+            changed = False
+            while True:
+                loadable = {
+                    v for v, stamp in found.items() if self._failed_stamps.get(v) != stamp
+                }
+                wanted = self.version_policy.select(loadable)
+                missing = sorted(wanted - set(self._snapshot[0]), reverse=True)
+                if not missing:
+                    break
+                # A failure leaves `loadable`, so the next pass re-plans without it.
+                changed |= self._try_load(missing[0], found[missing[0]])
+            stale = set(self._snapshot[0]) - wanted
+            if stale and wanted & set(self._snapshot[0]):
+                self._unload(stale)
+                changed = True
+            elif stale and not self._warned_stale:
+                # Never drop the last working version: keep serving it from memory.
+                self._warned_stale = True
+                log.warning(
+                    "model '%s': versions %s are no longer selected (%s) but nothing "
+                    "else is loaded; keeping them in memory",
+                    self.name,
+                    sorted(stale),
+                    self.version_policy.describe(),
+                )
+            return changed
+
+    def _publish(self, served: dict[int, ServedModel]) -> None:
+        latest = served[max(served)] if served else None
+        self._snapshot = (served, latest)
 
     def _try_load(self, version: int, stamp: tuple[float, int]) -> bool:
-        """Loads ``version``; on success swaps it in, on failure records the error."""
+        """Loads ``version``; on success publishes it, on failure records the error."""
         version_dir = os.path.join(self.base_path, str(version))
-        log.info(
-            "loading model '%s' version %d from %s", self.name, version, version_dir
-        )
+        log.info("loading model '%s' version %d from %s", self.name, version, version_dir)
         try:
             model = self._loader(version_dir, version)
         except Exception as err:  # any load failure must not take the server down
@@ -184,29 +230,30 @@ class ModelRegistry:
                 )
             return False
         with self._lock:
-            previous = self._current
-            self._current = model
+            self._publish({**self._snapshot[0], version: model})
             self._failed_stamps.pop(version, None)
-            self._warned_gone = False
+            self._warned_stale = False
             self._statuses[version] = VersionStatus(version, "AVAILABLE")
-            if previous is not None:
-                self._statuses[previous.version] = VersionStatus(
-                    previous.version, "END"
-                )
-        log.info(
-            "serving model '%s' version %d%s",
-            self.name,
-            version,
-            f" (replaces version {previous.version})" if previous else "",
-        )
+        log.info("serving model '%s' version %d", self.name, version)
         return True
+
+    def _unload(self, versions: set[int]) -> None:
+        with self._lock:
+            self._publish(
+                {v: m for v, m in self._snapshot[0].items() if v not in versions}
+            )
+            for version in versions:
+                self._statuses[version] = VersionStatus(version, "END")
+        log.info("model '%s': unloaded versions %s", self.name, sorted(versions))
+
+    # ---------------------------------------------------------------- polling
 
     def start_polling(self) -> None:
         """Starts the background polling thread (no-op if polling is disabled)."""
         if self.poll_wait_seconds <= 0 or self._thread is not None:
             return
         self._thread = threading.Thread(
-            target=self._poll_loop, name="model-version-poller", daemon=True
+            target=self._poll_loop, name=f"poller-{self.name}", daemon=True
         )
         self._thread.start()
 

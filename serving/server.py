@@ -1,12 +1,15 @@
-"""``retrieval-serve``: a TF Serving-compatible gRPC server for one SavedModel.
+"""``retrieval-serve``: a TF Serving-compatible gRPC + REST server for SavedModels.
 
 Usage (flag names follow ``tensorflow_model_server``)::
 
-    retrieval-serve --port=8500 --model_name=retrieval \\
+    retrieval-serve --port=8500 --rest_api_port=8501 --model_name=retrieval \\
         --model_base_path=/models/retrieval --file_system_poll_wait_seconds=1
+    retrieval-serve --port=8500 --model_config_file=/models/models.config
 
-Prints ``retrieval-serve: serving model '<name>' version <v> on <host>:<port>``
-once ready, and stops gracefully on SIGTERM/SIGINT.
+Prints one ``retrieval-serve: serving model '<name>' version <v> on <host>:<port>``
+line per model once every model is loaded and both APIs are listening (plus
+``retrieval-serve: REST API on http://<host>:<port>`` when enabled), and stops
+gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -29,8 +32,12 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.model_registry import ModelLoadError, ModelRegistry
+from serving.model_config import ConfigError, read_config_file, single_model
+from serving.model_manager import ModelManager
+from serving.model_registry import ModelLoadError
+from serving.rest_api import RestServer
 from serving.servicers import ModelServicer, PredictionServicer
+from serving.serving_core import RequestLimits, ServingCore
 
 log = logging.getLogger("retrieval-serve")
 
@@ -40,25 +47,28 @@ PROG = "retrieval-serve"
 def build_parser() -> argparse.ArgumentParser:
     """Returns the argument parser; accepts ``--flag=value`` and ``--flag value``."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Serve a SavedModel over TF Serving's gRPC API."
+        prog=PROG, description="Serve SavedModels over TF Serving's gRPC and REST APIs."
     )
     parser.add_argument(
         "--port", type=int, default=8500, help="gRPC port (0 = any free port)"
     )
     parser.add_argument(
-        "--rest_api_port",
-        type=int,
-        default=0,
-        help="REST port; 0 = off (REST is not implemented yet)",
+        "--rest_api_port", type=int, default=0, help="REST port; 0 = REST off"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address both APIs bind (0.0.0.0 = all)"
+    )
     parser.add_argument(
         "--model_name", default="retrieval", help="name clients must request"
     )
     parser.add_argument(
         "--model_base_path", help="directory with <version>/saved_model.pb"
     )
-    parser.add_argument("--model_config_file", help="not supported yet")
+    parser.add_argument(
+        "--model_config_file",
+        help="ModelServerConfig text proto listing several models (instead of "
+        "--model_name/--model_base_path)",
+    )
     parser.add_argument(
         "--file_system_poll_wait_seconds",
         type=float,
@@ -72,19 +82,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest accepted dimension 0 of any input",
     )
     parser.add_argument(
+        "--max_k",
+        type=int,
+        default=1000,
+        help="largest accepted value of an integer 'k' input (if a signature has one)",
+    )
+    parser.add_argument(
         "--grpc_max_threads", type=int, default=16, help="worker threads handling RPCs"
+    )
+    parser.add_argument(
+        "--rest_api_num_threads",
+        type=int,
+        default=16,
+        help="worker threads (concurrent connections) of the REST API",
     )
     parser.add_argument(
         "--max_message_bytes",
         type=int,
         default=64 * 1024 * 1024,
-        help="max gRPC request/response size in bytes",
+        help="max gRPC request/response and REST body size in bytes",
+    )
+    parser.add_argument(
+        "--tensorflow_intra_op_parallelism",
+        type=int,
+        default=0,
+        help="threads one TF op may use; 0 = TensorFlow's default",
+    )
+    parser.add_argument(
+        "--tensorflow_inter_op_parallelism",
+        type=int,
+        default=0,
+        help="TF ops run in parallel; 0 = TensorFlow's default",
     )
     parser.add_argument(
         "--shutdown_grace_seconds",
         type=float,
         default=5.0,
-        help="time in-flight RPCs get to finish on SIGTERM/SIGINT",
+        help="time in-flight requests get to finish on SIGTERM/SIGINT",
     )
     return parser
 
@@ -93,22 +127,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses and validates flags; exits with status 2 and a message on error."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.model_config_file:
+    if args.model_config_file and args.model_base_path:
         parser.error(
-            f"--model_config_file={args.model_config_file} is not supported yet; "
-            "expected --model_name and --model_base_path"
+            f"--model_config_file={args.model_config_file} and --model_base_path="
+            f"{args.model_base_path} both given; expected one of them"
         )
-    if not args.model_base_path:
+    if not args.model_config_file and not args.model_base_path:
         parser.error(
-            "--model_base_path is required (directory with <version>/saved_model.pb)"
+            "--model_base_path (directory with <version>/saved_model.pb) or "
+            "--model_config_file is required"
         )
+    port_ok = 0 <= args.port <= 65535
     checks = [
-        ("--port", args.port, 0 <= args.port <= 65535, "in [0, 65535]"),
+        ("--port", args.port, port_ok, "in [0, 65535]"),
         (
             "--rest_api_port",
             args.rest_api_port,
-            0 <= args.rest_api_port <= 65535,
-            "in [0, 65535]",
+            0 <= args.rest_api_port <= 65535
+            and (args.rest_api_port == 0 or args.rest_api_port != args.port),
+            "in [0, 65535] and different from --port",
         ),
         (
             "--file_system_poll_wait_seconds",
@@ -117,10 +154,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ">= 0",
         ),
         ("--max_batch_size", args.max_batch_size, args.max_batch_size >= 1, ">= 1"),
+        ("--max_k", args.max_k, args.max_k >= 1, ">= 1"),
+        ("--grpc_max_threads", args.grpc_max_threads, args.grpc_max_threads >= 1, ">= 1"),
         (
-            "--grpc_max_threads",
-            args.grpc_max_threads,
-            args.grpc_max_threads >= 1,
+            "--rest_api_num_threads",
+            args.rest_api_num_threads,
+            args.rest_api_num_threads >= 1,
             ">= 1",
         ),
         (
@@ -128,6 +167,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.max_message_bytes,
             args.max_message_bytes >= 1,
             ">= 1",
+        ),
+        (
+            "--tensorflow_intra_op_parallelism",
+            args.tensorflow_intra_op_parallelism,
+            args.tensorflow_intra_op_parallelism >= 0,
+            ">= 0",
+        ),
+        (
+            "--tensorflow_inter_op_parallelism",
+            args.tensorflow_inter_op_parallelism,
+            args.tensorflow_inter_op_parallelism >= 0,
+            ">= 0",
         ),
         (
             "--shutdown_grace_seconds",
@@ -151,30 +202,32 @@ def _address(host: str, port: int) -> str:
 
 @dataclasses.dataclass
 class RunningServer:
-    """A started server. ``stop()`` shuts gRPC and the version poller down."""
+    """A started server. ``stop()`` shuts the APIs and the version pollers down."""
 
     server: grpc.Server
-    registry: ModelRegistry
+    manager: ModelManager
     address: str
     port: int
     grace: float
+    rest: RestServer | None = None
+
+    @property
+    def rest_address(self) -> str | None:
+        if self.rest is None:
+            return None
+        host, port = self.rest.server_address[:2]
+        return f"http://{_address(host, port)}"
 
     def stop(self) -> None:
-        self.server.stop(self.grace).wait()
-        self.registry.stop()
+        # Both APIs drain concurrently within one grace period.
+        grpc_done = self.server.stop(self.grace)
+        if self.rest is not None:
+            self.rest.stop(self.grace)
+        grpc_done.wait()
+        self.manager.stop()
 
 
-def start(args: argparse.Namespace) -> RunningServer:
-    """Loads the model, starts polling and the gRPC server.
-
-    Raises:
-        ModelLoadError: If no version loads.
-        OSError: If the address cannot be bound.
-    """
-    registry = ModelRegistry(
-        args.model_name, args.model_base_path, args.file_system_poll_wait_seconds
-    )
-    registry.load_initial()
+def _grpc_server(args: argparse.Namespace, core: ServingCore) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=args.grpc_max_threads, thread_name_prefix="grpc-worker"
@@ -185,13 +238,49 @@ def start(args: argparse.Namespace) -> RunningServer:
             # Without this a second server could silently share a busy port.
             ("grpc.so_reuseport", 0),
         ],
+        # Beyond this many queued/running RPCs answer RESOURCE_EXHAUSTED at once
+        # instead of queueing without bound.
+        maximum_concurrent_rpcs=args.grpc_max_threads * 8,
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(registry, args.max_batch_size), server
+        PredictionServicer(core), server
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        ModelServicer(registry), server
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), server)
+    return server
+
+
+def _configure_tensorflow_threads(args: argparse.Namespace) -> None:
+    """Applies the TF thread-pool flags; must run before TensorFlow executes anything."""
+    import tensorflow as tf
+
+    if args.tensorflow_intra_op_parallelism:
+        tf.config.threading.set_intra_op_parallelism_threads(
+            args.tensorflow_intra_op_parallelism
+        )
+    if args.tensorflow_inter_op_parallelism:
+        tf.config.threading.set_inter_op_parallelism_threads(
+            args.tensorflow_inter_op_parallelism
+        )
+
+
+def start(args: argparse.Namespace) -> RunningServer:
+    """Loads the models, starts polling, the gRPC server and the REST API.
+
+    Raises:
+        ConfigError: If the model config file is invalid.
+        ModelLoadError: If a model has no loadable version.
+        OSError: If an address cannot be bound.
+    """
+    _configure_tensorflow_threads(args)
+    configs = (
+        read_config_file(args.model_config_file)
+        if args.model_config_file
+        else single_model(args.model_name, args.model_base_path)
     )
+    manager = ModelManager(configs, args.file_system_poll_wait_seconds)
+    manager.load_initial()
+    core = ServingCore(manager, RequestLimits(args.max_batch_size, args.max_k))
+    server = _grpc_server(args, core)
     address = _address(args.host, args.port)
     try:
         port = server.add_insecure_port(address)
@@ -199,10 +288,25 @@ def start(args: argparse.Namespace) -> RunningServer:
         raise OSError(f"cannot bind gRPC server to {address}: {err}") from err
     if port == 0:
         raise OSError(f"cannot bind gRPC server to {address}")
+    rest = None
+    if args.rest_api_port:
+        try:
+            rest = RestServer(
+                (args.host, args.rest_api_port),
+                core,
+                args.rest_api_num_threads,
+                args.max_message_bytes,
+            )
+        except OSError as err:
+            server.stop(0)
+            raise OSError(
+                f"cannot bind REST API to {_address(args.host, args.rest_api_port)}: {err}"
+            ) from err
+        rest.start()
     server.start()
-    registry.start_polling()
+    manager.start_polling()
     return RunningServer(
-        server, registry, _address(args.host, port), port, args.shutdown_grace_seconds
+        server, manager, _address(args.host, port), port, args.shutdown_grace_seconds, rest
     )
 
 
@@ -221,19 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.rest_api_port:
-        log.warning(
-            "--rest_api_port=%d ignored: the REST API is not implemented yet",
-            args.rest_api_port,
-        )
     try:
         running = start(args)
-    except ModelLoadError as err:
-        print(
-            f"{PROG}: error: cannot serve model '{args.model_name}': {err}",
-            file=sys.stderr,
-            flush=True,
-        )
+    except (ConfigError, ModelLoadError) as err:
+        print(f"{PROG}: error: cannot serve: {err}", file=sys.stderr, flush=True)
         return 1
     except OSError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
@@ -241,11 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     stop_event = threading.Event()
     if threading.current_thread() is threading.main_thread():
         _install_signal_handlers(stop_event)
-    print(
-        f"{PROG}: serving model '{args.model_name}' version "
-        f"{running.registry.current().version} on {running.address}",
-        flush=True,
-    )
+    for registry in running.manager.registries():
+        versions = registry.served_versions()
+        label = "version" if len(versions) == 1 else "versions"
+        print(
+            f"{PROG}: serving model '{registry.name}' {label} "
+            f"{', '.join(map(str, versions))} on {running.address}",
+            flush=True,
+        )
+    if running.rest is not None:
+        print(f"{PROG}: REST API on {running.rest_address}", flush=True)
     # Poll the event rather than block forever so signal handlers run promptly.
     while not stop_event.wait(0.5):
         pass

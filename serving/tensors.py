@@ -1,7 +1,10 @@
-"""TensorProto <-> tensor conversion and request validation against a signature.
+"""TensorProto <-> numpy conversion and request validation against a signature.
 
 Validation looks at each ``TensorProto``'s dtype and shape *before* decoding it,
 so an oversized or malformed request is rejected without allocating its payload.
+Conversion reads and writes the proto fields with numpy directly:
+``tf.make_ndarray``/``tf.make_tensor_proto`` do the same job several times
+slower, which showed up as a large share of the per-request server time.
 """
 
 from __future__ import annotations
@@ -10,11 +13,29 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
+
+K_INPUT = "k"  # an optional "how many results" input, bounded by --max_k
+
+# Repeated field holding the values of each dtype when tensor_content is empty.
+_VALUE_FIELDS = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+}
 
 
 class InvalidInputError(ValueError):
@@ -66,35 +87,25 @@ def _proto_shape(name: str, proto: tensor_pb2.TensorProto) -> list[int]:
     return dims
 
 
-def check_input(
-    name: str,
-    proto: tensor_pb2.TensorProto,
-    spec: tf.TensorSpec,
-    max_batch_size: int,
+def check_dtype_and_shape(
+    name: str, got_dtype: str, dims: list[int], spec: tf.TensorSpec, max_batch_size: int
 ) -> None:
-    """Checks one request tensor's dtype, rank, fixed dims and batch size.
+    """Checks one input's dtype name, rank, fixed dims and batch size.
 
     Args:
         name: Input name (for error messages).
-        proto: The request ``TensorProto``.
+        got_dtype: The request's dtype name, e.g. ``"string"``.
+        dims: The request's concrete shape.
         spec: The signature's ``tf.TensorSpec`` for this input.
         max_batch_size: Largest accepted size of dimension 0.
 
     Raises:
         InvalidInputError: Naming the input, the bad value and what was expected.
     """
-    try:
-        got_dtype = tf.dtypes.as_dtype(proto.dtype)
-    except TypeError:
-        got_dtype = None
-    if got_dtype is None or got_dtype != spec.dtype:
-        got = (
-            got_dtype.name if got_dtype is not None else f"<invalid enum {proto.dtype}>"
-        )
+    if got_dtype != spec.dtype.name:
         raise InvalidInputError(
-            f"input '{name}' has dtype {got}, expected {spec.dtype.name}"
+            f"input '{name}' has dtype {got_dtype}, expected {spec.dtype.name}"
         )
-    dims = _proto_shape(name, proto)
     expected = spec.shape
     if expected.rank is not None:
         if len(dims) != expected.rank:
@@ -118,33 +129,94 @@ def check_input(
         )
 
 
-def proto_to_tensor(
-    name: str, proto: tensor_pb2.TensorProto, dtype: tf.DType
-) -> tf.Tensor:
-    """Decodes a request ``TensorProto`` into an eager tensor of ``dtype``.
+def proto_dtype_name(proto: tensor_pb2.TensorProto) -> str:
+    try:
+        return tf.dtypes.as_dtype(proto.dtype).name
+    except TypeError:
+        return f"<invalid enum {proto.dtype}>"
 
-    String tensors decode to numpy object arrays of ``bytes``; they are converted
-    with an explicit ``tf.string`` dtype so empty arrays (e.g. history ``[1, 0]``)
-    keep their type.
+
+def check_input(
+    name: str,
+    proto: tensor_pb2.TensorProto,
+    spec: tf.TensorSpec,
+    max_batch_size: int,
+) -> list[int]:
+    """Checks one request ``TensorProto`` against its spec; returns its shape.
 
     Raises:
-        InvalidInputError: If the payload does not decode to the declared shape.
+        InvalidInputError: Naming the input, the bad value and what was expected.
     """
-    try:
-        array = tf.make_ndarray(proto)
-        return tf.convert_to_tensor(array, dtype=dtype)
-    except (TypeError, ValueError) as err:
+    dims = _proto_shape(name, proto)
+    check_dtype_and_shape(name, proto_dtype_name(proto), dims, spec, max_batch_size)
+    return dims
+
+
+def check_names(present, specs: Mapping[str, tf.TensorSpec]) -> None:
+    """Rejects missing or unexpected input names."""
+    present = set(present)
+    missing = sorted(set(specs) - present)
+    if missing:
         raise InvalidInputError(
-            f"input '{name}' could not be decoded as {dtype.name} "
-            f"{format_shape([d.size for d in proto.tensor_shape.dim])}: {err}"
-        ) from err
+            f"missing input(s) {missing}; expected inputs {sorted(specs)}"
+        )
+    unexpected = sorted(present - set(specs))
+    if unexpected:
+        raise InvalidInputError(
+            f"unexpected input(s) {unexpected}; expected inputs {sorted(specs)}"
+        )
 
 
-def request_to_tensors(
+def proto_to_array(
+    name: str, proto: tensor_pb2.TensorProto, dims: list[int]
+) -> np.ndarray:
+    """Decodes a validated request ``TensorProto`` of shape ``dims`` into numpy.
+
+    Strings become an object array of ``bytes``. As in TensorFlow, a single
+    value fills the whole shape.
+
+    Raises:
+        InvalidInputError: If the payload does not hold ``prod(dims)`` values.
+    """
+    count = math.prod(dims)
+    if proto.dtype == types_pb2.DT_STRING:
+        values = proto.string_val
+        if len(values) == count:
+            array = np.empty(count, dtype=object)
+            array[:] = list(values)
+            return array.reshape(dims)
+        if len(values) == 1:
+            return np.full(dims, values[0], dtype=object)
+        raise InvalidInputError(
+            f"input '{name}' holds {len(values)} strings but its shape "
+            f"{format_shape(dims)} needs {count}"
+        )
+    numpy_dtype = tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype
+    if proto.tensor_content:
+        array = np.frombuffer(proto.tensor_content, dtype=numpy_dtype)
+    else:
+        field = _VALUE_FIELDS.get(proto.dtype)
+        if field is None:
+            raise InvalidInputError(
+                f"input '{name}' has dtype {proto_dtype_name(proto)} without "
+                "tensor_content; expected tensor_content for this dtype"
+            )
+        array = np.asarray(getattr(proto, field), dtype=numpy_dtype)
+    if array.size == count:
+        return array.reshape(dims)
+    if array.size == 1:
+        return np.full(dims, array[0], dtype=numpy_dtype)
+    raise InvalidInputError(
+        f"input '{name}' holds {array.size} values but its shape "
+        f"{format_shape(dims)} needs {count}"
+    )
+
+
+def request_to_arrays(
     inputs: Mapping[str, tensor_pb2.TensorProto],
     specs: Mapping[str, tf.TensorSpec],
     max_batch_size: int,
-) -> dict[str, tf.Tensor]:
+) -> dict[str, np.ndarray]:
     """Validates all request inputs against a signature and decodes them.
 
     Args:
@@ -153,41 +225,72 @@ def request_to_tensors(
         max_batch_size: Largest accepted size of dimension 0.
 
     Returns:
-        Mapping input name -> tensor, ready for ``concrete_fn(**tensors)``.
+        Mapping input name -> numpy array.
 
     Raises:
         InvalidInputError: On a missing, unexpected or mismatching input.
     """
-    missing = sorted(set(specs) - set(inputs))
-    if missing:
-        raise InvalidInputError(
-            f"missing input(s) {missing}; expected inputs {sorted(specs)}"
-        )
-    unexpected = sorted(set(inputs) - set(specs))
-    if unexpected:
-        raise InvalidInputError(
-            f"unexpected input(s) {unexpected}; expected inputs {sorted(specs)}"
-        )
-    for name, spec in specs.items():
-        check_input(name, inputs[name], spec, max_batch_size)
-    return {
-        name: proto_to_tensor(name, inputs[name], spec.dtype)
+    check_names(inputs, specs)
+    shapes = {
+        name: check_input(name, inputs[name], spec, max_batch_size)
         for name, spec in specs.items()
+    }
+    return {name: proto_to_array(name, inputs[name], shapes[name]) for name in specs}
+
+
+def check_k(arrays: Mapping[str, np.ndarray], max_k: int) -> None:
+    """Bounds an integer ``k`` input (if the signature has one) to [1, max_k]."""
+    k = arrays.get(K_INPUT)
+    if k is None or k.size == 0 or k.dtype.kind not in "iu":
+        return
+    low, high = int(k.min()), int(k.max())
+    if high > max_k or low < 1:
+        bad = high if high > max_k else low
+        raise InvalidInputError(
+            f"input '{K_INPUT}' has value {bad}, expected 1 <= k <= {max_k} (--max_k)"
+        )
+
+
+def to_tensors(
+    arrays: Mapping[str, np.ndarray], specs: Mapping[str, tf.TensorSpec]
+) -> dict[str, tf.Tensor]:
+    """Converts decoded arrays to tensors of the signature's dtypes.
+
+    The explicit dtype keeps empty string arrays (e.g. history ``[1, 0]``) typed.
+    """
+    return {
+        name: tf.constant(array, dtype=specs[name].dtype)
+        for name, array in arrays.items()
     }
 
 
-def tensor_to_proto(value) -> tensor_pb2.TensorProto:
+def array_to_proto(value) -> tensor_pb2.TensorProto:
     """Encodes a signature output (tensor or array) as a ``TensorProto``."""
-    if isinstance(value, tf.Tensor):
-        value = value.numpy()
-    return tf.make_tensor_proto(value)
+    array = value.numpy() if isinstance(value, tf.Tensor) else np.asarray(value)
+    proto = tensor_pb2.TensorProto()
+    for size in array.shape:
+        proto.tensor_shape.dim.add().size = size
+    if array.dtype == object or array.dtype.kind in "SU":
+        proto.dtype = types_pb2.DT_STRING
+        values = array.ravel().tolist()
+        if array.dtype.kind == "U":
+            values = [v.encode("utf-8") for v in values]
+        proto.string_val.extend(values)
+    else:
+        proto.dtype = tf.dtypes.as_dtype(array.dtype).as_datatype_enum
+        proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    return proto
+
+
+# Kept for callers of the original name.
+tensor_to_proto = array_to_proto
 
 
 def warmup_tensors(specs: Mapping[str, tf.TensorSpec]) -> dict[str, tf.Tensor]:
     """Builds a tiny request matching ``specs``: unknown dims become 1.
 
-    Strings are ``b""``, numbers zero, booleans False. Used to exercise a newly
-    loaded model before it replaces the served one.
+    Strings are ``b""``, numbers zero (an integer ``k`` input is 1), booleans
+    False. Used to exercise a newly loaded model before it is served.
 
     Returns:
         Mapping input name -> tensor of shape spec with ``None`` -> 1.
@@ -200,6 +303,8 @@ def warmup_tensors(specs: Mapping[str, tf.TensorSpec]) -> dict[str, tf.Tensor]:
             shape = [1 if d is None else d for d in spec.shape.as_list()]
         if spec.dtype == tf.string:
             array = np.full(shape, b"", dtype=object)
+        elif name == K_INPUT and spec.dtype.is_integer:
+            array = np.ones(shape, dtype=spec.dtype.as_numpy_dtype)
         else:
             array = np.zeros(shape, dtype=spec.dtype.as_numpy_dtype)
         tensors[name] = tf.convert_to_tensor(array, dtype=spec.dtype)

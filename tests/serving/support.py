@@ -68,13 +68,51 @@ class ToyRetrieval(tf.Module):
         top = tf.math.top_k(scores, k=TOP_K)
         return {"item_ids": tf.gather(self.items, top.indices), "scores": top.values}
 
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None, None], tf.string, name="history"),
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def serve_k(self, user_id, history, k):
+        """Like ``serve`` but returns the best ``k`` (scalar) items per row."""
+        buckets = tf.strings.to_hash_bucket_fast(user_id, NUM_USER_BUCKETS)
+        scores = tf.matmul(
+            tf.gather(self.user_embeddings, buckets), self.item_embeddings, transpose_b=True
+        )
+        top = tf.math.top_k(scores, k=k)
+        return {"item_ids": tf.gather(self.items, top.indices), "scores": top.values}
 
-def save_version(base_path: Path, version: int, seed: int = 0) -> ToyRetrieval:
+
+class FailsWarmup(ToyRetrieval):
+    """Loads fine but its serving_default rejects empty user ids, as a broken
+    model would fail its first (warm-up) query."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None, None], tf.string, name="history"),
+        ]
+    )
+    def serve(self, user_id, history):
+        tf.debugging.assert_greater(
+            tf.reduce_min(tf.strings.length(user_id)), 0, message="broken model"
+        )
+        return {"item_ids": tf.fill(tf.shape(history), "x"),
+                "scores": tf.zeros(tf.shape(history))}
+
+
+def save_version(
+    base_path: Path, version: int, seed: int = 0, module_class=ToyRetrieval
+) -> ToyRetrieval:
     """Saves a ToyRetrieval as ``base_path/<version>``, appearing atomically."""
-    module = ToyRetrieval(seed)
+    module = module_class(seed)
     staging = base_path / f".staging-{version}"
     tf.saved_model.save(
-        module, str(staging), signatures={"serving_default": module.serve}
+        module,
+        str(staging),
+        signatures={"serving_default": module.serve, "serve_k": module.serve_k},
     )
     # Rename so the poller never sees a half-written version.
     os.rename(staging, base_path / str(version))
@@ -129,17 +167,31 @@ class ServerProcess:
     """``python -m serving.server`` in a subprocess; waits for its ready line.
 
     Args:
-        base_path: ``--model_base_path``.
+        base_path: ``--model_base_path``; None when ``extra_args`` hold
+            ``--model_config_file``.
         log_path: File receiving the server's stderr (inspect it on failure).
         extra_args: More flags.
         wait_ready: Block until the ready line appears (else see ``wait()``).
+        rest: Also start the REST API on a free port (``rest_url``).
     """
 
     READY_PREFIX = "retrieval-serve: serving model"
+    REST_PREFIX = "retrieval-serve: REST API on "
 
-    def __init__(self, base_path: Path, log_path: Path, extra_args=(), wait_ready=True):
+    def __init__(
+        self,
+        base_path: Path | None,
+        log_path: Path,
+        extra_args=(),
+        wait_ready=True,
+        rest: bool = False,
+    ):
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
+        self.rest_url = None
+        base_args = ["--model_base_path", str(base_path)] if base_path else []
+        if rest:
+            base_args.append(f"--rest_api_port={free_port()}")
         self.log_path = log_path
         self.lines: queue.Queue[str | None] = queue.Queue()
         # Stays open for the process lifetime; closed in terminate().
@@ -150,8 +202,7 @@ class ServerProcess:
                 "-m",
                 "serving.server",
                 f"--port={self.port}",
-                "--model_base_path",
-                str(base_path),
+                *base_args,
                 "--file_system_poll_wait_seconds=1",
                 *extra_args,
             ],
@@ -163,6 +214,8 @@ class ServerProcess:
         )
         threading.Thread(target=self._read_stdout, daemon=True).start()
         self.ready_line = self.wait_for_line(self.READY_PREFIX) if wait_ready else None
+        if rest and wait_ready:
+            self.rest_url = self.wait_for_line(self.REST_PREFIX)[len(self.REST_PREFIX):]
 
     def _read_stdout(self) -> None:
         for line in self.proc.stdout:
@@ -203,3 +256,20 @@ class ServerProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
             self._log.close()
+
+
+def http_json(method: str, url: str, body=None, raw: bytes | None = None):
+    """Sends a JSON (or ``raw``) body; returns (HTTP status, decoded JSON answer)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import grpc
+import pytest
 import tensorflow as tf
 
 from serving import client
@@ -72,3 +76,59 @@ def test_main_reports_unreachable_server(capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "UNAVAILABLE" in err and target in err
+
+
+def test_retrieval_client_batches_and_truncates(server, model_base):
+    _, module = model_base
+    users = [f"user{i}" for i in range(5)]
+    histories = [["item_0"], [], ["item_1", "item_2"], ["item_3"], []]
+    with client.RetrievalClient(server.target, batch_size=2) as retrieval:
+        top = retrieval.recommend(users, histories, k=2)
+        full = retrieval.recommend(users, histories)
+    width = max(len(h) for h in histories)
+    padded = [h + [""] * (width - len(h)) for h in histories]
+    expected = module.serve(tf.constant(users), tf.constant(padded))["item_ids"].numpy()
+    assert [[item for item, _ in row] for row in full] == [
+        [i.decode() for i in row] for row in expected]
+    assert top == [row[:2] for row in full]
+
+
+def test_retrieval_client_version_and_errors(server):
+    with client.RetrievalClient(server.target, version=1) as retrieval:
+        assert len(retrieval.recommend(["u"])[0]) == support.TOP_K
+        with pytest.raises(ValueError, match="expected one history per user"):
+            retrieval.recommend(["u", "v"], [[]])
+    with client.RetrievalClient(server.target, version=9) as retrieval:
+        with pytest.raises(grpc.RpcError) as info:
+            retrieval.recommend(["u"])
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_main_reads_users_file(server, tmp_path, capsys):
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("# user history\nann item_1,item_2\n\nben\n")
+    code = client.main(["--server", server.target, "--users_file", str(users_file),
+                        "--k", "3", "--batch_size", "1", "--output_format", "jsonl"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [row["user_id"] for row in rows] == ["ann", "ben"]
+    assert all(len(row["items"]) == 3 for row in rows)
+    assert not {"item_1", "item_2"} & {i["item_id"] for i in rows[0]["items"]}
+
+
+def test_main_table_for_several_users(server, tmp_path, capsys):
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("ann item_1\nben\n")
+    assert client.main(["--server", server.target, "--users_file", str(users_file),
+                        "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "user ann" in out and "user ben" in out
+
+
+def test_main_rejects_malformed_users_file(tmp_path, capsys):
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("ann item_1 item_2\n")
+    assert client.main(["--users_file", str(users_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"{users_file}:1" in err and "has 3 fields" in err

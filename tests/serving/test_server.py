@@ -126,6 +126,25 @@ def _unknown_signature():
     return request
 
 
+def _k_request(k):
+    request = support.predict_request(["u"], [["item_0"]])
+    request.model_spec.signature_name = "serve_k"
+    request.inputs["k"].CopyFrom(tf.make_tensor_proto(k, dtype=tf.int32))
+    return request
+
+
+def _oversized():
+    # 1.5 MiB of user id against --max_message_bytes=1 MiB.
+    return support.predict_request(["u" * (3 << 19)], [["item_0"]])
+
+
+def _values_shape_mismatch():
+    request = support.predict_request(["u"], [["item_0"]])
+    request.inputs["user_id"].tensor_shape.dim[0].size = 3  # 1 value, 3 claimed
+    request.inputs["user_id"].string_val.append(b"v")  # 2 values
+    return request
+
+
 def _batch_mismatch():
     # Passes static validation; the model's own assert raises InvalidArgumentError.
     return support.predict_request(["u1", "u2"], [["item_0"]])
@@ -159,6 +178,22 @@ def _batch_mismatch():
             ["no_such_signature"],
         ),
         (_batch_mismatch, grpc.StatusCode.INVALID_ARGUMENT, ["same batch size"]),
+        (
+            lambda: _k_request(5),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["input 'k' has value 5", "k <= 4", "--max_k"],
+        ),
+        (
+            lambda: _k_request(0),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["input 'k' has value 0", "1 <= k"],
+        ),
+        (
+            _values_shape_mismatch,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["'user_id' holds 2 strings", "[3] needs 3"],
+        ),
+        (_oversized, grpc.StatusCode.RESOURCE_EXHAUSTED, []),
     ],
     ids=[
         "missing",
@@ -170,6 +205,10 @@ def _batch_mismatch():
         "version",
         "signature",
         "tf_error",
+        "k_over_max",
+        "k_zero",
+        "values_vs_shape",
+        "message_size",
     ],
 )
 def test_invalid_request_is_rejected_and_server_keeps_serving(
@@ -181,6 +220,25 @@ def test_invalid_request_is_rejected_and_server_keeps_serving(
     for fragment in fragments:
         assert fragment in info.value.details()
     _assert_answers_good_request(prediction_stub, model_base[1])
+
+
+def test_k_input_within_max_is_served(prediction_stub, model_base):
+    _, module = model_base
+    response = prediction_stub.Predict(_k_request(2), timeout=10)
+    ids = tf.make_ndarray(response.outputs["item_ids"])
+    expected = module.serve_k(tf.constant(["u"]), tf.constant([["item_0"]]), 2)
+    np.testing.assert_array_equal(ids, expected["item_ids"].numpy())
+    assert response.model_spec.signature_name == "serve_k"
+
+
+def test_numeric_inputs_decode_from_value_fields_and_tensor_content(prediction_stub):
+    # make_tensor_proto writes int_val for a scalar; build tensor_content by hand.
+    request = _k_request(3)
+    content = request.inputs["k"]
+    content.ClearField("int_val")
+    content.tensor_content = np.array(3, dtype=np.int32).tobytes()
+    response = prediction_stub.Predict(request, timeout=10)
+    assert tf.make_ndarray(response.outputs["scores"]).shape == (1, 3)
 
 
 def test_metadata_and_status_errors(prediction_stub, model_stub):

@@ -37,11 +37,32 @@ def test_exits_nonzero_naming_path_when_nothing_loads(tmp_path):
     assert "retrieval-serve: serving" not in result.stdout
 
 
-def test_model_config_file_is_rejected_clearly(capsys):
+def test_config_file_and_base_path_together_are_rejected(capsys):
     with pytest.raises(SystemExit) as info:
-        server.parse_args(["--model_config_file=/x.cfg"])
+        server.parse_args(["--model_config_file=/x.cfg", "--model_base_path=/m"])
     assert info.value.code == 2
-    assert "--model_config_file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--model_config_file=/x.cfg" in err and "expected one of them" in err
+
+
+def test_no_model_source_is_rejected(capsys):
+    with pytest.raises(SystemExit) as info:
+        server.parse_args(["--port=1"])
+    assert info.value.code == 2
+    assert "--model_base_path" in capsys.readouterr().err
+
+
+def test_bad_config_file_exits_naming_it(tmp_path):
+    config = tmp_path / "models.config"
+    config.write_text("model_config_list { config { name: 'a' } }")
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.server", "--port=0",
+         f"--model_config_file={config}"],
+        cwd=support.REPO_ROOT, env=support.subprocess_env(),
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert str(config) in result.stderr and "has no base_path" in result.stderr
 
 
 def test_flags_accept_both_forms():
@@ -50,6 +71,14 @@ def test_flags_accept_both_forms():
     )
     assert (args.port, args.model_base_path, args.host) == (9000, "/m", "127.0.0.1")
     assert (args.max_batch_size, args.grpc_max_threads) == (1024, 16)
+    assert (args.max_k, args.rest_api_num_threads) == (1000, 16)
+    assert args.tensorflow_inter_op_parallelism == args.tensorflow_intra_op_parallelism == 0
+
+
+def test_rest_port_must_differ_from_grpc_port(capsys):
+    with pytest.raises(SystemExit):
+        server.parse_args(["--port=9000", "--rest_api_port=9000", "--model_base_path=/m"])
+    assert "--rest_api_port=9000" in capsys.readouterr().err
 
 
 def test_registry_falls_back_and_records_failure(tmp_path):

@@ -1,0 +1,232 @@
+"""Transport-independent request handling shared by the gRPC and REST front ends.
+
+Resolves ``model_spec`` (name, version or label) to a served version, validates
+inputs against the signature, runs it and builds the status/metadata answers.
+Failures raise :class:`ServingError` carrying the gRPC status code that
+``tensorflow_model_server`` would answer (the REST layer maps it to HTTP).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+from serving import tensors
+from serving.model_manager import ModelManager, ModelNotFoundError
+from serving.model_registry import ModelLoadError, ModelRegistry, VersionNotServedError
+from serving.saved_model_loader import DEFAULT_SIGNATURE, ServedModel
+
+SIGNATURE_DEF_FIELD = "signature_def"
+# tensorflow.error.Code and grpc status codes share their numeric values.
+GRPC_CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class ServingError(Exception):
+    """A request failure with the gRPC status code to answer."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestLimits:
+    """Bounds every request must respect.
+
+    Attributes:
+        max_batch_size: Largest accepted dimension 0 of any input.
+        max_k: Largest accepted value of an integer ``k`` input, if any.
+    """
+
+    max_batch_size: int = 1024
+    max_k: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A parsed ``model_spec``: name plus at most one of version and label."""
+
+    name: str
+    version: int | None = None
+    label: str = ""
+    signature_name: str = ""
+
+    @classmethod
+    def from_proto(cls, proto) -> ModelSpec:
+        return cls(
+            proto.name,
+            proto.version.value if proto.HasField("version") else None,
+            proto.version_label,
+            getattr(proto, "signature_name", ""),
+        )
+
+
+def tf_error_to_serving(err: tf.errors.OpError) -> ServingError:
+    code = GRPC_CODE_BY_NUMBER.get(int(err.error_code), grpc.StatusCode.INTERNAL)
+    return ServingError(code, err.message)
+
+
+class ServingCore:
+    """Answers Predict, GetModelMetadata and GetModelStatus for a ModelManager."""
+
+    def __init__(self, manager: ModelManager, limits: RequestLimits):
+        self.manager = manager
+        self.limits = limits
+
+    # --------------------------------------------------------------- lookups
+
+    def registry(self, name: str) -> ModelRegistry:
+        try:
+            return self.manager.get(name)
+        except ModelNotFoundError as err:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, str(err)) from err
+
+    def resolve(self, spec: ModelSpec) -> tuple[ModelRegistry, ServedModel]:
+        """Returns the registry and served version ``spec`` names.
+
+        No version and no label means the highest served version.
+
+        Raises:
+            ServingError: NOT_FOUND for an unknown model or an unserved version;
+                INVALID_ARGUMENT for an unknown label or both version and label.
+        """
+        registry = self.registry(spec.name)
+        version = spec.version
+        if spec.label:
+            if version is not None:
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "model_spec has both version and version_label; expected one",
+                )
+            if spec.label not in registry.version_labels:
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"model '{spec.name}' has no version label '{spec.label}'; "
+                    f"expected one of {sorted(registry.version_labels)}",
+                )
+            version = registry.version_labels[spec.label]
+        try:
+            model = registry.current() if version is None else registry.get(version)
+        except (VersionNotServedError, ModelLoadError) as err:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, str(err)) from err
+        return registry, model
+
+    @staticmethod
+    def signature(model: ServedModel, registry_name: str, signature_name: str):
+        """Returns ``(concrete_function, input_specs)`` of a signature.
+
+        Raises:
+            ServingError: FAILED_PRECONDITION for an unknown signature.
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        function = model.signatures.get(name)
+        if function is None:
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"signature '{name}' not found in model '{registry_name}' version "
+                f"{model.version}; expected one of {sorted(model.signatures)}",
+            )
+        return function, model.input_specs[name]
+
+    # --------------------------------------------------------------- predict
+
+    def run(
+        self,
+        function,
+        specs: Mapping[str, tf.TensorSpec],
+        arrays: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+    ) -> dict[str, np.ndarray]:
+        """Runs a signature on validated, decoded inputs.
+
+        Args:
+            function: The signature's concrete function.
+            specs: Its input specs.
+            arrays: Input name -> numpy array, already checked by the caller
+                with :func:`tensors.check_dtype_and_shape`.
+            output_filter: Output names to return; empty means all.
+
+        Returns:
+            Output name -> numpy array, in sorted name order.
+        """
+        tensors.check_k(arrays, self.limits.max_k)
+        outputs_available = function.structured_outputs
+        unknown = sorted(set(output_filter) - set(outputs_available))
+        if unknown:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"output_filter names unknown output(s) {unknown}; "
+                f"expected a subset of {sorted(outputs_available)}",
+            )
+        try:
+            outputs = function(**tensors.to_tensors(arrays, specs))
+        except tf.errors.OpError as err:
+            raise tf_error_to_serving(err) from err
+        except (TypeError, ValueError) as err:  # raised by the function's arg checks
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from err
+        names = list(output_filter) or sorted(outputs)
+        return {name: outputs[name].numpy() for name in names}
+
+    # ------------------------------------------------------ status, metadata
+
+    def model_status(
+        self, name: str, version: int | None = None
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        """Every known version of ``name`` (or just ``version``) with its state."""
+        registry = self.registry(name)
+        statuses = registry.statuses()
+        if version is not None:
+            statuses = [s for s in statuses if s.version == version]
+            if not statuses:
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"model '{name}' has no version {version}; expected one of "
+                    f"{[s.version for s in registry.statuses()]}",
+                )
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in statuses:
+            entry = response.model_version_status.add()
+            entry.version = status.version
+            entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(
+                status.state
+            )
+            entry.status.error_code = status.error_code
+            entry.status.error_message = status.error_message
+        return response
+
+    def model_metadata(
+        self, spec: ModelSpec, fields: Sequence[str] = (SIGNATURE_DEF_FIELD,)
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        """The served ``SignatureDefMap`` packed under "signature_def"."""
+        registry, model = self.resolve(spec)
+        if not fields:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "GetModelMetadataRequest has no metadata_field; "
+                f"expected ['{SIGNATURE_DEF_FIELD}']",
+            )
+        unsupported = [f for f in fields if f != SIGNATURE_DEF_FIELD]
+        if unsupported:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unsupported metadata_field(s) {unsupported}; "
+                f"expected ['{SIGNATURE_DEF_FIELD}']",
+            )
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = registry.name
+        response.model_spec.version.value = model.version
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature_def in model.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(signature_def)
+        response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+        return response

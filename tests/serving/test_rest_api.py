@@ -1,0 +1,122 @@
+"""The TF Serving REST API of retrieval-serve (stdlib HTTP client, live server)."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.serving import support
+
+
+def _model_url(server, suffix=""):
+    return f"{server.rest_url}/v1/models/retrieval{suffix}"
+
+
+def _expected(module, users, histories):
+    out = module.serve(tf.constant(users), tf.constant(histories))
+    return [[i.decode() for i in row] for row in out["item_ids"].numpy()], out["scores"].numpy()
+
+
+def test_predict_row_format(server, model_base):
+    _, module = model_base
+    body = {"instances": [{"user_id": "alice", "history": ["item_1", "item_2"]},
+                          {"user_id": "bob", "history": ["", ""]}]}
+    status, answer = support.http_json("POST", _model_url(server, ":predict"), body)
+    assert status == 200, answer
+    ids, scores = _expected(module, ["alice", "bob"], [["item_1", "item_2"], ["", ""]])
+    assert [row["item_ids"] for row in answer["predictions"]] == ids
+    np.testing.assert_allclose(
+        [row["scores"] for row in answer["predictions"]], scores, rtol=1e-6
+    )
+
+
+def test_predict_columnar_format_with_version_and_b64(server, model_base):
+    _, module = model_base
+    body = {"signature_name": "serving_default",
+            "inputs": {"user_id": [{"b64": base64.b64encode(b"carol").decode()}],
+                       "history": [[]]}}
+    status, answer = support.http_json(
+        "POST", _model_url(server, "/versions/1:predict"), body
+    )
+    assert status == 200, answer
+    ids, _ = _expected(module, ["carol"], [[""]])
+    assert answer["outputs"]["item_ids"] == ids
+    assert len(answer["outputs"]["scores"][0]) == support.TOP_K
+
+
+def test_predict_with_k_signature(server):
+    body = {"signature_name": "serve_k",
+            "inputs": {"user_id": ["u"], "history": [["item_0"]], "k": 2}}
+    status, answer = support.http_json("POST", _model_url(server, ":predict"), body)
+    assert status == 200, answer
+    assert len(answer["outputs"]["item_ids"][0]) == 2
+
+
+def test_model_status_and_metadata(server):
+    status, answer = support.http_json("GET", _model_url(server))
+    assert status == 200
+    assert answer == {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE",
+         "status": {"error_code": "OK", "error_message": ""}}]}
+    status, answer = support.http_json("GET", _model_url(server, "/versions/1/metadata"))
+    assert status == 200
+    assert answer["model_spec"]["name"] == "retrieval"
+    assert answer["model_spec"]["version"] == "1"
+    serving = answer["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert set(serving["inputs"]) == {"user_id", "history"}
+    assert serving["outputs"]["scores"]["dtype"] == "DT_FLOAT"
+
+
+GOOD = {"instances": [{"user_id": "u", "history": ["item_0"]}]}
+
+
+@pytest.mark.parametrize(
+    "method, suffix, body, raw, http_status, fragments",
+    [
+        ("POST", ":predict", None, b"{not json", 400, ["not valid JSON"]),
+        ("POST", ":predict", {"rows": []}, None, 400, ["exactly one of 'instances'"]),
+        ("POST", ":predict", {"instances": [{"user_id": "u"}]}, None, 400,
+         ["missing input(s) ['history']"]),
+        ("POST", ":predict", {"instances": [{"user_id": 7, "history": ["a"]}]}, None, 400,
+         ["input 'user_id' has value 7", "expected string"]),
+        ("POST", ":predict", {"inputs": {"user_id": ["u"], "history": ["a"]}}, None, 400,
+         ["input 'history' has rank 1", "expected rank 2"]),
+        ("POST", ":predict", {"instances": [{"user_id": "u", "history": ["a"]},
+                                            {"user_id": "v", "history": ["a", "b"]}]},
+         None, 400, ["'history' is ragged"]),
+        ("POST", ":predict", {"inputs": {"user_id": ["u"] * 9, "history": [[""]] * 9}},
+         None, 400, ["batch size 9", "at most 8"]),
+        ("POST", ":predict", {"signature_name": "serve_k",
+                              "inputs": {"user_id": ["u"], "history": [["a"]], "k": 9}},
+         None, 400, ["input 'k' has value 9", "k <= 4"]),
+        ("POST", ":predict", {"signature_name": "nope", **GOOD}, None, 400, ["'nope'"]),
+        ("POST", ":predict", None, b"x" * ((1 << 20) + 1), 413, ["(--max_message_bytes)"]),
+        ("POST", "/versions/42:predict", GOOD, None, 404, ["version 42"]),
+        ("POST", "/labels/stable:predict", GOOD, None, 400, ["no version label 'stable'"]),
+        ("GET", ":predict", None, None, 405, ["expected POST"]),
+        ("POST", ":classify", GOOD, None, 501, ["not implemented"]),
+        ("GET", "/versions/7", None, None, 404, ["no version 7"]),
+    ],
+    ids=["json", "format", "missing", "dtype", "rank", "ragged", "batch", "k",
+         "signature", "size", "version", "label", "method", "classify", "status_version"],
+)
+def test_bad_request_answers_error_json_and_server_keeps_serving(
+    server, method, suffix, body, raw, http_status, fragments
+):
+    status, answer = support.http_json(method, _model_url(server, suffix), body, raw)
+    assert status == http_status, answer
+    assert set(answer) == {"error"}
+    for fragment in fragments:
+        assert fragment in answer["error"]
+    status, answer = support.http_json("POST", _model_url(server, ":predict"), GOOD)
+    assert status == 200 and len(answer["predictions"][0]["item_ids"]) == support.TOP_K
+
+
+def test_unknown_model_and_path(server):
+    status, answer = support.http_json("GET", f"{server.rest_url}/v1/models/nope")
+    assert status == 404 and "'nope'" in answer["error"]
+    status, answer = support.http_json("GET", f"{server.rest_url}/v2/whatever")
+    assert status == 404 and "malformed request" in answer["error"]
