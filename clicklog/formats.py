@@ -1,12 +1,16 @@
-"""Parsing one raw click-log row into a `Click`, or a rejection reason.
+"""Parsing one raw click-log record into a `Click`, or a rejection reason.
 
-Formats:
-  * ``csv``: comma-separated with a header row naming at least ``user_id``,
-    ``item_id`` and ``timestamp`` (extra columns allowed, ``weight`` used as
-    the event weight when present).
+Formats (`FORMATS`):
+  * ``csv``: comma-separated with a header row naming at least the schema's
+    user, item and timestamp columns (default ``user_id,item_id,timestamp``;
+    extra columns allowed; the weight column is used when present).
   * ``jsonl``: one JSON object per line with the same keys.
   * ``movietweetings``: ``user_id::item_id::rating::unix_timestamp`` (the
     bundled MovieTweetings ``ratings.dat``); the rating becomes the weight.
+  * ``parquet``: one row per click, columns as in the schema.
+  * ``tfrecord``: serialized ``tf.Example`` records, features named as the
+    schema's columns (bytes, int64 or float lists).
+Text formats may be gzip/bz2 compressed (``clicks.csv.gz``).
 
 Every function here is pure, so the Beam ingestion step and the tests share it.
 """
@@ -16,26 +20,42 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
+from collections.abc import Mapping
 
-REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
-FORMATS = ("csv", "jsonl", "movietweetings")
+from clicklog import schema as schema_lib
+from clicklog.schema import ClickSchema
+
+DEFAULT_SCHEMA = ClickSchema()
+REQUIRED_COLUMNS = DEFAULT_SCHEMA.required_columns
+FORMATS = ("csv", "jsonl", "movietweetings", "parquet", "tfrecord")
+TEXT_FORMATS = ("csv", "jsonl", "movietweetings")
+_SUFFIXES = ((".csv", "csv"), (".tsv", None), (".jsonl", "jsonl"), (".json", "jsonl"),
+             (".ndjson", "jsonl"), (".dat", "movietweetings"), (".parquet", "parquet"),
+             (".pq", "parquet"), (".tfrecord", "tfrecord"), (".tfrecords", "tfrecord"))
+_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".bz2", ".deflate", ".zst")
 # Ids longer than this are almost always a corrupted row (a whole line glued
 # into one field); they would also bloat every vocabulary file downstream.
 MAX_ID_LENGTH = 256
 # Unix seconds; anything outside is a unit error (ms) or garbage.
 MIN_TIMESTAMP = 0
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01
+_UTF8_BOM = "\ufeff"
 
 
 @dataclasses.dataclass(frozen=True)
 class Click:
-    """One accepted interaction."""
+    """One accepted interaction.
+
+    `features` holds the declared user/item/context features as sorted
+    (name, value) pairs; `event_type` is "" when the schema declares none.
+    """
 
     user_id: str
     item_id: str
     timestamp: int  # unix seconds
     weight: float = 1.0
+    event_type: str = ""
+    features: tuple = ()
 
 
 class RowRejected(ValueError):
@@ -48,59 +68,80 @@ class RowRejected(ValueError):
 
 
 def detect_format(path: str) -> str:
-    """Guesses the format from a file name.
-
-    Args:
-      path: a click-log file path.
-
-    Returns:
-      One of `FORMATS`.
+    """Guesses the format from a file name (a compression suffix is skipped).
 
     Raises:
       ValueError: the extension is not one this module reads.
     """
     lower = path.lower()
-    for suffix, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".json", "jsonl"),
-                        (".dat", "movietweetings")):
-        if lower.endswith(suffix):
+    for compression in _COMPRESSION_SUFFIXES:
+        if lower.endswith(compression) and not lower.endswith((".tfrecord.gz",)):
+            lower = lower[: -len(compression)]
+            break
+    if lower.endswith(".tfrecord.gz") or lower.endswith(".tfrecord"):
+        return "tfrecord"
+    for suffix, fmt in _SUFFIXES:
+        if lower.endswith(suffix) and fmt:
             return fmt
     raise ValueError(
-        f"click log {path!r}: cannot tell the format from the extension; expected "
-        f".csv, .jsonl/.json or .dat (MovieTweetings), or set input_format to one of {FORMATS}")
+        f"click log {path!r}: cannot tell the format from the extension; expected .csv, "
+        ".jsonl/.json, .dat (MovieTweetings), .parquet or .tfrecord (optionally .gz), or "
+        f"set ingestion.input_format to one of {FORMATS}")
 
 
-def parse_header(header_line: str, path: str) -> list[str]:
-    """Reads a CSV header and checks the required columns are there.
+def required_columns(schema: ClickSchema) -> list[str]:
+    """Columns a file with a header (CSV, Parquet) must have under `schema`."""
+    columns = list(schema.required_columns)
+    if schema.event_type:
+        columns.append(schema.event_type)
+    return columns + [name for name, _ in schema.features]
+
+
+def parse_header(header_line: str, path: str, schema: ClickSchema = DEFAULT_SCHEMA) -> list[str]:
+    """Reads a CSV header and checks the declared columns are there.
 
     Raises:
       ValueError: naming the file, the columns found and those required.
     """
-    columns = [c.strip() for c in next(csv.reader([header_line]), [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise ValueError(
-            f"click log {path!r}: header {columns} lacks required column(s) {missing}; "
-            f"expected a header naming at least {list(REQUIRED_COLUMNS)}")
+    columns = [c.strip() for c in next(csv.reader([header_line.lstrip(_UTF8_BOM)]), [])]
+    check_columns(columns, path, schema)
     return columns
 
 
+def check_columns(columns: list[str], path: str, schema: ClickSchema) -> None:
+    """Raises ValueError naming the file and the missing declared columns."""
+    expected = required_columns(schema)
+    missing = [c for c in expected if c not in columns]
+    if missing:
+        raise ValueError(
+            f"click log {path!r}: header {columns} lacks required column(s) {missing}; "
+            f"expected a header naming at least {expected} (ingestion.schema)")
+
+
 def _clean_id(value: object, name: str) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # Parquet/JSON numeric ids: 7.0 -> "7"
     text = "" if value is None else str(value).strip()
     if not text:
         raise RowRejected(f"empty_{name}")
     if len(text) > MAX_ID_LENGTH:
         raise RowRejected(f"{name}_too_long", f"{len(text)} characters > {MAX_ID_LENGTH}")
+    if "\t" in text or "\n" in text:
+        raise RowRejected(f"bad_{name}", f"{text[:50]!r} contains a tab or newline")
     return text
 
 
-def _clean_timestamp(value: object) -> int:
+def _clean_timestamp(value: object, unit: str) -> int:
     try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise RowRejected("bad_timestamp", repr(value)) from None
-    if not math.isfinite(number) or not MIN_TIMESTAMP <= number <= MAX_TIMESTAMP:
-        raise RowRejected("bad_timestamp", repr(value))
-    return int(number)
+        seconds = schema_lib.parse_timestamp(value, unit)
+    except schema_lib.ValueRejected as rejected:
+        raise RowRejected(rejected.reason, rejected.detail) from None
+    if not MIN_TIMESTAMP <= seconds <= MAX_TIMESTAMP:
+        raise RowRejected("bad_timestamp", f"{value!r} -> {seconds:.0f} s is outside "
+                          f"[{MIN_TIMESTAMP}, {MAX_TIMESTAMP}] unix seconds ({unit})")
+    return int(seconds)
 
 
 def _clean_weight(value: object) -> float:
@@ -110,30 +151,49 @@ def _clean_weight(value: object) -> float:
         weight = float(str(value).strip())
     except ValueError:
         raise RowRejected("bad_weight", repr(value)) from None
-    if not math.isfinite(weight) or weight < 0:
-        raise RowRejected("bad_weight", repr(value))
+    if not weight >= 0 or weight == float("inf"):
+        raise RowRejected("bad_weight", f"{value!r}: expected a finite number >= 0")
     return weight
 
 
-def _from_fields(fields: dict) -> Click:
-    for name in REQUIRED_COLUMNS:
-        if name not in fields or fields[name] is None:
-            raise RowRejected("missing_field", name)
+def parse_fields(fields: Mapping, schema: ClickSchema = DEFAULT_SCHEMA) -> Click:
+    """A record (column -> value) -> `Click` under `schema`.
+
+    Raises:
+      RowRejected: the record is unusable; `reason` says why.
+    """
+    for column in schema.required_columns:
+        if fields.get(column) is None:
+            raise RowRejected("missing_field", column)
+    features = []
+    for name, kind in sorted(schema.features):
+        try:
+            features.append((name, schema_lib.parse_feature(name, kind, fields.get(name))))
+        except schema_lib.ValueRejected as rejected:
+            raise RowRejected(rejected.reason, rejected.detail) from None
+    event_type = ""
+    if schema.event_type:
+        raw = fields.get(schema.event_type)
+        event_type = "" if raw is None else str(raw).strip()
     return Click(
-        user_id=_clean_id(fields["user_id"], "user_id"),
-        item_id=_clean_id(fields["item_id"], "item_id"),
-        timestamp=_clean_timestamp(fields["timestamp"]),
-        weight=_clean_weight(fields.get("weight")),
+        user_id=_clean_id(fields[schema.user_id], "user_id"),
+        item_id=_clean_id(fields[schema.item_id], "item_id"),
+        timestamp=_clean_timestamp(fields[schema.timestamp], schema.timestamp_unit),
+        weight=_clean_weight(fields.get(schema.weight)) if schema.weight else 1.0,
+        event_type=event_type,
+        features=tuple(features),
     )
 
 
-def parse_row(line: str, fmt: str, columns: list[str] | None = None) -> Click:
-    """Parses one line of a click log.
+def parse_row(line: str, fmt: str, columns: list[str] | None = None,
+              schema: ClickSchema = DEFAULT_SCHEMA) -> Click:
+    """Parses one line of a text click log.
 
     Args:
       line: the raw line, without its newline.
-      fmt: one of `FORMATS`.
+      fmt: one of `TEXT_FORMATS`.
       columns: the header columns; required for ``csv``.
+      schema: the declared columns.
 
     Returns:
       The parsed `Click`.
@@ -144,10 +204,13 @@ def parse_row(line: str, fmt: str, columns: list[str] | None = None) -> Click:
     if fmt == "csv":
         if columns is None:
             raise ValueError("csv rows need the header columns")
-        values = next(csv.reader([line]), [])
+        try:
+            values = next(csv.reader([line], strict=True), [])
+        except csv.Error as error:
+            raise RowRejected("bad_csv_quoting", str(error)) from None
         if len(values) != len(columns):
             raise RowRejected("wrong_column_count", f"{len(values)} != {len(columns)}")
-        return _from_fields(dict(zip(columns, values, strict=True)))
+        return parse_fields(dict(zip(columns, values, strict=True)), schema)
     if fmt == "jsonl":
         try:
             record = json.loads(line)
@@ -155,12 +218,43 @@ def parse_row(line: str, fmt: str, columns: list[str] | None = None) -> Click:
             raise RowRejected("bad_json") from None
         if not isinstance(record, dict):
             raise RowRejected("bad_json", "not an object")
-        return _from_fields(record)
+        return parse_fields(record, schema)
     if fmt == "movietweetings":
         values = line.split("::")
         if len(values) != 4:
             raise RowRejected("wrong_column_count", f"{len(values)} != 4")
         user_id, item_id, rating, timestamp = values
-        return _from_fields(
-            {"user_id": user_id, "item_id": item_id, "timestamp": timestamp, "weight": rating})
-    raise ValueError(f"input_format {fmt!r} is not one of {FORMATS}")
+        return parse_fields({schema.user_id: user_id, schema.item_id: item_id,
+                             schema.timestamp: timestamp, schema.weight or "rating": rating},
+                            schema)
+    raise ValueError(f"input_format {fmt!r} is not one of {TEXT_FORMATS}")
+
+
+def tf_example_to_fields(serialized: bytes) -> dict:
+    """A serialized tf.Example -> {feature name: value or list of values}.
+
+    Single-valued features become scalars; bytes are decoded as UTF-8.
+
+    Raises:
+      RowRejected: ``bad_tf_example`` (not a tf.Example) or ``bad_encoding``.
+    """
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.example import example_pb2
+
+    try:
+        example = example_pb2.Example.FromString(serialized)
+    except DecodeError as error:
+        raise RowRejected("bad_tf_example", str(error)) from None
+    fields = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        if kind is None:
+            continue
+        values = list(getattr(feature, kind).value)
+        if kind == "bytes_list":
+            try:
+                values = [v.decode("utf-8") for v in values]
+            except UnicodeDecodeError as error:
+                raise RowRejected("bad_encoding", f"feature {name!r}: {error}") from None
+        fields[name] = values[0] if len(values) == 1 else (values or None)
+    return fields

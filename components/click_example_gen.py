@@ -9,6 +9,7 @@ as ``ingestion.json`` in the quarantine artifact and as the
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -21,76 +22,45 @@ from tfx.types import artifact_utils, standard_artifact_utils, standard_artifact
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
-from clicklog import formats
-from components import ingestion
+from components import click_inputs, ingestion, ingestion_report
 from components.artifacts import QuarantinedClicks
 
 REPORT_FILE = "ingestion.json"
 _COUNTERS_PREFIX = "counters"
+_CUTOFF_PATH = ""  # counter rows of the split cut-offs carry no file
 
 
-def resolve_input_files(input_base: str, input_format: str) -> dict[str, ingestion.InputFile]:
-    """Expands a file, glob or directory and reads CSV headers.
-
-    Raises:
-      ValueError: nothing matches, or a file's format or header is unusable.
-    """
-    import tensorflow as tf
-
-    if tf.io.gfile.isdir(input_base):
-        paths = [os.path.join(input_base, name) for name in tf.io.gfile.listdir(input_base)]
-        paths = [p for p in paths if not tf.io.gfile.isdir(p)]
-    else:
-        paths = tf.io.gfile.glob(input_base)
-    if not paths:
-        raise ValueError(f"click log input {input_base!r}: no file matches; expected a file, "
-                         "a glob or a directory of click logs")
-    files = {}
-    for path in sorted(paths):
-        fmt = formats.detect_format(path) if input_format == "auto" else input_format
-        columns = None
-        if fmt == "csv":
-            with tf.io.gfile.GFile(path, "rb") as f:
-                header = f.readline().decode("utf-8", "replace").rstrip("\r\n")
-            if not header.strip():
-                raise ValueError(f"click log {path!r}: empty file; expected a CSV header naming "
-                                 f"{list(formats.REQUIRED_COLUMNS)}")
-            columns = tuple(formats.parse_header(header, path))
-        files[path] = ingestion.InputFile(path, fmt, columns)
-    return files
+def resolve_input_files(input_base: str, input_format: str,
+                        schema=None) -> dict[str, ingestion.InputFile]:
+    """See `components.click_inputs.resolve_input_files`."""
+    return click_inputs.resolve_input_files(input_base, input_format, schema)
 
 
 def build_pipeline(pipeline: beam.Pipeline, files: dict[str, ingestion.InputFile],
-                   config: ingestion.IngestionConfig, train_dir: str, eval_dir: str,
+                   config: ingestion.IngestionConfig, split_dirs: dict[str, str],
                    quarantine_dir: str, counters_prefix: str) -> None:
-    """Adds reading, ingestion and writing of all outputs to `pipeline`."""
-    reads = []
-    for number, (path, spec) in enumerate(sorted(files.items())):
-        reads.append(
-            pipeline
-            | f"Read[{number}]" >> beam.io.ReadFromText(
-                path, skip_header_lines=1 if spec.fmt == "csv" else 0,
-                coder=beam.coders.BytesCoder(), strip_trailing_newlines=True)
-            | f"Tag[{number}]" >> beam.Map(lambda line, p=path: (p, line)))
-    lines = reads | "AllLines" >> beam.Flatten()
-    outputs = lines | "Ingest" >> ingestion.IngestClicks(files, config)
-    for split, directory in ((ingestion.TRAIN, train_dir), (ingestion.EVAL, eval_dir)):
+    """Adds reading, ingestion and writing of all outputs to `pipeline`.
+
+    Args:
+      split_dirs: {split name: directory} for every split of `config.splits`.
+    """
+    records = pipeline | "ReadClickLogs" >> click_inputs.ReadClickRecords(files)
+    outputs = records | "Ingest" >> ingestion.IngestClicks(files, config)
+    for split in config.splits:
         _ = outputs[split] | f"Write{split}" >> beam.io.WriteToTFRecord(
-            os.path.join(directory, "data_tfrecord"), file_name_suffix=".gz")
+            os.path.join(split_dirs[split], "data_tfrecord"), file_name_suffix=".gz")
     _ = (outputs["quarantine"]
          | "QuarantineJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
          | "WriteQuarantine" >> beam.io.WriteToText(
              os.path.join(quarantine_dir, "quarantined"), file_name_suffix=".jsonl"))
-    _ = (outputs["counters"]
+    cutoff_rows = outputs["cutoff"] | "CutoffRow" >> beam.Map(
+        lambda c: ((_CUTOFF_PATH, "cutoff", ""), list(c)))
+    _ = ((outputs["counters"], cutoff_rows) | "CountersAndCutoff" >> beam.Flatten()
          | "CountersJson" >> beam.Map(lambda kv: json.dumps([list(kv[0]), kv[1]]))
          | "WriteCounters" >> beam.io.WriteToText(counters_prefix, file_name_suffix=".jsonl"))
-    _ = (outputs["cutoff"]
-         | "CutoffJson" >> beam.Map(lambda c: json.dumps([["", "cutoff", ""], c]))
-         | "WriteCutoff" >> beam.io.WriteToText(counters_prefix + "-cutoff",
-                                               file_name_suffix=".jsonl"))
 
 
-def read_report(counters_prefix: str, files) -> dict:
+def read_report(counters_prefix: str, files, splits: list[str] | None = None) -> dict:
     import tensorflow as tf
 
     rows, cutoff = [], None
@@ -102,7 +72,7 @@ def read_report(counters_prefix: str, files) -> dict:
                     cutoff = count
                 else:
                     rows.append((tuple(key), count))
-    return ingestion.summarize_counters(rows, files, cutoff)
+    return ingestion.summarize_counters(rows, files, cutoff, splits)
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -111,25 +81,29 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
         config = ingestion.IngestionConfig.from_dict(json.loads(exec_properties["config"] or "{}"))
-        files = resolve_input_files(exec_properties["input_base"], config.input_format)
+        files = resolve_input_files(exec_properties["input_base"], config.input_format,
+                                    config.schema)
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         quarantine = artifact_utils.get_single_instance(output_dict["quarantine"])
-        splits = [ingestion.TRAIN, ingestion.EVAL]
-        examples.split_names = standard_artifact_utils.encode_split_names(splits)
+        examples.split_names = standard_artifact_utils.encode_split_names(config.splits)
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         counters_prefix = os.path.join(quarantine.uri, "_counters", _COUNTERS_PREFIX)
+        split_dirs = {split: os.path.join(examples.uri, f"Split-{split}")
+                      for split in config.splits}
         with self._make_beam_pipeline() as pipeline:
-            build_pipeline(pipeline, files, config,
-                           os.path.join(examples.uri, "Split-train"),
-                           os.path.join(examples.uri, "Split-eval"),
-                           quarantine.uri, counters_prefix)
-        report = read_report(counters_prefix, files)
-        report["config"] = json.loads(json.dumps(config.__dict__))
+            build_pipeline(pipeline, files, config, split_dirs, quarantine.uri, counters_prefix)
+        report = read_report(counters_prefix, files, config.splits)
+        report["split_by"] = config.split_by
+        report["empty_files"] = sorted(p for p, spec in files.items() if spec.empty)
+        report["config"] = config.to_dict()
         io_utils.write_string_file(os.path.join(quarantine.uri, REPORT_FILE),
                                    json.dumps(report, indent=2, sort_keys=True))
         examples.set_string_custom_property("ingestion_report", json.dumps(report["totals"]))
+        quarantine.set_string_custom_property("ingestion_report", json.dumps(
+            {"files": report["files"], "totals": report["totals"]}, sort_keys=True))
         quarantine.set_int_custom_property(
             "quarantined", sum(report["totals"]["quarantined"].values()))
+        logging.info("ClickExampleGen: %s", ingestion_report.summary_line(report))
         ingestion.check_report(report, config)
 
 
@@ -146,7 +120,7 @@ class ClickExampleGenSpec(ComponentSpec):
 
 
 class ClickExampleGen(base_beam_component.BaseBeamComponent):
-    """Click logs (CSV / JSONL / MovieTweetings .dat) -> click examples."""
+    """Click logs (CSV / JSONL / MovieTweetings .dat / Parquet / TFRecord) -> click examples."""
 
     SPEC_CLASS = ClickExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

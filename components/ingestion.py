@@ -1,12 +1,14 @@
-"""Beam transforms of ClickExampleGen: parse, quarantine, dedupe, history, split.
+"""ClickExampleGen's settings and its Beam transform: records -> split examples.
 
-Every input line ends in exactly one place: an example of some split
+Every input record ends in exactly one place: an example of some split
 (`accepted`) or the quarantine with a reason; the counters reconcile per input
 file (`rows_read == accepted + sum(quarantined.values())`).
 
-History is built per user after grouping: for a click at time t it holds the
-user's previous items with timestamp strictly before t (most recent last), so
-nothing from the click's own time or later leaks into its features.
+Stages (one shuffle by user, one small per-item combine, one quantile combine):
+parse + row rules (components/click_cleaning.py) -> group by user: dedupe,
+bot cap, history and recency (components/click_features.py) -> item age from
+each item's first click (a per-item side input, vocabulary-sized) -> split
+(components/click_splits.py) -> tf.Example (components/click_examples.py).
 """
 
 from __future__ import annotations
@@ -18,151 +20,223 @@ from collections.abc import Iterable
 import apache_beam as beam
 
 from clicklog import formats
+from clicklog.schema import ClickSchema
+from components import click_cleaning, click_features, click_splits
+from components import ingestion_report as report_lib
+from components.click_examples import to_example  # noqa: F401 (public: tests, conftest)
+from components.click_inputs import InputFile  # noqa: F401 (public)
+from components.ingestion_report import summarize_counters  # noqa: F401 (public)
 from models import config_dict
 
 QUARANTINE_TAG = "quarantine"
-COUNTER_ROWS_READ = "rows_read"
-COUNTER_ACCEPTED = "accepted"
-COUNTER_QUARANTINED = "quarantined"
-TRAIN = "train"
-EVAL = "eval"
+COUNTER_ROWS_READ = report_lib.COUNTER_ROWS_READ
+COUNTER_ACCEPTED = report_lib.COUNTER_ACCEPTED
+COUNTER_QUARANTINED = report_lib.COUNTER_QUARANTINED
+TRAIN, EVAL, TEST = click_splits.TRAIN, click_splits.EVAL, click_splits.TEST
+SPLIT_BY = ("time", "user")
+
+
+def _event_types(value) -> tuple[tuple[str, float], ...]:
+    """A list of accepted types (weight factor 1) or a {type: factor} mapping."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        pairs = [(v, 1.0) if not isinstance(v, (list, tuple)) else tuple(v) for v in value]
+    for event_type, factor in pairs:
+        if not isinstance(factor, (int, float)) or not factor >= 0:
+            raise ValueError(f"ingestion.event_types[{event_type!r}]={factor!r}: expected a "
+                             "weight factor >= 0")
+    return tuple(sorted((str(t), float(f)) for t, f in pairs))
 
 
 @dataclasses.dataclass(frozen=True)
 class IngestionConfig:
-    """Settings of ClickExampleGen."""
+    """Settings of ClickExampleGen (docs/configuration.md, `ingestion`)."""
 
-    input_format: str = "auto"  # auto | csv | jsonl | movietweetings
+    input_format: str = "auto"  # auto | csv | jsonl | movietweetings | parquet | tfrecord
+    schema: ClickSchema | dict | None = None  # column names/types; see clicklog/schema.py
     history_length: int = 50
-    # The newest `eval_fraction` of clicks (by timestamp) form the eval split,
-    # unless `eval_start_timestamp` fixes the cut-off.
+    # Splits: see components/click_splits.py.
+    split_by: str = "time"
     eval_fraction: float = 0.1
+    test_fraction: float = 0.0
     eval_start_timestamp: int | None = None
+    test_start_timestamp: int | None = None
+    split_seed: int = 0
+    # Cleaning: clicks outside [min_timestamp, max_timestamp) are dropped.
+    min_timestamp: int | None = None
+    max_timestamp: int | None = None
+    max_clicks_per_user: int = 0  # 0 = no cap; a user above it is dropped entirely
+    # Accepted event types (list) or {type: weight factor}; empty = any type.
+    event_types: tuple | dict = ()
     # Ingestion fails when more than this share of a file's rows is quarantined.
     max_bad_fraction: float = 0.5
 
     def __post_init__(self):
+        schema = self.schema
+        if not isinstance(schema, ClickSchema):
+            schema = ClickSchema.from_dict(schema)
+        object.__setattr__(self, "schema", schema)
+        object.__setattr__(self, "event_types", _event_types(self.event_types))
         if self.input_format != "auto" and self.input_format not in formats.FORMATS:
             raise ValueError(f"ingestion.input_format={self.input_format!r}: expected 'auto' "
                              f"or one of {formats.FORMATS}")
         if not isinstance(self.history_length, int) or self.history_length < 1:
             raise ValueError(f"ingestion.history_length={self.history_length!r}: expected a "
                              "positive integer")
+        if self.split_by not in SPLIT_BY:
+            raise ValueError(f"ingestion.split_by={self.split_by!r}: expected one of {SPLIT_BY}")
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"ingestion.eval_fraction={self.eval_fraction!r}: expected a "
                              "number strictly between 0 and 1")
+        if not 0.0 <= self.test_fraction < 1.0 - self.eval_fraction:
+            raise ValueError(f"ingestion.test_fraction={self.test_fraction!r}: expected a "
+                             f"number in [0, 1 - eval_fraction={1.0 - self.eval_fraction:g})")
+        self._check_cutoffs()
+        if not isinstance(self.max_clicks_per_user, int) or self.max_clicks_per_user < 0:
+            raise ValueError(f"ingestion.max_clicks_per_user={self.max_clicks_per_user!r}: "
+                             "expected a non-negative integer (0 = no cap)")
+        if (self.min_timestamp is not None and self.max_timestamp is not None
+                and self.min_timestamp >= self.max_timestamp):
+            raise ValueError(f"ingestion.min_timestamp={self.min_timestamp} >= max_timestamp="
+                             f"{self.max_timestamp}: expected an empty-free time window")
+        if self.event_types and not self.schema.event_type:
+            raise ValueError(f"ingestion.event_types={dict(self.event_types)}: set "
+                             "ingestion.schema.event_type to the column holding the type")
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ValueError(f"ingestion.max_bad_fraction={self.max_bad_fraction!r}: expected "
                              "a number in [0, 1]")
+
+    def _check_cutoffs(self):
+        eval_start, test_start = self.eval_start_timestamp, self.test_start_timestamp
+        if self.split_by == "user" and (eval_start is not None or test_start is not None):
+            raise ValueError("ingestion.eval_start_timestamp/test_start_timestamp: only with "
+                             "split_by=time; split_by=user takes eval_fraction/test_fraction")
+        if test_start is not None and (eval_start is None or test_start <= eval_start):
+            raise ValueError(f"ingestion.test_start_timestamp={test_start}: expected "
+                             f"eval_start_timestamp to be set and earlier (got {eval_start})")
+        if eval_start is not None and test_start is None and self.test_fraction:
+            raise ValueError("ingestion.test_fraction with eval_start_timestamp: give "
+                             "test_start_timestamp instead (fixed cut-offs or fractions, not both)")
+
+    @property
+    def with_test(self) -> bool:
+        return bool(self.test_fraction) or self.test_start_timestamp is not None
+
+    @property
+    def splits(self) -> list[str]:
+        return click_splits.split_names(self.with_test)
+
+    @property
+    def event_weights(self) -> dict[str, float] | None:
+        return dict(self.event_types) if self.event_types else None
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["schema"] = self.schema.to_dict()
+        values["event_types"] = dict(self.event_types)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict | None) -> IngestionConfig:
         return config_dict.from_dict(cls, values, "ingestion")
 
 
-@dataclasses.dataclass(frozen=True)
-class InputFile:
-    """One matched input file, its format and (CSV) header columns."""
-
-    path: str
-    fmt: str
-    columns: tuple[str, ...] | None = None
-
-
 def quarantine_record(path: str, reason: str, raw: str, detail: str = "") -> dict:
     return {"file": path, "reason": reason, "detail": detail, "raw": raw[:1000]}
 
 
-class ParseLine(beam.DoFn):
-    """(path, raw bytes) -> (path, Click), or a quarantine record on the side."""
+def _click_json(click: formats.Click) -> str:
+    return json.dumps(dataclasses.asdict(click), default=str)
 
-    def __init__(self, files: dict[str, InputFile]):
+
+class ParseRecord(beam.DoFn):
+    """(path, raw record) -> (path, Click), or a quarantine record on the side."""
+
+    def __init__(self, files: dict[str, InputFile], config: IngestionConfig):
         self._files = files
+        self._config = config
+        self._weights = config.event_weights
 
-    def process(self, element):
-        path, raw = element
+    def _decode(self, path: str, raw):
+        """-> fields (dict) or a text line; raises RowRejected."""
+        fmt = self._files[path].fmt
+        if fmt == "parquet":
+            return raw
+        if fmt == "tfrecord":
+            return formats.tf_example_to_fields(raw)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
-                path, "bad_encoding", raw.decode("utf-8", "replace"), str(error)))
-            return
-        line = line.rstrip("\r")
+            raise formats.RowRejected("bad_encoding", str(error)) from None
+        line = line.rstrip("\r").lstrip("\ufeff")
         if not line.strip():
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG,
-                                           quarantine_record(path, "empty_line", line))
-            return
-        spec = self._files[path]
+            raise formats.RowRejected("empty_line")
+        return line
+
+    def _printable(self, path: str, raw) -> str:
+        """The raw record as quarantine text (only built for rejected rows)."""
+        fmt = self._files[path].fmt
+        if fmt == "parquet":
+            return json.dumps(raw, default=str)
+        if fmt == "tfrecord":
+            return repr(raw[:300])
+        return raw.decode("utf-8", "replace").rstrip("\r")
+
+    def process(self, element):
+        path, raw = element
+        spec, config = self._files[path], self._config
         try:
-            click = formats.parse_row(line, spec.fmt, list(spec.columns) if spec.columns else None)
+            record = self._decode(path, raw)
+            if isinstance(record, str):
+                click = formats.parse_row(record, spec.fmt, list(spec.columns or ()) or None,
+                                          config.schema)
+            else:
+                click = formats.parse_fields(record, config.schema)
         except formats.RowRejected as rejected:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
-                path, rejected.reason, line, rejected.detail))
+                path, rejected.reason, self._printable(path, raw), rejected.detail))
             return
+        weights = self._weights
+        reason = click_cleaning.event_rejection(click, config.min_timestamp,
+                                                config.max_timestamp, weights)
+        if reason:
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
+                path, reason, self._printable(path, raw), f"timestamp {click.timestamp}, "
+                f"event type {click.event_type!r}"))
+            return
+        if weights is not None and weights[click.event_type] != 1.0:
+            click = dataclasses.replace(click, weight=click.weight * weights[click.event_type])
         yield path, click
 
 
-def _dedupe(element) -> Iterable:
-    """Keeps one copy of each (user, item, timestamp); the rest are quarantined."""
-    _, copies = element
-    copies = sorted(copies, key=lambda pc: (pc[0], pc[1].weight))
-    yield copies[0]
-    for path, click in copies[1:]:
-        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
-            path, "duplicate", json.dumps(dataclasses.asdict(click))))
-
-
-def with_history(element, history_length: int) -> Iterable:
-    """All clicks of one user -> (path, click, history) with no leakage.
-
-    Args:
-      element: (user_id, iterable of (path, Click)).
-      history_length: most recent previous items kept.
-
-    Yields:
-      (path, Click, history) with history the items of the user's clicks
-      strictly earlier than the click, oldest first, at most `history_length`.
-    """
+def clean_and_featurize_user(element, history_length: int, max_clicks_per_user: int
+                             ) -> Iterable:
+    """(user_id, [(path, Click)]) -> (path, Click, ClickFeatures); drops tagged."""
     _, clicks = element
-    ordered = sorted(clicks, key=lambda pc: (pc[1].timestamp, pc[1].item_id))
-    earlier: list[str] = []  # items of clicks strictly before the current timestamp
-    pending: list[str] = []  # items at the current timestamp, not yet history
-    current_ts = None
-    for path, click in ordered:
-        if click.timestamp != current_ts:
-            earlier.extend(pending)
-            pending = []
-            current_ts = click.timestamp
-        yield path, click, tuple(earlier[-history_length:])
-        pending.append(click.item_id)
+    kept, rejected = click_cleaning.dedupe_and_cap(clicks, max_clicks_per_user)
+    for path, click, reason in rejected:
+        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
+            path, reason, _click_json(click)))
+    yield from click_features.user_click_features(kept, history_length)
 
 
-def to_example(click: formats.Click, history: tuple[str, ...]) -> bytes:
-    import tensorflow as tf
-
-    def _bytes(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
-
-    return tf.train.Example(features=tf.train.Features(feature={
-        "user_id": _bytes([click.user_id]),
-        "item_id": _bytes([click.item_id]),
-        "history": _bytes(history),
-        "timestamp": tf.train.Feature(int64_list=tf.train.Int64List(value=[click.timestamp])),
-        "weight": tf.train.Feature(float_list=tf.train.FloatList(value=[click.weight])),
-    })).SerializeToString()
-
-
-def eval_cutoff(quantiles: list[int], eval_fraction: float) -> int:
-    """Timestamp at which the eval split starts, from evenly spaced quantiles."""
-    index = int(round((1.0 - eval_fraction) * (len(quantiles) - 1)))
-    return int(quantiles[index])
+def split_index(element, _num_splits: int, cut: tuple, config: IngestionConfig) -> int:
+    """Partition function: (path, Click, ClickFeatures) -> index into `config.splits`."""
+    click = element[1]
+    if config.split_by == "user":
+        return click_splits.split_by_user(click.user_id, config.eval_fraction,
+                                          config.test_fraction, config.split_seed)
+    return click_splits.split_by_time(click.timestamp, cut)
 
 
 class IngestClicks(beam.PTransform):
-    """(path, raw line bytes) -> {"train", "eval", "quarantine", "counters"}.
+    """(path, raw record) -> {split: serialized examples, "quarantine",
+    "counters", "cutoff"}.
 
     `counters` is a PCollection of ((path, counter, reason), count) rows, one
-    per file and reason: small however large the input.
+    per file and reason: small however large the input. `cutoff` holds one
+    (eval_start, test_start) pair ((None, None) for split_by=user).
     """
 
     def __init__(self, files: dict[str, InputFile], config: IngestionConfig):
@@ -170,104 +244,63 @@ class IngestClicks(beam.PTransform):
         self._files = files
         self._config = config
 
-    def expand(self, lines):
+    def _cutoff(self, examples):
         config = self._config
-        parsed = lines | "Parse" >> beam.ParDo(ParseLine(self._files)).with_outputs(
+        if config.split_by == "user":
+            return examples.pipeline | "NoCutoff" >> beam.Create([(None, None)])
+        if config.eval_start_timestamp is not None:
+            return examples.pipeline | "FixedCutoff" >> beam.Create(
+                [(config.eval_start_timestamp, config.test_start_timestamp)])
+        return (examples
+                | "Timestamps" >> beam.Map(lambda e: e[1].timestamp)
+                | "Quantiles" >> beam.ApproximateQuantiles.Globally(click_splits.NUM_QUANTILES)
+                | "Cutoff" >> beam.Map(click_splits.cutoffs_from_quantiles,
+                                       config.eval_fraction, config.test_fraction))
+
+    def expand(self, records):
+        config = self._config
+        parsed = records | "Parse" >> beam.ParDo(ParseRecord(self._files, config)).with_outputs(
             QUARANTINE_TAG, main="clicks")
-        deduped = (
+        per_user = (
             parsed.clicks
-            | "KeyByEvent" >> beam.Map(
-                lambda pc: ((pc[1].user_id, pc[1].item_id, pc[1].timestamp), pc))
-            | "GroupEvents" >> beam.GroupByKey()
-            | "Dedupe" >> beam.FlatMap(_dedupe).with_outputs(QUARANTINE_TAG, main="unique"))
-        examples = (
-            deduped.unique
             | "KeyByUser" >> beam.Map(lambda pc: (pc[1].user_id, pc))
             | "GroupByUser" >> beam.GroupByKey()
-            | "History" >> beam.FlatMap(with_history, config.history_length))
+            | "CleanAndFeaturize" >> beam.FlatMap(
+                clean_and_featurize_user, config.history_length, config.max_clicks_per_user
+            ).with_outputs(QUARANTINE_TAG, main="examples"))
+        first_seen = (
+            per_user.examples
+            | "ItemTimes" >> beam.Map(lambda e: (e[1].item_id, e[1].timestamp))
+            | "ItemFirstSeen" >> beam.CombinePerKey(min))
+        # The cut-offs come from the same collection as the item ages, so item
+        # age, split and serialization fuse into one stage after both.
+        cutoff = self._cutoff(per_user.examples)
+        examples = per_user.examples | "ItemAge" >> beam.Map(
+            click_features.with_item_age, first_seen=beam.pvalue.AsDict(first_seen))
+        splits = config.splits
+        partitions = examples | "Split" >> beam.Partition(
+            split_index, len(splits), cut=beam.pvalue.AsSingleton(cutoff), config=config)
 
-        if config.eval_start_timestamp is not None:
-            cutoff = examples.pipeline | "FixedCutoff" >> beam.Create(
-                [config.eval_start_timestamp])
-        else:
-            cutoff = (
-                examples
-                | "Timestamps" >> beam.Map(lambda e: e[1].timestamp)
-                | "Quantiles" >> beam.ApproximateQuantiles.Globally(1001)
-                | "Cutoff" >> beam.Map(eval_cutoff, config.eval_fraction))
-        cutoff_view = beam.pvalue.AsSingleton(cutoff)
-        splits = examples | "Split" >> beam.Partition(
-            lambda e, _, cut: 1 if e[1].timestamp >= cut else 0, 2, cut=cutoff_view)
-
-        quarantine = ((parsed[QUARANTINE_TAG], deduped[QUARANTINE_TAG])
+        quarantine = ((parsed[QUARANTINE_TAG], per_user[QUARANTINE_TAG])
                       | "AllQuarantined" >> beam.Flatten())
-        counter_keys = (
-            lines | "ReadKeys" >> beam.Map(lambda pl: (pl[0], COUNTER_ROWS_READ, "")),
+        counter_keys = [
+            records | "ReadKeys" >> beam.Map(lambda pr: (pr[0], COUNTER_ROWS_READ, "")),
             quarantine | "QuarantineKeys" >> beam.Map(
                 lambda q: (q["file"], COUNTER_QUARANTINED, q["reason"])),
-            splits[0] | "TrainKeys" >> beam.Map(lambda e: (e[0], COUNTER_ACCEPTED, TRAIN)),
-            splits[1] | "EvalKeys" >> beam.Map(lambda e: (e[0], COUNTER_ACCEPTED, EVAL)),
-        ) | "AllCounterKeys" >> beam.Flatten()
-        counters = counter_keys | "Count" >> beam.combiners.Count.PerElement()
-        return {
-            TRAIN: splits[0] | "TrainExamples" >> beam.MapTuple(lambda _, c, h: to_example(c, h)),
-            EVAL: splits[1] | "EvalExamples" >> beam.MapTuple(lambda _, c, h: to_example(c, h)),
-            "quarantine": quarantine,
-            "counters": counters,
-            "cutoff": cutoff,
-        }
-
-
-def summarize_counters(rows: Iterable[tuple[tuple[str, str, str], int]],
-                       files: Iterable[str], cutoff: int | None) -> dict:
-    """Counter rows -> the ingestion report (per file and totals).
-
-    Returns:
-      {"files": {path: {"rows_read", "accepted", "accepted_by_split",
-      "quarantined": {reason: n}}}, "totals": {...}, "eval_start_timestamp"}.
-    """
-    per_file = {path: {"rows_read": 0, "accepted": 0, "accepted_by_split": {TRAIN: 0, EVAL: 0},
-                       "quarantined": {}} for path in files}
-    for (path, counter, reason), count in rows:
-        entry = per_file.setdefault(path, {"rows_read": 0, "accepted": 0, "accepted_by_split":
-                                           {TRAIN: 0, EVAL: 0}, "quarantined": {}})
-        if counter == COUNTER_ROWS_READ:
-            entry["rows_read"] += count
-        elif counter == COUNTER_ACCEPTED:
-            entry["accepted"] += count
-            entry["accepted_by_split"][reason] += count
-        else:
-            entry["quarantined"][reason] = entry["quarantined"].get(reason, 0) + count
-    totals = {"rows_read": 0, "accepted": 0, "accepted_by_split": {TRAIN: 0, EVAL: 0},
-              "quarantined": {}}
-    for entry in per_file.values():
-        totals["rows_read"] += entry["rows_read"]
-        totals["accepted"] += entry["accepted"]
-        for split, count in entry["accepted_by_split"].items():
-            totals["accepted_by_split"][split] += count
-        for reason, count in entry["quarantined"].items():
-            totals["quarantined"][reason] = totals["quarantined"].get(reason, 0) + count
-    return {"files": per_file, "totals": totals, "eval_start_timestamp": cutoff}
+        ]
+        outputs = {}
+        with_event_type = bool(config.schema.event_type)
+        for index, split in enumerate(splits):
+            counter_keys.append(partitions[index] | f"{split}Keys" >> beam.Map(
+                lambda e, s=split: (e[0], COUNTER_ACCEPTED, s)))
+            outputs[split] = partitions[index] | f"{split}Examples" >> beam.Map(
+                lambda e: to_example(e[1], e[2], with_event_type))
+        counters = (counter_keys | "AllCounterKeys" >> beam.Flatten()
+                    | "Count" >> beam.combiners.Count.PerElement())
+        outputs.update({"quarantine": quarantine, "counters": counters, "cutoff": cutoff})
+        return outputs
 
 
 def check_report(report: dict, config: IngestionConfig) -> None:
-    """Raises if counts do not reconcile or a file is mostly garbage."""
-    for path, entry in report["files"].items():
-        bad = sum(entry["quarantined"].values())
-        if entry["rows_read"] != entry["accepted"] + bad:
-            raise RuntimeError(f"click log {path!r}: counts do not reconcile: rows_read="
-                               f"{entry['rows_read']} != accepted={entry['accepted']} + "
-                               f"quarantined={bad}")
-        if entry["rows_read"] and bad / entry["rows_read"] > config.max_bad_fraction:
-            raise ValueError(
-                f"click log {path!r}: {bad} of {entry['rows_read']} rows quarantined "
-                f"({bad / entry['rows_read']:.0%}) > max_bad_fraction "
-                f"{config.max_bad_fraction:.0%}; reasons {entry['quarantined']}")
-    totals = report["totals"]
-    for split in (TRAIN, EVAL):
-        if totals["accepted_by_split"][split] == 0:
-            raise ValueError(
-                f"click logs {sorted(report['files'])}: the {split} split is empty "
-                f"(accepted by split {totals['accepted_by_split']}, eval starts at "
-                f"{report['eval_start_timestamp']}); expected clicks on both sides of the "
-                "temporal cut-off")
+    """Raises if counts do not reconcile, a file is mostly garbage or a split is empty."""
+    report_lib.check_report(report, config.max_bad_fraction)

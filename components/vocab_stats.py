@@ -1,9 +1,12 @@
 """Beam transforms of VocabStatsGen: vocabularies and item frequency statistics.
 
-From the training split it counts clicks per item and per user, the clicks
-per item in the most recent part of the training period (trending), and the
-time range. Only per-key aggregates reach the single writer step, so memory
-is bounded by the vocabulary, never by the number of clicks.
+From the training split: clicks per item and user, weighted clicks, first and
+last click time per item, clicks per item in the recent window (trending),
+string feature value counts, and the time range; from every split: per-split
+totals and how many clicks fall outside the train vocabularies. Only per-key
+aggregates reach the single writer step (and with `max_items` / `max_users`
+only the top entries), so memory is bounded by the vocabulary, never by the
+number of clicks.
 """
 
 from __future__ import annotations
@@ -12,26 +15,44 @@ import dataclasses
 
 import apache_beam as beam
 
+from components import vocab_stats_writer
 from models import config_dict, features
-from models import vocab as vocab_lib
+
+# bytes features that are not vocabularies of their own.
+_NOT_FEATURE_VOCABS = (features.USER_ID, features.ITEM_ID, features.HISTORY)
 
 
 @dataclasses.dataclass(frozen=True)
 class VocabConfig:
-    """Settings of VocabStatsGen."""
+    """Settings of VocabStatsGen (docs/configuration.md, `vocab`)."""
 
     min_item_count: int = 1
     max_items: int = 0  # 0 = no limit
     min_user_count: int = 1
     max_users: int = 0  # 0 = no limit
-    # The last `recent_fraction` of the training period counts as "recent".
+    min_feature_count: int = 1
+    max_feature_values: int = 0  # per string feature; 0 = no limit
+    # Ids outside the vocabulary hash into this many OOV buckets (recorded in stats.json).
+    num_oov_buckets: int = 1
+    # Negative-sampling distribution: count^alpha, normalised (0.75 as word2vec).
+    negative_sampling_alpha: float = 0.75
+    # The last `recent_fraction` of the training period counts as "recent",
+    # unless `recent_window_seconds` (> 0) fixes the window length.
     recent_fraction: float = 0.1
+    recent_window_seconds: int = 0
 
     def __post_init__(self):
-        for name in ("min_item_count", "min_user_count", "max_items", "max_users"):
+        for name in ("min_item_count", "min_user_count", "max_items", "max_users",
+                     "min_feature_count", "max_feature_values", "recent_window_seconds"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"vocab.{name}={value!r}: expected a non-negative integer")
+        if not isinstance(self.num_oov_buckets, int) or self.num_oov_buckets < 1:
+            raise ValueError(f"vocab.num_oov_buckets={self.num_oov_buckets!r}: expected an "
+                             "integer >= 1")
+        if not 0.0 <= self.negative_sampling_alpha <= 1.0:
+            raise ValueError(f"vocab.negative_sampling_alpha={self.negative_sampling_alpha!r}: "
+                             "expected a number in [0, 1]")
         if not 0.0 < self.recent_fraction <= 1.0:
             raise ValueError(f"vocab.recent_fraction={self.recent_fraction!r}: expected a "
                              "number in (0, 1]")
@@ -41,50 +62,49 @@ class VocabConfig:
         return config_dict.from_dict(cls, values, "vocab")
 
 
-def parse_click(serialized: bytes) -> tuple[str, str, int]:
-    """Serialized click tf.Example -> (user_id, item_id, timestamp)."""
-    import tensorflow as tf
+@dataclasses.dataclass(frozen=True)
+class ClickRecord:
+    """The parts of a click example the statistics need."""
 
-    example = tf.train.Example.FromString(serialized)
-    feature = example.features.feature
-    return (feature[features.USER_ID].bytes_list.value[0].decode(),
-            feature[features.ITEM_ID].bytes_list.value[0].decode(),
-            int(feature[features.TIMESTAMP].int64_list.value[0]))
+    user_id: str
+    item_id: str
+    timestamp: int
+    weight: float = 1.0
+    string_features: tuple = ()  # (name, (values...)) for every other bytes feature
+
+
+def parse_click(serialized: bytes) -> ClickRecord:
+    """Serialized click tf.Example -> `ClickRecord`."""
+    from tensorflow.core.example import example_pb2
+
+    feature = example_pb2.Example.FromString(serialized).features.feature
+    weight = feature[features.WEIGHT].float_list.value if features.WEIGHT in feature else [1.0]
+    strings = tuple(sorted(
+        (name, tuple(v.decode("utf-8", "replace") for v in value.bytes_list.value))
+        for name, value in feature.items()
+        if name not in _NOT_FEATURE_VOCABS and value.WhichOneof("kind") == "bytes_list"))
+    return ClickRecord(feature[features.USER_ID].bytes_list.value[0].decode(),
+                       feature[features.ITEM_ID].bytes_list.value[0].decode(),
+                       int(feature[features.TIMESTAMP].int64_list.value[0]),
+                       float(weight[0]) if weight else 1.0, strings)
 
 
 def keep_top(counts: list[tuple[str, float]], min_count: int, max_size: int) -> list:
-    """Entries with count >= min_count, the `max_size` largest (0 = all)."""
+    """Entries with count >= min_count, the `max_size` largest (0 = all); ties by key."""
     kept = sorted((kv for kv in counts if kv[1] >= min_count), key=lambda kv: (-kv[1], kv[0]))
     return kept[:max_size] if max_size else kept
 
 
-def write_outputs(_, item_counts, recent_counts, user_counts, time_range, directory: str,
-                  config: VocabConfig) -> dict:
-    """Single writer step: applies limits and writes the VocabStats files."""
-    recent = dict(recent_counts)
-    items = keep_top(item_counts, config.min_item_count, config.max_items)
-    users = keep_top(user_counts, config.min_user_count, config.max_users)
-    min_ts, max_ts, clicks = time_range
-    stats = {
-        "num_clicks": clicks,
-        "num_items": len(items),
-        "num_items_before_limits": len(item_counts),
-        "num_users": len(users),
-        "num_users_before_limits": len(user_counts),
-        "min_timestamp": min_ts,
-        "max_timestamp": max_ts,
-        "recent_start_timestamp": recent_start(min_ts, max_ts, config.recent_fraction),
-        "config": dataclasses.asdict(config),
-    }
-    vocab_lib.write_vocab(directory, [(i, c, recent.get(i, 0)) for i, c in items], users, stats)
-    return stats
-
-
-def recent_start(min_ts: int, max_ts: int, fraction: float) -> int:
+def recent_start(min_ts: int, max_ts: int, fraction: float, window_seconds: int = 0) -> int:
+    """First timestamp of the recent window of a training period [min_ts, max_ts]."""
+    if window_seconds:
+        return int(max_ts - window_seconds)
     return int(max_ts - fraction * (max_ts - min_ts))
 
 
 class _TimeRange(beam.CombineFn):
+    """timestamps -> (min, max, count); (None, None, 0) when empty."""
+
     def create_accumulator(self):
         return (None, None, 0)
 
@@ -104,38 +124,154 @@ class _TimeRange(beam.CombineFn):
         return acc
 
 
-class ComputeVocabStats(beam.PTransform):
-    """Serialized training click examples -> VocabStats files in `directory`."""
+class ItemAggregate(beam.CombineFn):
+    """(timestamp, weight) of one item's clicks -> (count, weighted, first_ts, last_ts)."""
 
-    def __init__(self, directory: str, config: VocabConfig):
+    def create_accumulator(self):
+        return (0, 0.0, None, None)
+
+    def add_input(self, acc, click):
+        n, w, lo, hi = acc
+        ts, weight = click
+        return (n + 1, w + weight, ts if lo is None else min(lo, ts),
+                ts if hi is None else max(hi, ts))
+
+    def merge_accumulators(self, accs):
+        n, w, lo, hi = self.create_accumulator()
+        for a_n, a_w, a_lo, a_hi in accs:
+            if a_lo is None:
+                continue
+            n, w = n + a_n, w + a_w
+            lo = a_lo if lo is None else min(lo, a_lo)
+            hi = a_hi if hi is None else max(hi, a_hi)
+        return (n, w, lo, hi)
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _limited(counts, min_count: int, max_size: int, label: str):
+    """Per-key counts -> the entries the writer keeps (top `max_size` when set)."""
+    kept = counts | f"{label}MinCount" >> beam.Filter(lambda kv: kv[1] >= min_count)
+    if max_size:
+        return (kept | f"{label}Top" >> beam.combiners.Top.Of(
+                    max_size, key=lambda kv: (kv[1], _reverse_key(kv[0])))
+                | f"{label}Flatten" >> beam.FlatMap(lambda top: top))
+    return kept
+
+
+def _reverse_key(key):
+    """Sort key that makes Top.Of break count ties by the smaller key (as keep_top)."""
+    text = key if isinstance(key, str) else "\x00".join(key)
+    # -ord(ch) <= 0 < 1: a key that is a prefix of another sorts as smaller, as in keep_top.
+    return tuple(-ord(ch) for ch in text) + (1,)
+
+
+class SplitSummary(beam.PTransform):
+    """Clicks of one split -> (split, {num_clicks, num_users, min/max_timestamp})
+    and, unless `with_items` is False, ((split, item), count) rows for the
+    writer's out-of-vocabulary counts."""
+
+    def __init__(self, split: str, with_items: bool = True):
+        super().__init__()
+        self._split = split
+        self._with_items = with_items
+
+    def expand(self, clicks):
+        split = self._split
+        time_range = clicks | "Times" >> beam.Map(lambda c: c.timestamp) | "Range" >> (
+            beam.CombineGlobally(_TimeRange()))
+        users = (clicks | "Users" >> beam.Map(lambda c: c.user_id) | "DistinctUsers" >> (
+            beam.Distinct()) | "CountUsers" >> beam.combiners.Count.Globally())
+        summary = (time_range | "Summary" >> beam.Map(
+            lambda rng, n_users: (split, {"num_clicks": rng[2], "num_users": n_users,
+                                          "min_timestamp": rng[0], "max_timestamp": rng[1]}),
+            n_users=beam.pvalue.AsSingleton(users)))
+        if not self._with_items:
+            return summary, None
+        item_counts = (clicks | "Items" >> beam.Map(lambda c: ((split, c.item_id), 1))
+                       | "CountItems" >> beam.CombinePerKey(sum))
+        return summary, item_counts
+
+
+class ComputeVocabStats(beam.PTransform):
+    """Serialized training click examples -> VocabStats files in `directory`.
+
+    Args:
+      directory: output directory.
+      config: limits and windows.
+      other_splits: {split name: serialized examples} for per-split stats.
+    """
+
+    def __init__(self, directory: str, config: VocabConfig, other_splits: dict | None = None):
         super().__init__()
         self._directory = directory
         self._config = config
+        self._other_splits = other_splits or {}
 
     def expand(self, serialized):
+        config = self._config
         clicks = serialized | "ParseClicks" >> beam.Map(parse_click)
-        time_range = (clicks | "Timestamps" >> beam.Map(lambda c: c[2])
+        time_range = (clicks | "Timestamps" >> beam.Map(lambda c: c.timestamp)
                       | "TimeRange" >> beam.CombineGlobally(_TimeRange()))
-        fraction = self._config.recent_fraction
-        item_counts = (clicks | "ItemKeys" >> beam.Map(lambda c: (c[1], 1))
-                       | "CountItems" >> beam.CombinePerKey(sum))
-        user_counts = (clicks | "UserKeys" >> beam.Map(lambda c: (c[0], 1))
+        item_stats = (clicks | "ItemClicks" >> beam.Map(
+            lambda c: (c.item_id, (c.timestamp, c.weight)))
+            | "AggregateItems" >> beam.CombinePerKey(ItemAggregate()))
+        num_items_total = item_stats | "CountAllItems" >> beam.combiners.Count.Globally()
+        total_weight = (clicks | "Weights" >> beam.Map(lambda c: c.weight)
+                        | "TotalWeight" >> beam.CombineGlobally(sum))
+        item_counts = _limited(item_stats | "ItemCount" >> beam.Map(lambda kv: (kv[0], kv[1][0]))
+                               , config.min_item_count, config.max_items, "Items")
+        kept_item_stats = (
+            {"stats": item_stats, "kept": item_counts} | "JoinKept" >> beam.CoGroupByKey()
+            | "KeptOnly" >> beam.FlatMap(
+                lambda kv: [(kv[0], kv[1]["stats"][0])] if kv[1]["kept"] else []))
+        user_counts = (clicks | "UserKeys" >> beam.Map(lambda c: (c.user_id, 1))
                        | "CountUsers" >> beam.CombinePerKey(sum))
+        num_users_total = user_counts | "CountAllUsers" >> beam.combiners.Count.Globally()
+        kept_users = _limited(user_counts, config.min_user_count, config.max_users, "Users")
+        feature_counts = (
+            clicks | "FeatureValues" >> beam.FlatMap(
+                lambda c: [((name, v), 1) for name, values in c.string_features for v in values])
+            | "CountFeatureValues" >> beam.CombinePerKey(sum)
+            | "FeatureMinCount" >> beam.Filter(lambda kv: kv[1] >= config.min_feature_count))
         recent_counts = (
             clicks
             | "RecentClicks" >> beam.Filter(
-                lambda c, rng: rng[0] is not None
-                and c[2] >= recent_start(rng[0], rng[1], fraction),
+                lambda c, rng: rng[0] is not None and c.timestamp >= recent_start(
+                    rng[0], rng[1], config.recent_fraction, config.recent_window_seconds),
                 rng=beam.pvalue.AsSingleton(time_range))
-            | "RecentKeys" >> beam.Map(lambda c: (c[1], 1))
+            | "RecentKeys" >> beam.Map(lambda c: (c.item_id, 1))
             | "CountRecent" >> beam.CombinePerKey(sum))
+        summaries, split_items = [], []
+        splits = {"train": clicks}
+        for name, other in sorted(self._other_splits.items()):
+            splits[name] = other | f"Parse[{name}]" >> beam.Map(parse_click)
+        for name, split_clicks in splits.items():
+            # Train OOV clicks follow from the kept item counts; no second per-item pass.
+            summary, items = split_clicks | f"Split[{name}]" >> SplitSummary(
+                name, with_items=name != "train")
+            summaries.append(summary)
+            if items is not None:
+                split_items.append(items)
+        if not split_items:
+            split_items.append(serialized.pipeline | "NoSplitItems" >> beam.Create([]))
         return (
             serialized.pipeline
             | "Trigger" >> beam.Create([None])
             | "Write" >> beam.Map(
-                write_outputs,
-                item_counts=beam.pvalue.AsList(item_counts),
+                vocab_stats_writer.write_outputs,
+                item_stats=beam.pvalue.AsList(kept_item_stats),
                 recent_counts=beam.pvalue.AsList(recent_counts),
-                user_counts=beam.pvalue.AsList(user_counts),
+                user_counts=beam.pvalue.AsList(kept_users),
+                feature_counts=beam.pvalue.AsList(feature_counts),
                 time_range=beam.pvalue.AsSingleton(time_range),
-                directory=self._directory, config=self._config))
+                totals=beam.pvalue.AsDict(
+                    (num_items_total | "ItemsTotal" >> beam.Map(lambda n: ("items", n)),
+                     num_users_total | "UsersTotal" >> beam.Map(lambda n: ("users", n)),
+                     total_weight | "WeightTotal" >> beam.Map(lambda w: ("weight", w)))
+                    | "Totals" >> beam.Flatten()),
+                split_summaries=beam.pvalue.AsList(summaries | "AllSummaries" >> beam.Flatten()),
+                split_item_counts=beam.pvalue.AsList(
+                    split_items | "AllSplitItems" >> beam.Flatten()),
+                directory=self._directory, config=config))

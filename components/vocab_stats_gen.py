@@ -1,4 +1,5 @@
-"""VocabStatsGen: vocabularies and item statistics from the training split."""
+"""VocabStatsGen: vocabularies and item statistics from the training split,
+plus per-split totals of every split (components/vocab_stats.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import apache_beam as beam
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
-from tfx.types import artifact_utils, standard_artifact_utils, standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components.artifacts import VocabStats
@@ -21,15 +22,22 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
         config = VocabConfig.from_dict(json.loads(exec_properties["config"] or "{}"))
-        train_uri = standard_artifact_utils.get_split_uri(input_dict["examples"], "train")
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        splits = artifact_utils.decode_split_names(examples.split_names)
+        if "train" not in splits:
+            raise ValueError(f"VocabStatsGen: examples {examples.uri!r} have splits {splits}; "
+                             "expected a 'train' split")
         output = artifact_utils.get_single_instance(output_dict["vocab_stats"])
         with self._make_beam_pipeline() as pipeline:
-            _ = (pipeline
-                 | "ReadTrain" >> beam.io.ReadFromTFRecord(os.path.join(train_uri, "*"))
-                 | "VocabStats" >> ComputeVocabStats(output.uri, config))
+            read = {split: pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+                        os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+                    for split in splits}
+            _ = read.pop("train") | "VocabStats" >> ComputeVocabStats(output.uri, config, read)
         stats = vocab_lib.read_vocab(output.uri).stats
         for key in ("num_items", "num_users", "num_clicks"):
             output.set_int_custom_property(key, int(stats[key]))
+        output.set_string_custom_property("split_stats", json.dumps(stats["splits"],
+                                                                    sort_keys=True))
 
 
 class VocabStatsGenSpec(ComponentSpec):

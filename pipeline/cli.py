@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="retrieval-pipeline",
         description="Train, evaluate and push a two-tower retrieval model from click logs.")
     parser.add_argument("--data", required=True,
-                        help="click-log file, glob or directory (CSV, JSONL, MovieTweetings .dat)")
+                        help="click-log file, glob or directory (CSV, JSONL, MovieTweetings .dat, "
+                             "Parquet, TFRecord)")
     parser.add_argument("--output", required=True,
                         help="output directory (local run) or pipeline spec JSON (--kubeflow)")
     parser.add_argument("--config", help="YAML config file (sections: see docs/configuration.md)")

@@ -9,9 +9,11 @@ import shutil
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from components import ingestion_report
 from components.artifacts import QuarantinedClicks
 from components.click_example_gen import REPORT_FILE
 from components.topk_evaluator import METRICS_FILE
+from components.topk_evaluator import REPORT_FILE as EVALUATION_REPORT_FILE
 
 
 def _store(metadata_path: str) -> mlmd.MetadataStore:
@@ -27,16 +29,19 @@ def latest_artifact(store: mlmd.MetadataStore, type_name: str):
 
 
 def collect(metadata_path: str, reports_dir: str) -> dict:
-    """Copies the latest ingestion and metrics reports into `reports_dir`.
+    """Copies the latest ingestion and evaluation reports into `reports_dir`.
 
     Returns:
-      {"ingestion": path, "metrics": path, "blessed": bool, "pushed": [dirs]}.
+      {"ingestion": path, "metrics": path, "evaluation_report": path,
+      "blessed": bool, "pushed": [dirs]}.
     """
     store = _store(metadata_path)
     os.makedirs(reports_dir, exist_ok=True)
     summary: dict = {"pushed": []}
     for type_name, file_name, key in ((QuarantinedClicks.TYPE_NAME, REPORT_FILE, "ingestion"),
-                                      ("ModelEvaluation", METRICS_FILE, "metrics")):
+                                      ("ModelEvaluation", METRICS_FILE, "metrics"),
+                                      ("ModelEvaluation", EVALUATION_REPORT_FILE,
+                                       "evaluation_report")):
         artifact = latest_artifact(store, type_name)
         if artifact is None:
             continue
@@ -60,21 +65,32 @@ def collect(metadata_path: str, reports_dir: str) -> dict:
 def print_summary(summary: dict) -> None:
     if "ingestion" in summary:
         with open(summary["ingestion"]) as f:
-            totals = json.load(f)["totals"]
-        print(f"ingestion: {totals['rows_read']} rows read, {totals['accepted']} accepted "
-              f"(train {totals['accepted_by_split']['train']}, eval "
-              f"{totals['accepted_by_split']['eval']}), quarantined {totals['quarantined']}")
+            ingestion = json.load(f)
+        print(f"ingestion: {ingestion_report.summary_line(ingestion)}")
+        for line in ingestion_report.file_lines(ingestion):
+            print(f"  {line}")
         print(f"  report: {summary['ingestion']}")
     if "metrics" in summary:
         with open(summary["metrics"]) as f:
             metrics = json.load(f)
+        seen = "seen items excluded" if metrics["config"]["exclude_history"] else "seen items kept"
         print(f"evaluation: {metrics['num_examples']} eval clicks, "
-              f"{metrics['num_candidates']} candidates (full catalogue, seen items excluded)")
-        for name, values in metrics["metrics"].items():
-            by_k = sorted(values.items(), key=lambda kv: int(kv[0].split("@")[1]))
-            print(f"  {name:>18}: " + ", ".join(f"{k} {v:.4f}" for k, v in by_k))
+              f"{metrics['num_candidates']} candidates (full catalogue, {seen})")
+        ks = sorted(metrics["config"]["ks"])
+        shown = [f"recall@{k}" for k in ks] + [f"ndcg@{ks[-1]}", "mrr"]
+        # metrics.json has sorted keys; print the model first.
+        for name in sorted(metrics["metrics"], key=lambda scorer: scorer != "model"):
+            values = metrics["metrics"][name]
+            print(f"  {name:>18}: " + ", ".join(f"{k} {values[k]:.4f}" for k in shown))
+        if metrics.get("ann"):
+            ann = metrics["ann"]
+            recall = next(k for k in ann if k.startswith("recall@"))
+            print(f"  ANN (ScaNN vs exact): {recall} {ann[recall]:.4f}, latency p50 "
+                  f"{ann['latency_ms_p50']:.2f} ms, p99 {ann['latency_ms_p99']:.2f} ms")
         print(f"blessed: {metrics['blessed']} ({'; '.join(metrics['reasons'])})")
         print(f"  report: {summary['metrics']}")
+    if "evaluation_report" in summary:
+        print(f"  report: {summary['evaluation_report']}")
     for destination in summary["pushed"]:
         print(f"pushed: {destination}")
     if not summary["pushed"]:

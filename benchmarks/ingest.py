@@ -1,0 +1,179 @@
+"""Ingestion benchmark: ClickExampleGen and VocabStatsGen on generated click logs.
+
+    .venv/bin/python benchmarks/ingest.py [--sizes 1000000,10000000] [--workers 1,2]
+
+For each size it writes a CSV click log (Zipf users and items, 60 days, 0.1%
+malformed rows and 0.1% duplicates, generation timed separately), then runs
+each component's real executor (`Executor().Do`) on DirectRunner
+(``--direct_running_mode=multi_processing --direct_num_workers=W``) in a
+fresh subprocess, and samples the summed RSS of that subprocess and all its
+children (the Beam workers) every 0.5 s. Results are appended run by run to
+benchmarks/results/ingest.json, so an interrupted benchmark keeps what ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "ingest.json")
+START = 1_600_000_000
+CHUNK = 1_000_000
+
+
+def generate(path: str, num_clicks: int, seed: int = 0) -> dict:
+    """Writes `num_clicks` data rows to a CSV; returns timings and counts."""
+    rng = np.random.default_rng(seed)
+    num_users = max(1000, num_clicks // 20)
+    num_items = max(500, num_clicks // 200)
+    started = time.time()
+    bad = duplicates = 0
+    with open(path, "w") as f:
+        f.write("user_id,item_id,timestamp,weight\n")
+        for offset in range(0, num_clicks, CHUNK):
+            n = min(CHUNK, num_clicks - offset)
+            users = rng.zipf(1.3, n) % num_users
+            items = rng.zipf(1.2, n) % num_items
+            times = START + rng.integers(0, 60 * 86_400, n)
+            lines = [f"u{u},i{i},{t},1" for u, i, t in zip(users, items, times, strict=True)]
+            # 0.1% malformed (bad timestamp) and 0.1% exact duplicates of the previous row.
+            for index in rng.choice(n, size=n // 1000, replace=False):
+                lines[index] = f"u{users[index]},i{items[index]},not-a-time,1"
+            bad += n // 1000
+            for index in rng.choice(np.arange(1, n), size=n // 1000, replace=False):
+                lines[index] = lines[index - 1]
+            duplicates += n // 1000
+            f.write("\n".join(lines))
+            f.write("\n")
+    return {"rows": num_clicks, "users": num_users, "items": num_items,
+            "bytes": os.path.getsize(path), "seconds": round(time.time() - started, 1),
+            "malformed_rows_planted": bad, "duplicate_rows_planted": duplicates}
+
+
+_RUNNER = r"""
+import json, os, sys, time
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+sys.path.insert(0, {root!r})
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import standard_artifacts
+from components import click_example_gen, vocab_stats_gen
+from components.artifacts import QuarantinedClicks, VocabStats
+args = json.loads(sys.argv[1])
+context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=args["beam_args"])
+examples = standard_artifacts.Examples(); examples.uri = args["work"] + "/examples"
+started = time.time()
+if args["component"] == "ClickExampleGen":
+    quarantine = QuarantinedClicks(); quarantine.uri = args["work"] + "/quarantine"
+    click_example_gen.Executor(context).Do(
+        {{}}, {{"examples": [examples], "quarantine": [quarantine]}},
+        {{"input_base": args["data"], "config": json.dumps({{"max_bad_fraction": 0.5}})}})
+    report = json.load(open(quarantine.uri + "/ingestion.json"))["totals"]
+else:
+    examples.split_names = '["train", "eval"]'
+    output = VocabStats(); output.uri = args["work"] + "/vocab"
+    vocab_stats_gen.Executor(context).Do(
+        {{"examples": [examples]}}, {{"vocab_stats": [output]}}, {{"config": "{{}}"}})
+    report = json.load(open(output.uri + "/stats.json"))
+    report = {{k: report[k] for k in ("num_clicks", "num_items", "num_users")}}
+print("RESULT " + json.dumps({{"seconds": time.time() - started, "report": report}}))
+"""
+
+
+def _tree_rss(process) -> int:
+    import psutil
+
+    total = 0
+    try:
+        procs = [process] + process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_component(component: str, data: str, work: str, workers: int) -> dict:
+    """Runs one executor in a subprocess; returns seconds, peak tree RSS and its report."""
+    import psutil
+
+    args = {"component": component, "data": data, "work": work, "beam_args": [
+        "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]}
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=ROOT)
+    started = time.time()
+    child = subprocess.Popen([sys.executable, "-c", _RUNNER.format(root=ROOT), json.dumps(args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    watched = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, _tree_rss(watched))
+        time.sleep(0.5)
+    stdout, stderr = child.communicate()
+    wall = time.time() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"{component} with {workers} worker(s) failed:\n{stderr[-3000:]}")
+    result = json.loads(next(line[7:] for line in stdout.splitlines()
+                             if line.startswith("RESULT ")))
+    return {"executor_seconds": round(result["seconds"], 1), "wall_seconds": round(wall, 1),
+            "peak_rss_mib": round(peak / 2**20), "report": result["report"]}
+
+
+def _save(results: dict) -> None:
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(results, f, indent=2)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+    parser.add_argument("--append", action="store_true",
+                        help="add runs to an existing results file instead of replacing it")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workers = [int(w) for w in args.workers.split(",")]
+    command = "benchmarks/ingest.py " + " ".join(argv or sys.argv[1:])
+    results = {"machine": {"cpus": os.cpu_count()}, "runs": []}
+    if args.append and os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            results = json.load(f)
+    root = args.workdir or tempfile.mkdtemp(prefix="ingest-bench-")
+    os.makedirs(root, exist_ok=True)
+    for size in sizes:
+        data = os.path.join(root, f"clicks-{size}.csv")
+        generation = generate(data, size)
+        print(f"generated {size} rows in {generation['seconds']} s ({generation['bytes']} bytes)",
+              flush=True)
+        for count in workers:
+            work = os.path.join(root, f"run-{size}-{count}")
+            for component in ("ClickExampleGen", "VocabStatsGen"):
+                # The machine may be shared: record how busy it was around the run.
+                load_before = os.getloadavg()[0]
+                measured = run_component(component, data, work, count)
+                rows = measured["report"].get("rows_read") or measured["report"]["num_clicks"]
+                run = {"command": command, "component": component, "clicks_in_log": size,
+                       "workers": count, "load_average_1min": [round(load_before, 2),
+                                                               round(os.getloadavg()[0], 2)],
+                       "rows": rows, "rows_per_second": round(rows / measured["wall_seconds"]),
+                       "generation": generation, **measured}
+                results["runs"].append(run)
+                _save(results)
+                print(json.dumps({k: v for k, v in run.items() if k != "generation"}),
+                      flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

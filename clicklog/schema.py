@@ -1,0 +1,191 @@
+"""The declared schema of a click log: which column holds what, and its type.
+
+Defaults match the plain ``user_id,item_id,timestamp[,weight]`` log. A
+pipeline config declares another layout under ``ingestion.schema``:
+
+    schema:
+      user_id: uid                 # column names of the required fields
+      item_id: movie
+      timestamp: ts
+      timestamp_unit: milliseconds # seconds | milliseconds | iso8601
+      weight: rating               # optional column (absent/empty -> 1.0)
+      event_type: action           # optional column; see ingestion.event_types
+      user_features: {country: string}
+      item_features: {genres: string_list}
+      context_features: {device: string, hour: int}
+
+Feature columns become tf.Example features of the same name. Types:
+``string``, ``int``, ``float``, ``string_list`` (a list in JSONL / Parquet /
+TFRecord, ``|``-separated text in CSV). A missing or empty feature value takes
+the type's default (``""``, 0, 0.0, []); a value of the wrong type rejects
+the row with reason ``bad_feature``. Tabs and line breaks inside string values
+become spaces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+
+FEATURE_TYPES = ("string", "int", "float", "string_list")
+TIMESTAMP_UNITS = ("seconds", "milliseconds", "iso8601")
+LIST_SEPARATOR = "|"
+# Feature names ClickExampleGen writes itself; declared features may not reuse them.
+RESERVED_FEATURES = ("user_id", "item_id", "timestamp", "weight", "history", "event_type",
+                     "seconds_since_previous_click", "item_age_seconds")
+
+
+class ValueRejected(ValueError):
+    """A field value that does not have the declared type; `reason` is a counter key."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _feature_items(values, section: str) -> tuple[tuple[str, str], ...]:
+    if values is None:
+        return ()
+    if isinstance(values, tuple):
+        values = dict(values)
+    if not isinstance(values, dict):
+        raise ValueError(f"ingestion.schema.{section}={values!r}: expected a mapping of "
+                         f"column name to type, types one of {FEATURE_TYPES}")
+    for name, kind in values.items():
+        if kind not in FEATURE_TYPES:
+            raise ValueError(f"ingestion.schema.{section}.{name}={kind!r}: expected one of "
+                             f"{FEATURE_TYPES}")
+        if name in RESERVED_FEATURES:
+            raise ValueError(f"ingestion.schema.{section}.{name}: {name!r} is a feature "
+                             f"ClickExampleGen writes itself; reserved names {RESERVED_FEATURES}")
+    return tuple(sorted(values.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class ClickSchema:
+    """Column names and types of a click log (see the module docstring)."""
+
+    user_id: str = "user_id"
+    item_id: str = "item_id"
+    timestamp: str = "timestamp"
+    timestamp_unit: str = "seconds"
+    weight: str | None = "weight"
+    event_type: str | None = None
+    user_features: tuple[tuple[str, str], ...] = ()
+    item_features: tuple[tuple[str, str], ...] = ()
+    context_features: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        for name in ("user_id", "item_id", "timestamp"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"ingestion.schema.{name}={getattr(self, name)!r}: expected "
+                                 "the name of the column holding it")
+        if self.timestamp_unit not in TIMESTAMP_UNITS:
+            raise ValueError(f"ingestion.schema.timestamp_unit={self.timestamp_unit!r}: "
+                             f"expected one of {TIMESTAMP_UNITS}")
+        for section in ("user_features", "item_features", "context_features"):
+            object.__setattr__(self, section, _feature_items(getattr(self, section), section))
+        names = [n for n, _ in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"ingestion.schema: feature(s) {duplicates} declared in more than "
+                             "one of user_features, item_features, context_features")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> ClickSchema:
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"ingestion.schema: unknown key(s) {unknown}; expected some of "
+                             f"{sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        for section in ("user_features", "item_features", "context_features"):
+            values[section] = dict(getattr(self, section))
+        return values
+
+    @property
+    def features(self) -> tuple[tuple[str, str], ...]:
+        """All declared (feature name, type), user then item then context."""
+        return self.user_features + self.item_features + self.context_features
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return (self.user_id, self.item_id, self.timestamp)
+
+
+def parse_timestamp(value: object, unit: str) -> float:
+    """A raw timestamp value -> unix seconds (float; range checked by the caller).
+
+    A `datetime` (a Parquet timestamp column) is taken as is, naive = UTC;
+    other values are read in `unit`.
+
+    Raises:
+      ValueRejected: with reason ``bad_timestamp``.
+    """
+    if isinstance(value, datetime.datetime):  # Parquet timestamp columns
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+    if unit == "iso8601":
+        text = str(value).strip()
+        try:
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueRejected("bad_timestamp", f"{value!r} is not an ISO-8601 time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return moment.timestamp()
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueRejected("bad_timestamp", f"{value!r} is not a number of {unit}") from None
+    if not math.isfinite(number):
+        raise ValueRejected("bad_timestamp", f"{value!r} is not finite")
+    return number / 1000.0 if unit == "milliseconds" else number
+
+
+def _one_line(value: object) -> str:
+    """Tabs and line breaks become spaces: vocabulary files are one value per line."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return " ".join(str(value).replace("\t", " ").splitlines()).strip()
+
+
+def parse_feature(name: str, kind: str, value: object):
+    """A raw feature value -> its declared type; missing/empty -> the type's default.
+
+    Raises:
+      ValueRejected: with reason ``bad_feature``, naming the feature and value.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {"string": "", "int": 0, "float": 0.0, "string_list": ()}[kind]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if kind == "string_list":
+        if isinstance(value, (list, tuple)):
+            return tuple(_one_line(v) for v in value if str(v).strip())
+        return tuple(_one_line(v) for v in str(value).split(LIST_SEPARATOR) if v.strip())
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueRejected("bad_feature", f"{name}={value!r}: expected one {kind}")
+        value = value[0]
+    try:
+        if kind == "string":
+            return _one_line(value)
+        if kind == "int":
+            number = float(str(value).strip())
+            if not math.isfinite(number) or number != int(number) or abs(number) >= 2**63:
+                raise ValueError
+            return int(number)
+        number = float(str(value).strip())
+        if not math.isfinite(number):
+            raise ValueError
+        return number
+    except ValueError:
+        raise ValueRejected("bad_feature", f"{name}={value!r}: expected {kind}") from None

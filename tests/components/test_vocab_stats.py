@@ -1,0 +1,117 @@
+"""VocabStatsGen: ComputeVocabStats on hand-made clicks, and its executor."""
+
+import json
+import math
+import os
+
+import apache_beam as beam
+import pytest
+import tensorflow as tf
+from apache_beam.testing.test_pipeline import TestPipeline
+from tfx.types import standard_artifacts
+
+from clicklog.formats import Click
+from components import vocab_stats_gen
+from components.artifacts import VocabStats
+from components.click_examples import to_example
+from components.click_features import ClickFeatures
+from components.vocab_stats import ComputeVocabStats, VocabConfig, keep_top
+from models import vocab as vocab_lib
+
+
+def _example(user, item, ts, weight=1.0, country="de"):
+    return to_example(Click(user, item, ts, weight, features=(("country", country),)),
+                      ClickFeatures(()))
+
+
+TRAIN = [_example("u1", "i1", 100), _example("u1", "i2", 200), _example("u1", "i1", 300),
+         _example("u2", "i1", 400, weight=2.0, country="fr"),
+         _example("u2", "i3", 500, country="fr")]
+EVAL = [_example("u1", "i1", 600), _example("u3", "i4", 700)]
+
+
+def _compute(directory, config):
+    with TestPipeline() as p:
+        train = p | "Train" >> beam.Create(TRAIN)
+        others = {"eval": p | "Eval" >> beam.Create(EVAL)}
+        _ = train | ComputeVocabStats(str(directory), config, others)
+    return vocab_lib.read_vocab(str(directory))
+
+
+def test_counts_probabilities_and_recent_window_by_hand(tmp_path):
+    vocab = _compute(tmp_path, VocabConfig(max_items=2, negative_sampling_alpha=0.5,
+                                           recent_fraction=0.5))
+    # Counts i1 3, i2 1, i3 1; max_items=2 keeps i1 and, of the tied i2/i3, i2.
+    assert vocab.item_ids == ["i1", "i2"] and vocab.item_counts == [3.0, 1.0]
+    assert vocab.item_sampling_probability == [0.75, 0.25]  # 3/4, 1/4 of kept clicks
+    # Recent window: 500 - 0.5 * (500 - 100) = 300 -> i1 at 300 and 400.
+    assert vocab.item_recent_counts == [2.0, 0.0]
+    assert vocab.user_ids == ["u1", "u2"] and vocab.user_counts == [3.0, 2.0]
+    rows = vocab_lib.read_item_stats(str(tmp_path))
+    # Negative sampling with alpha 0.5: sqrt(3) / (sqrt(3) + 1), 1 / (sqrt(3) + 1).
+    root3 = math.sqrt(3)
+    assert [r.negative_sampling_probability for r in rows] == pytest.approx(
+        [root3 / (root3 + 1), 1 / (root3 + 1)])
+    assert [(r.item_id, r.weighted_count, r.first_timestamp, r.last_timestamp)
+            for r in rows] == [("i1", 4.0, 100, 400), ("i2", 1.0, 200, 200)]
+    assert vocab_lib.read_feature_vocab(str(tmp_path), "country") == [("de", 3.0), ("fr", 2.0)]
+    stats = vocab.stats
+    assert (stats["num_items"], stats["num_items_before_limits"], stats["num_clicks"],
+            stats["total_weight"], stats["recent_start_timestamp"]) == (2, 3, 5, 6.0, 300)
+    # Train: i3's click is outside the kept vocabulary; eval: i4 is.
+    assert stats["splits"]["train"] == {"num_clicks": 5, "num_users": 2, "min_timestamp": 100,
+                                        "max_timestamp": 500, "item_oov_clicks": 1,
+                                        "item_oov_rate": 0.2}
+    assert stats["splits"]["eval"] == {"num_clicks": 2, "num_users": 2, "min_timestamp": 600,
+                                       "max_timestamp": 700, "item_oov_clicks": 1,
+                                       "item_oov_rate": 0.5}
+    assert stats["num_oov_buckets"] == 1
+
+
+def test_min_count_and_fixed_recent_window(tmp_path):
+    vocab = _compute(tmp_path, VocabConfig(min_item_count=2, min_user_count=3,
+                                           recent_window_seconds=150))
+    assert vocab.item_ids == ["i1"] and vocab.user_ids == ["u1"]
+    assert vocab.item_recent_counts == [1.0]  # window [350, 500]: i1 at 400
+    assert vocab.stats["recent_start_timestamp"] == 350
+
+
+def test_keep_top_breaks_ties_by_id_and_config_rejects_bad_values():
+    assert keep_top([("b", 2), ("a", 2), ("c", 1)], 2, 0) == [("a", 2), ("b", 2)]
+    assert keep_top([("b", 2), ("a", 2), ("c", 1)], 1, 1) == [("a", 2)]
+    with pytest.raises(ValueError, match="negative_sampling_alpha=2"):
+        VocabConfig(negative_sampling_alpha=2)
+    with pytest.raises(ValueError, match="num_oov_buckets=0"):
+        VocabConfig(num_oov_buckets=0)
+
+
+def test_executor_reads_every_split_and_sets_properties(tmp_path):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = '["train", "eval"]'
+    for split, rows in (("train", TRAIN), ("eval", EVAL)):
+        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
+        with tf.io.TFRecordWriter(os.path.join(examples.uri, f"Split-{split}", "d.gz"),
+                                  options="GZIP") as writer:
+            for row in rows:
+                writer.write(row)
+    output = VocabStats()
+    output.uri = str(tmp_path / "vocab")
+    vocab_stats_gen.Executor().Do({"examples": [examples]}, {"vocab_stats": [output]},
+                                  {"config": json.dumps({"min_item_count": 1})})
+    assert output.get_int_custom_property("num_items") == 3
+    assert output.get_int_custom_property("num_clicks") == 5
+    split_stats = json.loads(output.get_string_custom_property("split_stats"))
+    assert split_stats["eval"]["item_oov_clicks"] == 1  # i4
+    assert vocab_lib.read_vocab(output.uri).item_ids == ["i1", "i2", "i3"]
+
+
+def test_executor_without_train_split_fails_clearly(tmp_path):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = '["eval"]'
+    output = VocabStats()
+    output.uri = str(tmp_path / "vocab")
+    with pytest.raises(ValueError, match=r"splits \['eval'\]; expected a 'train' split"):
+        vocab_stats_gen.Executor().Do({"examples": [examples]}, {"vocab_stats": [output]},
+                                      {"config": "{}"})
