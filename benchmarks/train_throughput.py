@@ -4,7 +4,8 @@ Both runs train the same default model (HParams()) on the same MovieTweetings
 training split, produced by the real pipeline (see benchmarks/quality.py):
 
   * `tfrecord_input`: `models.data.make_dataset` over ClickExampleGen's gzipped
-    TFRecords (parse, history cut, shuffle, prefetch), exactly as the Trainer;
+    TFRecords (read, cache of the serialized records, shuffle, batch, parse,
+    history cut, prefetch), exactly as the Trainer;
   * `in_memory`: the same examples parsed once into tensors, then
     `from_tensor_slices` -> shuffle -> batch -> prefetch.
 
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         memory, count = in_memory_dataset(paths["train"], hparams)
         runs = {
             "tfrecord_input": make_dataset(paths["train"], hparams.batch_size,
-                                           hparams.max_history, shuffle=True, seed=hparams.seed),
+                                           hparams.max_history, shuffle=True, seed=hparams.seed,
+                                           cache=hparams.cache_train_examples),
             "in_memory": memory,
         }
         result = {"command": "benchmarks/train_throughput.py " + " ".join(argv or sys.argv[1:]),

@@ -20,7 +20,8 @@ def _expand(file_patterns: list[str] | str) -> list[str]:
 
 
 def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: int,
-                 shuffle: bool, seed: int = 0, drop_remainder: bool = False) -> tf.data.Dataset:
+                 shuffle: bool, seed: int = 0, drop_remainder: bool = False,
+                 cache: bool = False) -> tf.data.Dataset:
     """Batches of parsed click examples.
 
     Args:
@@ -30,6 +31,8 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
       shuffle: shuffle files and examples (training).
       seed: shuffle seed.
       drop_remainder: drop the last partial batch.
+      cache: keep the decompressed serialized examples in memory after the
+        first pass, so later epochs skip reading and gunzipping the files.
 
     Returns:
       A dataset of dicts: `user_id` string `[B]`, `item_id` string `[B]`,
@@ -39,6 +42,8 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
     files = _expand(file_patterns)
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP",
                                       num_parallel_reads=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
     spec = features.example_parsing_spec()

@@ -68,6 +68,10 @@ class HParams:
     # (catalogues with strong drift, e.g. new releases). 0 = equal weights.
     recency_half_life_days: float = 30.0
     batch_size: int = 512
+    # Keep the decompressed training examples in memory after the first epoch
+    # (later epochs skip file reading and gunzip). Turn off when the training
+    # split does not fit in the trainer's RAM.
+    cache_train_examples: bool = True
     # With early stopping, `epochs` is the most epochs trained.
     epochs: int = 3
     learning_rate: float = 0.05

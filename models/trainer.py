@@ -72,7 +72,8 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
     set_seeds(hparams.seed)
     vocab = read_vocab(vocab_dir)
     dataset = make_dataset(train_files, hparams.batch_size, hparams.max_history,
-                           shuffle=True, seed=hparams.seed)
+                           shuffle=True, seed=hparams.seed,
+                           cache=hparams.cache_train_examples)
     strategy = distribution_strategy(hparams.distribution_strategy)
     with strategy.scope():
         model = RetrievalModel(vocab, hparams)
