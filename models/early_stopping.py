@@ -14,14 +14,16 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from components import topk_metrics  # noqa: E402
 from models import features  # noqa: E402
 
 
 def hit_rate(query: tf.Tensor, candidates: tf.Tensor, target: tf.Tensor,
-             seen: tf.Tensor, k: int) -> tf.Tensor:
-    """Share of rows whose target index is in the top k.
+             seen: tf.Tensor, k: int) -> float:
+    """Share of rows whose target index is in the top k (the evaluator's ranking).
 
     Args:
       query: `[B, D]`; candidates: `[N, D]`.
@@ -29,13 +31,8 @@ def hit_rate(query: tf.Tensor, candidates: tf.Tensor, target: tf.Tensor,
       seen: `[B, L]` int candidate indices to exclude (-1 = nothing).
       k: cut-off.
     """
-    scores = tf.matmul(query, candidates, transpose_b=True)
-    num = tf.shape(candidates)[0]
-    seen_mask = tf.reduce_max(tf.one_hot(seen, num, on_value=1.0, off_value=0.0), axis=1)
-    scores = tf.where(seen_mask > 0, tf.fill(tf.shape(scores), scores.dtype.min), scores)
-    _, top = tf.math.top_k(scores, k=tf.minimum(k, num))
-    hits = tf.reduce_any(tf.equal(top, tf.cast(target, top.dtype)[:, None]), axis=1)
-    return tf.reduce_mean(tf.cast(hits, tf.float32))
+    masked = topk_metrics.mask_seen(tf.matmul(query, candidates, transpose_b=True), seen)
+    return float(np.mean(topk_metrics.target_ranks(masked, target) < k))
 
 
 class HitRateEarlyStopping(tf.keras.callbacks.Callback):
@@ -46,9 +43,7 @@ class HitRateEarlyStopping(tf.keras.callbacks.Callback):
         super().__init__()
         self.batches = list(eval_dataset)
         self.item_ids = tf.constant(item_ids)
-        self.index = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                self.item_ids, tf.range(len(item_ids), dtype=tf.int64)), default_value=-1)
+        self.index = topk_metrics.index_lookup(item_ids)
         self.k = k
         self.patience = patience
         self.metric = f"val_hit_rate@{k}"
@@ -67,7 +62,7 @@ class HitRateEarlyStopping(tf.keras.callbacks.Callback):
             target = self.index.lookup(batch[features.ITEM_ID])
             seen = self.index.lookup(batch[features.HISTORY])
             size = int(target.shape[0])
-            hits += float(hit_rate(query, candidates, target, seen, self.k)) * size
+            hits += hit_rate(query, candidates, target, seen, self.k) * size
             total += size
         return hits / max(total, 1)
 

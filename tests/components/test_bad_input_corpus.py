@@ -12,10 +12,8 @@ import pathlib
 
 import pytest
 import tensorflow as tf
-from tfx.types import standard_artifacts
 
-from components import click_example_gen
-from components.artifacts import QuarantinedClicks
+from tests.components.support import run_click_example_gen as _run
 
 DATA = pathlib.Path(__file__).parents[1] / "testdata" / "bad_inputs"
 CORPUS = DATA / "corpus"
@@ -41,17 +39,6 @@ EXPECTED = {
     "mixed.jsonl": (6, 2, {"missing_field": 1, "bad_json": 2, "empty_line": 1}),
     "ratings.dat": (3, 1, {"bad_weight": 1, "wrong_column_count": 1}),
 }
-
-
-def _run(tmp_path, data_path, config=None):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    quarantine = QuarantinedClicks()
-    quarantine.uri = str(tmp_path / "quarantine")
-    click_example_gen.Executor().Do(
-        {}, {"examples": [examples], "quarantine": [quarantine]},
-        {"input_base": str(data_path), "config": json.dumps(config or {})})
-    return examples, quarantine
 
 
 @pytest.fixture(scope="module")

@@ -5,21 +5,8 @@ import os
 
 import pytest
 import tensorflow as tf
-from tfx.types import standard_artifacts
 
-from components import click_example_gen
-from components.artifacts import QuarantinedClicks
-
-
-def _run(tmp_path, data_path, config=None):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    quarantine = QuarantinedClicks()
-    quarantine.uri = str(tmp_path / "quarantine")
-    click_example_gen.Executor().Do(
-        {}, {"examples": [examples], "quarantine": [quarantine]},
-        {"input_base": str(data_path), "config": json.dumps(config or {})})
-    return examples, quarantine
+from tests.components.support import run_click_example_gen as _run
 
 
 def _write(path, lines):
