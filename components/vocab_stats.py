@@ -253,13 +253,16 @@ class ComputeVocabStats(beam.PTransform):
                 lambda c: [((name, v), 1) for name, values in c.string_features for v in values])
             | "CountFeatureValues" >> beam.CombinePerKey(sum)
             | "FeatureMinCount" >> beam.Filter(lambda kv: kv[1] >= config.min_feature_count))
+        # The filter waits for the time range, so the runner keeps its input
+        # until then: (item, timestamp) pairs, not whole parsed clicks.
         recent_counts = (
             clicks
+            | "ItemTimes" >> beam.Map(lambda c: (c.item_id, c.timestamp))
             | "RecentClicks" >> beam.Filter(
-                lambda c, rng: rng[0] is not None and c.timestamp >= recent_start(
+                lambda item_ts, rng: rng[0] is not None and item_ts[1] >= recent_start(
                     rng[0], rng[1], config.recent_fraction, config.recent_window_seconds),
                 rng=beam.pvalue.AsSingleton(time_range))
-            | "RecentKeys" >> beam.Map(lambda c: (c.item_id, 1))
+            | "RecentKeys" >> beam.Map(lambda item_ts: (item_ts[0], 1))
             | "CountRecent" >> beam.CombinePerKey(sum))
         summaries, split_items = [], []
         splits = {"train": clicks}
