@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 
 from clicklog import formats
 from clicklog.schema import ClickSchema
@@ -156,7 +157,13 @@ def _click_json(click: formats.Click) -> str:
 # pickled dataclasses: pickling a `Click` per element was the largest per-row
 # cost, and DirectRunner keeps every grouped value as a Python object, so a
 # bytes value is also ~3x smaller there than a tuple and ~6x smaller than a Click.
+# The parse step also batches one user's clicks of a bundle into one value
+# (as combiner lifting does for a combine), so the shuffle carries far fewer
+# elements than clicks: the runner's per-element decode, buffer and re-encode
+# cost and its per-element memory shrink by the clicks a user has per bundle.
 _PACKER = beam.coders.FastPrimitivesCoder()
+# Parsed clicks a ParseRecord holds before it emits its per-user batches.
+MAX_PENDING_CLICKS = 100_000
 
 
 def file_indices(files: dict[str, InputFile]) -> dict[str, int]:
@@ -164,10 +171,15 @@ def file_indices(files: dict[str, InputFile]) -> dict[str, int]:
     return {path: index for index, path in enumerate(sorted(files))}
 
 
-def pack_click(file_index: int, click: formats.Click) -> bytes:
-    """A click without its user id (the shuffle key) -> compact bytes."""
-    return _PACKER.encode((file_index, click.item_id, click.timestamp, click.weight,
-                           click.event_type, click.features))
+def click_fields(file_index: int, click: formats.Click) -> tuple:
+    """A click without its user id (the shuffle key) -> a tuple of primitives."""
+    return (file_index, click.item_id, click.timestamp, click.weight, click.event_type,
+            click.features)
+
+
+def pack_clicks(fields: list[tuple]) -> bytes:
+    """`click_fields` tuples of one user -> one compact bytes value."""
+    return _PACKER.encode(fields)
 
 
 def _unpack(user_id: str, fields: tuple, paths: tuple[str, ...]) -> tuple[str, formats.Click]:
@@ -176,20 +188,41 @@ def _unpack(user_id: str, fields: tuple, paths: tuple[str, ...]) -> tuple[str, f
                                             features)
 
 
-def unpack_click(user_id: str, packed: bytes, paths: tuple[str, ...]
-                 ) -> tuple[str, formats.Click]:
-    """Inverse of `pack_click`: -> (path, Click); `paths` in `file_indices` order."""
-    return _unpack(user_id, _PACKER.decode(packed), paths)
+def unpack_clicks(user_id: str, batches: Iterable[bytes], paths: tuple[str, ...]
+                  ) -> list[tuple[str, formats.Click]]:
+    """Inverse of `pack_clicks` over all batches of a user: -> [(path, Click)];
+    `paths` in `file_indices` order."""
+    return [_unpack(user_id, fields, paths) for batch in batches
+            for fields in _PACKER.decode(batch)]
 
 
 class ParseRecord(beam.DoFn):
-    """(path, raw record) -> (user_id, packed click), or a quarantine record on the side."""
+    """(path, raw record) -> (user_id, packed clicks), or a quarantine record on the side.
+
+    A user's clicks are held until the end of the bundle (or until
+    `MAX_PENDING_CLICKS` clicks are held) and emitted as one `pack_clicks`
+    value, so a worker holds a bounded number of clicks.
+    """
 
     def __init__(self, files: dict[str, InputFile], config: IngestionConfig):
         self._files = files
         self._config = config
         self._weights = config.event_weights
         self._indices = file_indices(files)
+        self._pending: dict[str, list[tuple]] = {}
+        self._num_pending = 0
+
+    def start_bundle(self):
+        self._pending, self._num_pending = {}, 0
+
+    def _flush(self) -> list[tuple[str, bytes]]:
+        batches = [(user, pack_clicks(fields)) for user, fields in self._pending.items()]
+        self._pending, self._num_pending = {}, 0
+        return batches
+
+    def finish_bundle(self):
+        for batch in self._flush():
+            yield GlobalWindows.windowed_value(batch)
 
     def _decode(self, path: str, raw):
         """-> fields (dict) or a text line; raises RowRejected."""
@@ -240,7 +273,11 @@ class ParseRecord(beam.DoFn):
             return
         if weights is not None and weights[click.event_type] != 1.0:
             click = dataclasses.replace(click, weight=click.weight * weights[click.event_type])
-        yield click.user_id, pack_click(self._indices[path], click)
+        self._pending.setdefault(click.user_id, []).append(
+            click_fields(self._indices[path], click))
+        self._num_pending += 1
+        if self._num_pending >= MAX_PENDING_CLICKS:
+            yield from self._flush()
 
 
 ITEM_FIRST_SEEN_TAG = "item_first_seen"
@@ -249,14 +286,14 @@ ACCEPTED_TAG = "accepted"
 
 
 def clean_user(element, paths: tuple[str, ...], max_clicks_per_user: int) -> Iterable:
-    """(user_id, [packed click]) -> (user_id, packed kept clicks in time order).
+    """(user_id, [packed clicks]) -> (user_id, packed kept clicks in time order).
 
     Side outputs: quarantined duplicates / capped users, (item, first click
     time) once per item of this user (for the per-item min), and this user's
     accepted timestamps as one list (for `TimestampQuantiles`).
     """
-    user_id, packed = element
-    clicks = [unpack_click(user_id, p, paths) for p in packed]
+    user_id, batches = element
+    clicks = unpack_clicks(user_id, batches, paths)
     kept, rejected = click_cleaning.dedupe_and_cap(clicks, max_clicks_per_user)
     for path, click, reason in rejected:
         yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
@@ -270,9 +307,7 @@ def clean_user(element, paths: tuple[str, ...], max_clicks_per_user: int) -> Ite
         yield beam.pvalue.TaggedOutput(ITEM_FIRST_SEEN_TAG, item)
     yield beam.pvalue.TaggedOutput(TIMESTAMPS_TAG, [click.timestamp for _, click in kept])
     index = {path: n for n, path in enumerate(paths)}
-    yield user_id, _PACKER.encode([
-        (index[path], c.item_id, c.timestamp, c.weight, c.event_type, c.features)
-        for path, c in kept])
+    yield user_id, pack_clicks([click_fields(index[path], c) for path, c in kept])
 
 
 class TimestampQuantiles(beam.CombineFn):
@@ -313,7 +348,7 @@ def user_examples(element, paths: tuple[str, ...], splits: list[str], config: In
     """(user_id, packed kept clicks) -> serialized examples tagged by split name,
     plus ((path, "accepted", split), count) rows tagged `ACCEPTED_TAG`."""
     user_id, packed = element
-    clicks = [_unpack(user_id, fields, paths) for fields in _PACKER.decode(packed)]
+    clicks = unpack_clicks(user_id, [packed], paths)
     with_event_type = bool(config.schema.event_type)
     user_split = None
     if config.split_by == "user":

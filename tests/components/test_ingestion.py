@@ -256,3 +256,45 @@ def test_report_summary_and_file_lines():
     assert ingestion_report.file_lines(report) == [
         "a.csv: 5 read, 1 quarantined {'duplicate': 1}",
         "empty.csv: no rows (empty or header-only)"]
+
+
+def test_parse_batches_a_users_clicks_per_bundle_and_flushes_at_the_bound(monkeypatch):
+    monkeypatch.setattr(ingestion, "MAX_PENDING_CLICKS", 3)
+    parse = ingestion.ParseRecord(FILES, ingestion.IngestionConfig())
+    parse.start_bundle()
+    rows = ["u1,i1,100", "u2,i2,200", "u1,i3,300", "u1,i4,400", "bad,row", "u2,i5,500"]
+    emitted = []
+    for path, raw in _lines(rows):
+        emitted.extend(out for out in parse.process((path, raw))
+                       if not isinstance(out, beam.pvalue.TaggedOutput))
+    # The 3rd parsed click reached the bound: u1's two clicks and u2's one left together.
+    assert [(user, len(ingestion.unpack_clicks(user, [b], ("a.csv",)))) for user, b in emitted
+            ] == [("u1", 2), ("u2", 1)]
+    rest = [w.value for w in parse.finish_bundle()]
+    assert [(user, [c.item_id for _, c in ingestion.unpack_clicks(user, [b], ("a.csv",))])
+            for user, b in rest] == [("u1", ["i4"]), ("u2", ["i5"])]
+
+
+def test_ingest_output_does_not_depend_on_how_clicks_were_batched(monkeypatch, tmp_path):
+    rows = [f"u{n % 7},i{n % 11},{100 + 13 * n}" for n in range(60)] + ["u1,i1,113"]
+    config = ingestion.IngestionConfig(eval_fraction=0.3, max_clicks_per_user=8)
+
+    def run(label):
+        with TestPipeline() as p:
+            out = p | beam.Create(_lines(rows)) | ingestion.IngestClicks(FILES, config)
+            for name in ("counters", ingestion.TRAIN, ingestion.EVAL):
+                out[name] | f"Repr{name}" >> beam.Map(repr) | f"Write{name}" >> (
+                    beam.io.WriteToText(str(tmp_path / label / name)))
+        return {name: sorted(line for path in (tmp_path / label).glob(f"{name}-*")
+                             for line in path.read_text().splitlines())
+                for name in ("counters", ingestion.TRAIN, ingestion.EVAL)}
+
+    batched = run("batched")
+    monkeypatch.setattr(ingestion, "MAX_PENDING_CLICKS", 1)  # one click per shuffle value
+    assert run("unbatched") == batched
+    counters = dict((key[1:], n) for key, n in map(eval, batched["counters"]))
+    # 61 rows, 1 duplicate (u1,i1,113 repeats row 1); 7 users of 8-9 distinct
+    # clicks: the four with 9 are over the cap of 8.
+    assert counters[("rows_read", "")] == 61 and counters[("quarantined", "duplicate")] == 1
+    assert counters[("quarantined", "user_over_click_cap")] == 36
+    assert len(batched[ingestion.TRAIN]) + len(batched[ingestion.EVAL]) == 24
