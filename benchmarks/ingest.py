@@ -3,12 +3,16 @@
     .venv/bin/python benchmarks/ingest.py [--sizes 1000000,10000000] [--workers 1,2]
         [--components ClickExampleGen,VocabStatsGen] [--append] [--workdir DIR]
 
-For each size it writes a CSV click log (Zipf users and items, 60 days, 0.1%
-malformed rows and 0.1% duplicates, generation timed separately), then runs
+For each size it writes a CSV click log (generation timed separately): users
+with log-normal activity (mean 20 clicks, the busiest ~2.8k at any size),
+Zipf items, 60 days, plus 1% of rows from planted bots (10k clicks each, one
+per million rows), 0.1% malformed rows and 0.1% duplicates. The components run
+with `max_clicks_per_user=5000`, so bots are quarantined. Then it runs
 each component's real executor (`Executor().Do`) on DirectRunner
 (``--direct_running_mode=multi_processing --direct_num_workers=W``) in a
 fresh subprocess, and samples the summed RSS of that subprocess and all its
-children (the Beam workers) every 0.5 s. Results are appended run by run to
+children (the Beam workers) every 0.5 s, also recording the runner process's
+own peak and the workers' peak apart. Results are appended run by run to
 benchmarks/results/ingest.json, so an interrupted benchmark keeps what ran.
 """
 
@@ -28,27 +32,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "ingest.json")
 START = 1_600_000_000
 CHUNK = 1_000_000
+USER_ACTIVITY_SIGMA = 1.2  # log-normal clicks-per-user spread
+BOT_FRACTION = 0.01  # of each chunk's rows, all from one bot user per chunk
+MAX_CLICKS_PER_USER = 5000  # the bot cap the components run with
 COMPONENTS = ("ClickExampleGen", "VocabStatsGen")  # VocabStatsGen reads ClickExampleGen's output
 
 
 def generate(path: str, num_clicks: int, seed: int = 0) -> dict:
-    """Writes `num_clicks` data rows to a CSV; returns timings and counts."""
+    """Writes `num_clicks` data rows to a CSV; returns timings and counts.
+
+    User activity is log-normal, so the busiest real user stays far below the
+    bot cap however large the log; each 1M-row chunk adds one bot user
+    (`b<chunk>`) with 1% of the chunk's rows, above the cap.
+    """
     rng = np.random.default_rng(seed)
     num_users = max(1000, num_clicks // 20)
     num_items = max(500, num_clicks // 200)
+    activity = rng.lognormal(0.0, USER_ACTIVITY_SIGMA, num_users)
+    activity /= activity.sum()
     started = time.time()
-    bad = duplicates = 0
+    bad = duplicates = bot_rows = 0
     with open(path, "w") as f:
         f.write("user_id,item_id,timestamp,weight\n")
         for offset in range(0, num_clicks, CHUNK):
             n = min(CHUNK, num_clicks - offset)
-            users = rng.zipf(1.3, n) % num_users
+            users = [f"u{u}" for u in rng.choice(num_users, size=n, p=activity)]
+            bots = int(n * BOT_FRACTION)
+            for index in rng.choice(n, size=bots, replace=False):
+                users[index] = f"b{offset // CHUNK}"
+            bot_rows += bots
             items = rng.zipf(1.2, n) % num_items
             times = START + rng.integers(0, 60 * 86_400, n)
-            lines = [f"u{u},i{i},{t},1" for u, i, t in zip(users, items, times, strict=True)]
+            lines = [f"{u},i{i},{t},1" for u, i, t in zip(users, items, times, strict=True)]
             # 0.1% malformed (bad timestamp) and 0.1% exact duplicates of the previous row.
             for index in rng.choice(n, size=n // 1000, replace=False):
-                lines[index] = f"u{users[index]},i{items[index]},not-a-time,1"
+                lines[index] = f"{users[index]},i{items[index]},not-a-time,1"
             bad += n // 1000
             for index in rng.choice(np.arange(1, n), size=n // 1000, replace=False):
                 lines[index] = lines[index - 1]
@@ -57,6 +75,8 @@ def generate(path: str, num_clicks: int, seed: int = 0) -> dict:
             f.write("\n")
     return {"rows": num_clicks, "users": num_users, "items": num_items,
             "bytes": os.path.getsize(path), "seconds": round(time.time() - started, 1),
+            "max_expected_clicks_of_a_user": round(float(activity.max()) * num_clicks),
+            "bot_users_planted": -(-num_clicks // CHUNK), "bot_rows_planted": bot_rows,
             "malformed_rows_planted": bad, "duplicate_rows_planted": duplicates}
 
 
@@ -76,7 +96,8 @@ if args["component"] == "ClickExampleGen":
     quarantine = QuarantinedClicks(); quarantine.uri = args["work"] + "/quarantine"
     click_example_gen.Executor(context).Do(
         {{}}, {{"examples": [examples], "quarantine": [quarantine]}},
-        {{"input_base": args["data"], "config": json.dumps({{"max_bad_fraction": 0.5}})}})
+        {{"input_base": args["data"], "config": json.dumps(
+            {{"max_bad_fraction": 0.5, "max_clicks_per_user": args["max_clicks_per_user"]}})}})
     report = json.load(open(quarantine.uri + "/ingestion.json"))["totals"]
 else:
     examples.split_names = '["train", "eval"]'
@@ -89,36 +110,42 @@ print("RESULT " + json.dumps({{"seconds": time.time() - started, "report": repor
 """
 
 
-def _tree_rss(process) -> int:
+def _rss(process) -> tuple[int, int]:
+    """(RSS of `process`, summed RSS of its children: the Beam workers)."""
     import psutil
 
-    total = 0
     try:
-        procs = [process] + process.children(recursive=True)
+        own = process.memory_info().rss
+        children = process.children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0
-    for proc in procs:
+        return 0, 0
+    total = 0
+    for proc in children:
         try:
             total += proc.memory_info().rss
         except psutil.NoSuchProcess:
             pass
-    return total
+    return own, total
 
 
 def run_component(component: str, data: str, work: str, workers: int) -> dict:
     """Runs one executor in a subprocess; returns seconds, peak tree RSS and its report."""
     import psutil
 
-    args = {"component": component, "data": data, "work": work, "beam_args": [
+    args = {"component": component, "data": data, "work": work,
+            "max_clicks_per_user": MAX_CLICKS_PER_USER, "beam_args": [
         "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]}
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=ROOT)
     started = time.time()
     child = subprocess.Popen([sys.executable, "-c", _RUNNER.format(root=ROOT), json.dumps(args)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     watched = psutil.Process(child.pid)
-    peak = 0
+    peak = runner_peak = workers_peak = 0
     while child.poll() is None:
-        peak = max(peak, _tree_rss(watched))
+        runner, workers = _rss(watched)
+        peak = max(peak, runner + workers)
+        runner_peak = max(runner_peak, runner)
+        workers_peak = max(workers_peak, workers)
         time.sleep(0.5)
     stdout, stderr = child.communicate()
     wall = time.time() - started
@@ -127,7 +154,8 @@ def run_component(component: str, data: str, work: str, workers: int) -> dict:
     result = json.loads(next(line[7:] for line in stdout.splitlines()
                              if line.startswith("RESULT ")))
     return {"executor_seconds": round(result["seconds"], 1), "wall_seconds": round(wall, 1),
-            "peak_rss_mib": round(peak / 2**20), "report": result["report"]}
+            "peak_rss_mib": round(peak / 2**20), "runner_peak_rss_mib": round(runner_peak / 2**20),
+            "workers_peak_rss_mib": round(workers_peak / 2**20), "report": result["report"]}
 
 
 def _save(results: dict) -> None:
