@@ -22,7 +22,7 @@ from tfx.types import artifact_utils, standard_artifact_utils, standard_artifact
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
-from components import click_inputs, ingestion, ingestion_report
+from components import beam_runner, click_inputs, ingestion, ingestion_report
 from components.artifacts import QuarantinedClicks
 
 REPORT_FILE = "ingestion.json"
@@ -90,6 +90,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         counters_prefix = os.path.join(quarantine.uri, "_counters", _COUNTERS_PREFIX)
         split_dirs = {split: os.path.join(examples.uri, f"Split-{split}")
                       for split in config.splits}
+        beam_runner.disable_time_based_flush()  # see components/beam_runner.py
         with self._make_beam_pipeline() as pipeline:
             build_pipeline(pipeline, files, config, split_dirs, quarantine.uri, counters_prefix)
         report = read_report(counters_prefix, files, config.splits)

@@ -16,7 +16,7 @@ from tfx.dsl.components.base import base_beam_component, base_beam_executor, exe
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components import item_catalog
+from components import beam_runner, item_catalog
 from components.artifacts import VocabStats
 from components.vocab_stats import ComputeVocabStats, VocabConfig
 from models import vocab as vocab_lib
@@ -36,6 +36,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         # Before any Beam work: a missing catalog or a bad header fails naming the file.
         catalog_files = (item_catalog.resolve_catalog_files(catalog_config)
                          if catalog_config is not None else None)
+        beam_runner.disable_time_based_flush()  # see components/beam_runner.py
         with self._make_beam_pipeline() as pipeline:
             read = {split: pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
                         os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
