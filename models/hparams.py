@@ -38,6 +38,16 @@ class HParams:
     # "attention": `attention_heads` learned queries attend over the history.
     history_pooling: str = "mean"
     attention_heads: int = 2
+    # Mean pooling weights the item `n` steps before the most recent one by
+    # history_position_decay ** n (1.0: the plain mean).
+    history_position_decay: float = 1.0
+    # The query tower also gets the embeddings of the user's this many most
+    # recent history items, concatenated to the pooled vector (zeros where the
+    # history is shorter); 0 = off.
+    history_last_items: int = 0
+    # Training only: each history item is dropped from the query tower's
+    # input with this probability (a regulariser; 0 = off).
+    history_dropout: float = 0.0
     # Widths of ReLU layers between the pooled inputs and the query tower's
     # final projection; () is a single linear projection.
     # The ablation: [128] beats () at hit@10 on all three datasets and at
@@ -64,6 +74,10 @@ class HParams:
     # `item_feature_buckets` buckets and mean-pooled. No-op without a catalogue.
     use_item_side_features: bool = True
     item_feature_buckets: int = 16384
+    # Query tower: each history item's vector is its id embedding plus, per
+    # catalogue feature, the mean embedding of its hashed tokens (own tables,
+    # `item_feature_buckets` buckets). No-op without a catalogue.
+    history_item_side_features: bool = False
     # One item-id embedding table for the history (query side) and the
     # candidates, instead of one per tower.
     share_item_embeddings: bool = False
@@ -78,6 +92,12 @@ class HParams:
     # ablation: 0.3 is picked on MovieTweetings, 0 on the synthetic data.
     trending_prior_grid: tuple = (0.0, 0.1, 0.2, 0.3, 0.5)
     prior_calibration_examples: int = 5000
+    # Train with the trending prior in the softmax logits (PDA-style,
+    # models/trending.py): beta * log1p(candidate's clicks in the recent window
+    # before the click), beta learned; the export then applies
+    # w = temperature * beta, or the grid's choice (the learned w among the
+    # candidates) when trending_prior_grid is non-empty. Softmax loss only.
+    trending_prior_training: bool = False
     similarity: str = "dot"
     temperature: float = 0.1
     # logQ correction of in-batch sampled softmax (Yi et al., RecSys 2019).
@@ -159,7 +179,8 @@ class HParams:
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"hparams.{name}={getattr(self, name)!r}: expected one of {allowed}")
-        for name in ("num_mixed_negatives", "num_hard_negatives", "early_stopping_patience"):
+        for name in ("num_mixed_negatives", "num_hard_negatives", "early_stopping_patience",
+                     "history_last_items"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"hparams.{name}={value!r}: expected an integer >= 0")
@@ -181,10 +202,33 @@ class HParams:
                 self.recency_half_life_days < 0:
             raise ValueError(f"hparams.recency_half_life_days={self.recency_half_life_days!r}: "
                              "expected a number >= 0")
+        decay = self.history_position_decay
+        if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0 < decay <= 1:
+            raise ValueError(f"hparams.history_position_decay={decay!r}: expected a number in "
+                             "(0, 1] (1: the plain mean)")
+        if decay != 1 and self.history_pooling != "mean":
+            raise ValueError(f"hparams.history_position_decay={decay!r}: only weights the mean "
+                             f"pooling, but history_pooling={self.history_pooling!r}; expected "
+                             "1.0 or history_pooling='mean'")
+        rate = self.history_dropout
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+            raise ValueError(f"hparams.history_dropout={rate!r}: expected a number in [0, 1)")
+        if self.history_last_items > self.max_history:
+            raise ValueError(f"hparams.history_last_items={self.history_last_items}: expected at "
+                             f"most max_history={self.max_history} (the tower sees no more)")
         for name in ("temperature", "learning_rate"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"hparams.{name}={value!r}: expected a positive number")
+        if not isinstance(self.history_item_side_features, bool):
+            raise ValueError("hparams.history_item_side_features="
+                             f"{self.history_item_side_features!r}: expected true or false")
+        if not isinstance(self.trending_prior_training, bool):
+            raise ValueError(f"hparams.trending_prior_training={self.trending_prior_training!r}: "
+                             "expected true or false")
+        if self.trending_prior_training and self.loss != "softmax":
+            raise ValueError(f"hparams.trending_prior_training=True with loss={self.loss!r}: "
+                             "expected loss='softmax' (the prior enters the softmax logits)")
         self._check_teacher()
         self._check_query_features()
 

@@ -105,7 +105,8 @@ def _weighted_sum(per_query: tf.Tensor, sample_weight: tf.Tensor | None) -> tf.T
 def softmax_loss(query: tf.Tensor, candidates: tf.Tensor, *, temperature: float = 1.0,
                  log_q: tf.Tensor | None = None, positive_ids: tf.Tensor | None = None,
                  candidate_ids: tf.Tensor | None = None, num_hard_negatives: int = 0,
-                 sample_weight: tf.Tensor | None = None) -> tf.Tensor:
+                 sample_weight: tf.Tensor | None = None,
+                 logit_offset: tf.Tensor | None = None) -> tf.Tensor:
     """Sampled softmax cross-entropy, summed over queries.
 
     Args:
@@ -118,10 +119,14 @@ def softmax_loss(query: tf.Tensor, candidates: tf.Tensor, *, temperature: float 
       num_hard_negatives: if > 0, only the positive and the k highest negative
         logits of each row (after correction) enter the softmax.
       sample_weight: `[B]` per-query weights.
+      logit_offset: `[B, N]` added to the logits (after the temperature), e.g.
+        the trending prior of `hparams.trending_prior_training`.
     """
     logits = scores(query, candidates) / temperature
     if log_q is not None:
         logits -= log_q[None, :]
+    if logit_offset is not None:
+        logits += logit_offset
     if positive_ids is not None and candidate_ids is not None:
         logits += tf.cast(accidental_hits(positive_ids, candidate_ids), logits.dtype) * _MASK
     if num_hard_negatives:

@@ -29,11 +29,15 @@ class RetrievalModel(tfrs.Model):
 
     def __init__(self, vocab: Vocab, hparams: HParams,
                  item_features: dict[str, list[list[str]]] | None = None,
-                 item_first_timestamps: list[float] | None = None):
+                 item_first_timestamps: list[float] | None = None,
+                 trending_prior=None):
         super().__init__()
         self.hparams = hparams
+        # hparams.trending_prior_training: a models.trending.TrendingPrior.
+        self.trending_prior = trending_prior
         self._newest_timestamp = float(vocab.stats.get("max_timestamp") or 0)
-        self.query_tower = QueryTower(vocab.user_ids, vocab.item_ids, hparams)
+        self.query_tower = QueryTower(vocab.user_ids, vocab.item_ids, hparams,
+                                      item_features=item_features)
         self.candidate_tower = CandidateTower(
             vocab.item_ids, hparams, vocab.item_counts, vocab.item_recent_counts,
             item_features=item_features, item_first_timestamps=item_first_timestamps,
@@ -88,15 +92,18 @@ class RetrievalModel(tfrs.Model):
 
     def compute_loss(self, inputs: dict, training: bool = False) -> tf.Tensor:
         if self.guidance is None:
-            query = self.query_tower(inputs)
+            query = self.query_tower(inputs, training=training)
         else:
-            user = self.query_tower.representation(inputs)
+            user = self.query_tower.representation(inputs, training=training)
             query = self.query_tower.embed(user)
         positive_ids = inputs[features.ITEM_ID]
         candidate_ids = self.candidate_ids(positive_ids)
         candidates = self.candidate_tower(candidate_ids)
         weight = self.recency_weight(inputs[features.TIMESTAMP])
-        loss = self.retrieval_loss(query, candidates, positive_ids, candidate_ids, weight)
+        offset = (self.trending_prior(inputs[features.TIMESTAMP], candidate_ids)
+                  if self.trending_prior is not None else None)
+        loss = self.retrieval_loss(query, candidates, positive_ids, candidate_ids, weight,
+                                   offset)
         if self.guidance is None:
             return loss
         terms = self.guidance.terms(user, query, candidates, positive_ids, candidate_ids, weight)
@@ -106,8 +113,10 @@ class RetrievalModel(tfrs.Model):
         return loss + self.guidance.total(terms)
 
     def retrieval_loss(self, query: tf.Tensor, candidates: tf.Tensor, positive_ids: tf.Tensor,
-                       candidate_ids: tf.Tensor, weight: tf.Tensor | None) -> tf.Tensor:
-        """The retrieval loss `hparams.loss` of a batch (models/losses.py)."""
+                       candidate_ids: tf.Tensor, weight: tf.Tensor | None,
+                       logit_offset: tf.Tensor | None = None) -> tf.Tensor:
+        """The retrieval loss `hparams.loss` of a batch (models/losses.py);
+        `logit_offset` `[B, N]` (softmax only) is added to its logits."""
         hparams = self.hparams
         hits = dict(positive_ids=positive_ids, candidate_ids=candidate_ids) \
             if hparams.remove_accidental_hits else {}
@@ -115,7 +124,8 @@ class RetrievalModel(tfrs.Model):
             return losses.softmax_loss(
                 query, candidates, temperature=hparams.temperature,
                 log_q=self.log_q(candidate_ids, tf.shape(positive_ids)[0]),
-                num_hard_negatives=hparams.num_hard_negatives, sample_weight=weight, **hits)
+                num_hard_negatives=hparams.num_hard_negatives, sample_weight=weight,
+                logit_offset=logit_offset, **hits)
         if hparams.loss == "bce":
             return losses.bce_loss(query, candidates, num_negatives=hparams.pair_negatives,
                                    temperature=hparams.temperature, sample_weight=weight, **hits)

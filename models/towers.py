@@ -1,10 +1,14 @@
 """Query and candidate towers of the two-tower model.
 
 Query tower: user id embedding (optional) and the user's most recent items,
-pooled by a mean of their embeddings (YouTube DNN style) or by multi-head
-attention with learned queries, optionally the time since the user's previous
-click and declared user/context features, then an optional ReLU MLP and a
-projection to the shared embedding space. Candidate tower: item id embedding. Unknown ids map to one
+pooled by a mean of their embeddings (YouTube DNN style; optionally weighted
+by position, `history_position_decay`) or by multi-head attention with
+learned queries, optionally the newest items' own embeddings
+(`history_last_items`), the time since the user's previous click and declared
+user/context features, then an optional ReLU MLP and a projection to the
+shared embedding space. History items may carry their catalogue tokens
+(`history_item_side_features`) and be dropped at random in training
+(`history_dropout`). Candidate tower: item id embedding. Unknown ids map to one
 OOV bucket; `""` in the history is padding and is ignored by the pooling.
 """
 
@@ -99,11 +103,57 @@ class HashedTokenEmbedding(tf.keras.layers.Layer):
             tf.reduce_sum(mask, axis=1), 1.0)
 
 
+def mean_token_embedding(values: tf.Tensor, splits: tf.Tensor, table, index: tf.Tensor
+                         ) -> tf.Tensor:
+    """`index.shape + [D]`: for each row index of a ragged token table
+    (`hashed_token_table`), the mean embedding of its tokens (zeros for a row
+    without tokens)."""
+    flat = tf.reshape(index, [-1])
+    tokens = tf.gather(tf.RaggedTensor.from_row_splits(values, splits), flat)
+    summed = tf.reduce_sum(tf.ragged.map_flat_values(table, tokens), axis=1)
+    mean = summed / tf.maximum(tf.cast(tokens.row_lengths(), tf.float32)[:, None], 1.0)
+    return tf.reshape(mean, tf.concat([tf.shape(index), [-1]], axis=0))
+
+
+def drop_history_items(mask: tf.Tensor, rate: float, seed=None) -> tf.Tensor:
+    """`mask` `[B, L, 1]` with each real item dropped (set to 0) with
+    probability `rate` (training-time history dropout); the rest stay 1."""
+    keep = tf.cast(tf.random.uniform(tf.shape(mask), seed=seed) >= rate, mask.dtype)
+    return mask * keep
+
+
+def steps_before_newest(mask: tf.Tensor) -> tf.Tensor:
+    """float `[B, L, 1]`: how many real items follow each position (0 at the
+    most recent item), whatever the padding's place; `mask` `[B, L, 1]`."""
+    return tf.cumsum(mask, axis=1, exclusive=True, reverse=True)
+
+
+def position_weighted_mean(embedded: tf.Tensor, mask: tf.Tensor, decay: float) -> tf.Tensor:
+    """`[B, D]` mean of the real items' embeddings `[B, L, D]`, the item `n`
+    steps before the most recent one weighted by `decay ** n` (1: the plain
+    mean); an empty history pools to zeros."""
+    weights = mask
+    if decay != 1.0:
+        weights = mask * tf.pow(tf.constant(decay, tf.float32), steps_before_newest(mask))
+    summed = tf.reduce_sum(embedded * weights, axis=1)
+    return summed / tf.maximum(tf.reduce_sum(weights, axis=1), 1e-9)
+
+
+def last_items(embedded: tf.Tensor, mask: tf.Tensor, count: int) -> tf.Tensor:
+    """`[B, count * D]`: the embeddings of the `count` most recent real items,
+    most recent first, zeros where the history is shorter."""
+    steps = steps_before_newest(mask)
+    return tf.concat([tf.reduce_sum(embedded * mask * tf.cast(tf.equal(steps, float(n)),
+                                                              tf.float32), axis=1)
+                      for n in range(count)], axis=-1)
+
+
 class QueryTower(tf.keras.Model):
     """Maps the query inputs (`features.query_input_specs`: user_id `[B]`,
     history `[B, max_history]` and any extra features) to embeddings `[B, D]`."""
 
-    def __init__(self, user_ids: list[str], item_ids: list[str], hparams: HParams):
+    def __init__(self, user_ids: list[str], item_ids: list[str], hparams: HParams,
+                 item_features: dict[str, list[list[str]]] | None = None):
         super().__init__()
         self._hparams = hparams
         dim = hparams.embedding_dim
@@ -117,6 +167,22 @@ class QueryTower(tf.keras.Model):
             vocabulary=item_ids, mask_token=features.PADDING, num_oov_indices=1)
         self.history_embedding = tf.keras.layers.Embedding(
             len(item_ids) + 2, dim, embeddings_initializer=init)
+        # history_item_side_features: per catalogue feature, each history
+        # item's tokens (rows in history-lookup order: padding, OOV, items).
+        self.history_side = []
+        if hparams.history_item_side_features and item_features:
+            for n, name in enumerate(sorted(item_features)):
+                token_lists = item_features[name]
+                if len(token_lists) != len(item_ids):
+                    raise ValueError(f"item feature {name!r}: {len(token_lists)} rows for "
+                                     f"{len(item_ids)} vocabulary items; expected one per item")
+                values, splits = hashed_token_table([[]] + list(token_lists),
+                                                    hparams.item_feature_buckets)
+                self.history_side.append((tf.constant(values), tf.constant(splits),
+                                          tf.keras.layers.Embedding(
+                    hparams.item_feature_buckets, dim, name=f"history_{name}_embedding",
+                    embeddings_initializer=tf.keras.initializers.RandomNormal(
+                        stddev=0.05, seed=hparams.seed + 60 + n))))
         self.attention = (AttentivePooling(hparams.attention_heads, dim, hparams.seed + 3)
                           if hparams.history_pooling == "attention" else None)
         self.recency_embedding = (
@@ -136,29 +202,36 @@ class QueryTower(tf.keras.Model):
         self.projection = tf.keras.layers.Dense(
             dim, kernel_initializer=tf.keras.initializers.GlorotUniform(seed=hparams.seed))
 
-    def call(self, inputs: dict) -> tf.Tensor:
-        return self.embed(self.representation(inputs))
+    def call(self, inputs: dict, training=None) -> tf.Tensor:
+        return self.embed(self.representation(inputs, training=bool(training)))
 
     def example_inputs(self) -> dict:
         """A one-row input of every query input (empty history, defaults),
         used to build the tower's variables."""
         return features.default_query_inputs(features.query_input_specs(self._hparams))
 
-    def representation(self, inputs: dict) -> tf.Tensor:
+    def representation(self, inputs: dict, training: bool = False) -> tf.Tensor:
         """The tower's pooled inputs (history, user id, extra features), before
         any MLP: `[B, U]`.
 
         What the teacher ranker of teacher-guided retrieval sees of the user.
+        In training, `history_dropout` drops history items at random.
         """
         history_index = self.history_lookup(inputs[features.HISTORY])  # [B, L]
         mask = tf.cast(tf.not_equal(history_index, 0), tf.float32)[..., None]  # [B, L, 1]
+        if training and self._hparams.history_dropout:
+            mask = drop_history_items(mask, self._hparams.history_dropout)
         embedded = self.history_embedding(history_index)  # [B, L, D]
+        for values, splits, table in self.history_side:
+            embedded += mean_token_embedding(values, splits, table, history_index)
         if self.attention is not None:
             pooled = self.attention(embedded, mask)  # [B, H * D]
         else:
-            summed = tf.reduce_sum(embedded * mask, axis=1)
-            pooled = summed / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)  # [B, D]
+            pooled = position_weighted_mean(embedded, mask,
+                                            self._hparams.history_position_decay)  # [B, D]
         parts = [pooled]
+        if self._hparams.history_last_items:
+            parts.append(last_items(embedded, mask, self._hparams.history_last_items))
         if self._hparams.use_user_id:
             parts.append(self.user_embedding(self.user_lookup(inputs[features.USER_ID])))
         if self.recency_embedding is not None:

@@ -18,7 +18,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models import features, prior_calibration, teacher, towers_export, warm_start  # noqa: E402
+from models import (  # noqa: E402
+    features,
+    prior_calibration,
+    teacher,
+    towers_export,
+    trending,
+    warm_start,
+)
 from models import vocab as vocab_lib  # noqa: E402
 from models.data import make_dataset  # noqa: E402
 from models.early_stopping import HitRateEarlyStopping  # noqa: E402
@@ -60,7 +67,7 @@ def item_side_inputs(vocab_dir: str, hparams: HParams) -> dict:
     `use_freshness_features`), as `RetrievalModel` keyword arguments.
     """
     inputs: dict = {}
-    if hparams.use_item_side_features:
+    if hparams.use_item_side_features or hparams.history_item_side_features:
         inputs["item_features"] = vocab_lib.read_item_features(vocab_dir)
     if hparams.use_freshness_features:
         if not os.path.exists(os.path.join(vocab_dir, vocab_lib.ITEM_STATS_FILE)):
@@ -102,7 +109,9 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
                             extra_specs=extra)
 
     with strategy.scope():
-        model = RetrievalModel(vocab, hparams, **item_side_inputs(vocab_dir, hparams))
+        prior = trending.build(train_files, vocab) if hparams.trending_prior_training else None
+        model = RetrievalModel(vocab, hparams, trending_prior=prior,
+                               **item_side_inputs(vocab_dir, hparams))
         _build(model, vocab)
         model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=hparams.learning_rate))
     report: dict = {}
@@ -124,6 +133,16 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
             hparams.early_stopping_patience)
         callbacks.insert(0, stopper)
     history = model.fit(dataset, epochs=hparams.epochs, callbacks=callbacks, verbose=2)
+    if model.trending_prior is not None:
+        # Learned in the logits (scores / temperature): w = temperature * beta,
+        # one more candidate of the grid's choice below, or the weight itself.
+        learned = round(max(hparams.temperature * float(model.trending_prior.beta.numpy()), 0.0),
+                        4)
+        report["trending_prior_learned_weight"] = learned
+        hparams = dataclasses.replace(
+            hparams, trending_prior_weight=learned,
+            trending_prior_grid=tuple(sorted(set(hparams.trending_prior_grid) | {learned}))
+            if hparams.trending_prior_grid else ())
     if hparams.trending_prior_grid and eval_files:
         weight, report["trending_prior"] = prior_calibration.choose_weight(
             model, eval_dataset(), vocab, hparams)

@@ -18,6 +18,12 @@ def test_round_trip_through_plain_dict():
     ({"mixed_negative_distribution": "zipf"}, r"mixed_negative_distribution='zipf'"),
     ({"num_hard_negatives": -1}, r"num_hard_negatives=-1: expected an integer >= 0"),
     ({"pair_negatives": 0}, r"pair_negatives=0: expected a positive integer"),
+    ({"history_position_decay": 0}, r"history_position_decay=0: expected a number in \(0, 1\]"),
+    ({"history_position_decay": 1.5}, r"history_position_decay=1.5: expected a number in"),
+    ({"history_position_decay": 0.5, "history_pooling": "attention"},
+     r"history_position_decay=0.5: only weights the mean pooling"),
+    ({"history_last_items": -1}, r"history_last_items=-1: expected an integer >= 0"),
+    ({"history_last_items": 11}, r"history_last_items=11: expected at most max_history=10"),
 ])
 def test_bad_values_name_the_key_the_value_and_the_expectation(values, message):
     with pytest.raises(ValueError, match=message):

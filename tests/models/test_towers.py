@@ -9,8 +9,12 @@ from models.towers import (
     AttentivePooling,
     CandidateTower,
     QueryTower,
+    drop_history_items,
     freshness_features,
     hashed_token_table,
+    last_items,
+    position_weighted_mean,
+    steps_before_newest,
 )
 
 
@@ -105,3 +109,80 @@ def test_shared_item_embeddings_use_the_history_table_for_candidates():
     np.testing.assert_allclose(out, table.numpy()[[3, 1]])
     assert not tower.item_embedding.built  # no second id table
     assert {v.ref() for v in tower.trainable_weights} == {table.ref()}
+
+
+def test_position_weighted_mean_weights_by_steps_before_the_newest_item():
+    # Row 0: items a=(1,0), b=(0,1), c=(2,2), c the newest, then padding.
+    # Row 1: one item, padding on the left (alignment must not matter).
+    # Row 2: empty history.
+    embedded = tf.constant([[[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [9.0, 9.0]],
+                            [[9.0, 9.0], [4.0, 6.0], [9.0, 9.0], [9.0, 9.0]],
+                            [[9.0, 9.0], [9.0, 9.0], [9.0, 9.0], [9.0, 9.0]]])
+    mask = tf.constant([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0],
+                        [0.0, 0.0, 0.0, 0.0]])[..., None]
+    np.testing.assert_allclose(steps_before_newest(mask).numpy()[0, :3, 0], [2.0, 1.0, 0.0])
+    # decay 0.5: weights a 0.25, b 0.5, c 1 -> (0.25 + 2, 0.5 + 2) / 1.75.
+    pooled = position_weighted_mean(embedded, mask, 0.5).numpy()
+    np.testing.assert_allclose(pooled[0], [2.25 / 1.75, 2.5 / 1.75], rtol=1e-6)
+    np.testing.assert_allclose(pooled[1], [4.0, 6.0], rtol=1e-6)
+    np.testing.assert_allclose(pooled[2], [0.0, 0.0])
+    # decay 1: the plain mean.
+    np.testing.assert_allclose(position_weighted_mean(embedded, mask, 1.0).numpy()[0],
+                               [1.0, 1.0], rtol=1e-6)
+
+
+def test_last_items_are_the_newest_first_with_zeros_for_short_histories():
+    embedded = tf.constant([[[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [9.0, 9.0]],
+                            [[9.0, 9.0], [4.0, 6.0], [9.0, 9.0], [9.0, 9.0]]])
+    mask = tf.constant([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]])[..., None]
+    np.testing.assert_allclose(last_items(embedded, mask, 2).numpy(),
+                               [[2.0, 2.0, 0.0, 1.0], [4.0, 6.0, 0.0, 0.0]])
+
+
+def test_query_tower_concatenates_the_newest_item_to_the_decayed_mean():
+    hparams = HParams(embedding_dim=2, history_last_items=1, history_position_decay=0.5,
+                      query_hidden_layers=())
+    tower = QueryTower(["u1"], ["i1", "i2"], hparams)
+    inputs = {"user_id": tf.constant(["u1", "u1"]),
+              "history": tf.constant([["i1", "i2"], ["", ""]])}
+    table = tower.history_embedding  # rows: padding, OOV, i1, i2
+    tower(inputs)
+    rows = table.embeddings.numpy()
+    representation = tower.representation(inputs).numpy()
+    # i2 is the newest: mean (0.5 * i1 + i2) / 1.5, then i2 itself.
+    np.testing.assert_allclose(representation[0, :2], (0.5 * rows[2] + rows[3]) / 1.5,
+                               rtol=1e-5)
+    np.testing.assert_allclose(representation[0, 2:], rows[3], rtol=1e-6)
+    np.testing.assert_allclose(representation[1], np.zeros(4), atol=1e-7)
+    assert tower.projection.kernel.shape == (4, 2)
+
+
+def test_history_dropout_drops_real_items_only_and_only_in_training():
+    mask = tf.concat([tf.ones([2000, 5, 1]), tf.zeros([2000, 5, 1])], axis=1)
+    dropped = drop_history_items(mask, 0.3, seed=1).numpy()
+    assert set(np.unique(dropped)) <= {0.0, 1.0}
+    assert dropped[:, 5:].sum() == 0.0  # padding never comes back
+    assert dropped[:, :5].mean() == pytest.approx(0.7, abs=0.02)
+    hparams = HParams(embedding_dim=2, history_dropout=0.5, query_hidden_layers=())
+    tower = QueryTower(["u1"], ["i1", "i2"], hparams)
+    inputs = {"user_id": tf.constant(["u1"] * 64), "history": tf.constant([["i1", "i2"]] * 64)}
+    served = tower(inputs, training=False).numpy()
+    np.testing.assert_allclose(served, np.repeat(served[:1], 64, axis=0))  # deterministic
+    trained = tower(inputs, training=True).numpy()
+    assert len(np.unique(trained.round(6), axis=0)) > 1  # rows differ by what was dropped
+
+
+def test_history_items_add_the_mean_of_their_catalogue_token_embeddings():
+    hparams = HParams(embedding_dim=2, history_item_side_features=True, query_hidden_layers=())
+    tower = QueryTower(["u1"], ["i1", "i2"], hparams,
+                       item_features={"genre": [["drama", "war"], []]})
+    inputs = {"user_id": tf.constant(["u1", "u1"]),
+              "history": tf.constant([["i1", "i2"], ["i2", ""]])}
+    representation = tower.representation(inputs).numpy()
+    ids = tower.history_embedding.embeddings.numpy()  # padding, OOV, i1, i2
+    _, _, table = tower.history_side[0]
+    buckets = tf.strings.to_hash_bucket_fast(["drama", "war"], hparams.item_feature_buckets)
+    genre_i1 = table.embeddings.numpy()[buckets.numpy()].mean(axis=0)
+    # i1: its id row + the mean of its two genre tokens; i2 has no tokens.
+    np.testing.assert_allclose(representation[0], (ids[2] + genre_i1 + ids[3]) / 2, rtol=1e-5)
+    np.testing.assert_allclose(representation[1], ids[3], rtol=1e-6)

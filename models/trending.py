@@ -1,0 +1,118 @@
+"""The trending prior inside training (`hparams.trending_prior_training`).
+
+The served score can add `w * log1p(item's clicks in VocabStats' recent
+window)` (the trending prior, `towers_export.TowersModule`). Without this
+option the towers never see that term in training: they are fitted to the
+whole training period's clicks, popularity included, and the prior is
+bolted on afterwards. With it, the softmax logit of query i and candidate j
+gets `beta * log1p(clicks of j in the recent window before i's click)`, the
+same quantity the served prior measures at the end of training, with `beta`
+learned. The towers then learn what the trending popularity of the moment
+does not explain; the export applies `w = temperature * beta` (logits are
+scores / temperature). This is the popularity-deconfounded training of PDA
+(Zhang et al., "Causal Intervention for Leveraging Popularity Bias in
+Recommendation", SIGIR 2021), with the item's popularity in a window before
+each click as the time-local popularity and the latest window's at serving.
+
+Counts are kept per time bucket (`BUCKETS_PER_WINDOW` buckets per window):
+`counts_before[item, b]` is the item's training clicks in buckets `< b`, so
+the window before a click in bucket b is `counts_before[:, b] -
+counts_before[:, b - BUCKETS_PER_WINDOW]` (the click's own bucket excluded:
+no click counts itself). Memory: (items + 1) x (buckets + 1) floats, about
+10 / recent_fraction + 2 columns (102 with the default 10% window).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+from models.data import _expand  # noqa: E402
+
+BUCKETS_PER_WINDOW = 10
+
+
+def window_seconds(stats: dict) -> float:
+    """Length of VocabStats' recent window (what the served prior counts)."""
+    newest = float(stats.get("max_timestamp") or 0)
+    if "recent_start_timestamp" in stats:
+        return max(newest - float(stats["recent_start_timestamp"]), 1.0)
+    oldest = float(stats.get("min_timestamp", newest))
+    fraction = float((stats.get("config") or {}).get("recent_fraction", 0.1))
+    return max((newest - oldest) * fraction, 1.0)
+
+
+def read_clicks(train_files) -> tuple[list[str], np.ndarray]:
+    """Item ids and timestamps of every training click."""
+    spec = {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+            features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
+    dataset = tf.data.TFRecordDataset(_expand(train_files), compression_type="GZIP").batch(8192)
+    items, times = [], []
+    for batch in dataset:
+        parsed = tf.io.parse_example(batch, spec)
+        items += [i.decode() for i in parsed[features.ITEM_ID].numpy()]
+        times.append(parsed[features.TIMESTAMP].numpy())
+    return items, (np.concatenate(times) if times else np.zeros([0], np.int64))
+
+
+def counts_before(item_ids: list[str], clicked_items: list[str], timestamps: np.ndarray,
+                  oldest: float, bucket_seconds: float) -> np.ndarray:
+    """`[N + 1, buckets + 1]` float32: row r (item r - 1; row 0 the OOV
+    bucket, all zeros) holds, at column b, the item's clicks in time buckets
+    `< b`. Bucket of a click: `floor((timestamp - oldest) / bucket_seconds)`;
+    clicks of items outside `item_ids` are not counted."""
+    index = {item: n + 1 for n, item in enumerate(item_ids)}
+    rows = np.array([index.get(item, 0) for item in clicked_items], np.int64)
+    buckets = np.floor((np.asarray(timestamps, np.float64) - oldest) / bucket_seconds)
+    buckets = np.maximum(buckets, 0).astype(np.int64)
+    width = int(buckets.max()) + 2 if len(buckets) else 2
+    table = np.zeros((len(item_ids) + 1, width), np.float32)
+    np.add.at(table, (rows, buckets + 1), 1.0)
+    table[0] = 0.0
+    return np.cumsum(table, axis=1)
+
+
+class TrendingPrior(tf.keras.layers.Layer):
+    """`beta * log1p(clicks of candidate j in the window before query i)`
+    `[B, N]`, beta a learned scalar."""
+
+    def __init__(self, item_ids: list[str], table: np.ndarray, oldest: float,
+                 bucket_seconds: float, initial_beta: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lookup = tf.keras.layers.StringLookup(vocabulary=item_ids, mask_token=None,
+                                                   num_oov_indices=1)
+        self.table = tf.constant(table)
+        self.oldest = float(oldest)
+        self.bucket_seconds = float(bucket_seconds)
+        self.beta = self.add_weight(name="trending_beta", shape=(),
+                                    initializer=tf.keras.initializers.Constant(initial_beta))
+
+    def window_counts(self, timestamp: tf.Tensor, candidate_ids: tf.Tensor) -> tf.Tensor:
+        """`[B, N]` clicks of each candidate in the window before each query."""
+        last = tf.shape(self.table)[1] - 1
+        bucket = tf.cast(tf.floor((tf.cast(timestamp, tf.float64) - self.oldest)
+                                  / self.bucket_seconds), tf.int32)
+        end = tf.clip_by_value(bucket, 0, last)
+        start = tf.clip_by_value(bucket - BUCKETS_PER_WINDOW, 0, last)
+        rows = tf.gather(self.table, self.lookup(candidate_ids))  # [N, W]
+        return tf.transpose(tf.gather(rows, end, axis=1) - tf.gather(rows, start, axis=1))
+
+    def call(self, timestamp: tf.Tensor, candidate_ids: tf.Tensor) -> tf.Tensor:
+        return self.beta * tf.math.log1p(self.window_counts(timestamp, candidate_ids))
+
+
+def build(train_files, vocab) -> TrendingPrior:
+    """The layer for `vocab`'s candidates, counted from the training clicks."""
+    stats = vocab.stats
+    window = window_seconds(stats)
+    items, times = read_clicks(train_files)
+    oldest = float(stats.get("min_timestamp", times.min() if len(times) else 0))
+    bucket = window / BUCKETS_PER_WINDOW
+    return TrendingPrior(vocab.item_ids, counts_before(vocab.item_ids, items, times, oldest,
+                                                       bucket),
+                         oldest, bucket, name="trending_prior")

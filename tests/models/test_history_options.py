@@ -1,0 +1,61 @@
+"""The history options and the trending prior in training, end to end on the
+tiny data: train, save the towers, both serving exports (eager and run as TF
+Serving runs them), with the default two-input signatures."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import serving_export
+from models import vocab as vocab_lib
+from models.hparams import HParams
+from models.towers_export import Towers
+from models.trainer import train
+from tests.conftest import write_tiny_data
+from tests.models import graph_mode
+
+OPTIONS = dict(history_last_items=2, history_position_decay=0.5, history_dropout=0.3,
+               history_item_side_features=True, trending_prior_training=True,
+               trending_prior_grid=())
+
+
+@pytest.fixture(scope="module")
+def towers_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("history_options")
+    data = write_tiny_data(root)
+    item_ids = vocab_lib.read_vocab(data["vocab"]).item_ids
+    with open(os.path.join(data["vocab"], vocab_lib.ITEM_FEATURES_FILE), "w") as f:
+        f.write("item_id\tgenre\n")
+        for n, item in enumerate(item_ids):
+            f.write(f"{item}\tg{n % 3}|all\n")
+    hparams = HParams(embedding_dim=8, batch_size=16, epochs=2, serving_top_k=5, **OPTIONS)
+    logs = train(data["train"], data["vocab"], hparams, str(root / "towers"))
+    assert np.isfinite(logs["loss"]) and "trending_prior_learned_weight" in logs
+    return str(root / "towers")
+
+
+def test_towers_keep_the_two_input_signature_and_are_deterministic(towers_dir):
+    towers = Towers(towers_dir)
+    assert all(getattr(towers.hparams, k) == (tuple(v) if isinstance(v, list) else v)
+               for k, v in OPTIONS.items())
+    assert [spec.name for spec in towers.query_specs] == ["user_id", "history"]
+    histories = [["i1", "i2", "i3"], ["", "", ""]]
+    first = towers.query_embeddings(["u1", "x"], histories).numpy()
+    # History dropout is training only: serving the same request twice agrees.
+    np.testing.assert_array_equal(first, towers.query_embeddings(["u1", "x"], histories).numpy())
+    width = 9 if towers.hparams.trending_prior_weight else 8
+    assert first.shape == (2, width)
+    assert towers.candidate_embeddings().shape == (towers.vocab.num_items, width)
+
+
+@pytest.mark.parametrize("kind", serving_export.EXPORT_KINDS)
+def test_exports_answer_alike_eager_and_as_tf_serving_runs_them(towers_dir, tmp_path, kind):
+    serving_export.export(towers_dir, str(tmp_path / kind), kind)
+    request = {"user_id": ["u2"], "history": [["", "i1", "i2", "i3", "i4"]]}
+    eager = tf.saved_model.load(str(tmp_path / kind)).signatures["serving_default"](
+        user_id=tf.constant(request["user_id"]), history=tf.constant(request["history"]))
+    answer = graph_mode.run_serving_default(str(tmp_path / kind), kind, request)
+    assert answer["item_ids"] == eager["item_ids"].numpy().astype(str).tolist()
+    assert not {"i1", "i2", "i3", "i4"} & set(answer["item_ids"][0])
