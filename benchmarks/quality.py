@@ -111,6 +111,47 @@ VARIANTS = {
     "batch_1024": {"batch_size": 1024},
     "batch_256": {"batch_size": 256},
     "learning_rate_0.1": {"learning_rate": 0.1},
+    # More tuning around the defaults, and the seed: the same defaults with
+    # other seeds show how much of a difference is training noise.
+    "epochs_2": {"epochs": 2},
+    "embedding_dim_32": {"embedding_dim": 32},
+    "temperature_0.2": {"temperature": 0.2},
+    "learning_rate_0.02": {"learning_rate": 0.02},
+    "seed_43": {"seed": 43},
+    "seed_44": {"seed": 44},
+    # Position-aware history: the newest items' embeddings beside the mean, or
+    # a mean weighted by decay ** (steps before the newest item).
+    "history_last_item": {"history_last_items": 1},
+    "history_last_items_3": {"history_last_items": 3},
+    "history_position_decay_0.8": {"history_position_decay": 0.8},
+    "history_position_decay_0.5": {"history_position_decay": 0.5},
+    # History items with their catalogue tokens; history dropout in training.
+    "history_item_side_features": {"history_item_side_features": True},
+    "history_dropout_0.2": {"history_dropout": 0.2},
+    "history_dropout_0.5": {"history_dropout": 0.5},
+    "history_dropout_0.5_seed_43": {"history_dropout": 0.5, "seed": 43},
+    "history_dropout_0.5_seed_44": {"history_dropout": 0.5, "seed": 44},
+    "history_item_side_features_seed_43": {"history_item_side_features": True, "seed": 43},
+    "history_item_side_features_seed_44": {"history_item_side_features": True, "seed": 44},
+    "trending_prior_training_seed_43": {"trending_prior_training": True, "seed": 43},
+    "trending_prior_training_seed_44": {"trending_prior_training": True, "seed": 44},
+    "history_dropout_0.3": {"history_dropout": 0.3},
+    "history_dropout_0.5_trending_prior_training": {"history_dropout": 0.5,
+                                                    "trending_prior_training": True},
+    "history_dropout_0.5_trending_prior_training_seed_43": {
+        "history_dropout": 0.5, "trending_prior_training": True, "seed": 43},
+    "history_dropout_0.5_trending_prior_training_seed_44": {
+        "history_dropout": 0.5, "trending_prior_training": True, "seed": 44},
+    "history_side_features_dropout_0.5": {"history_item_side_features": True,
+                                          "history_dropout": 0.5},
+    "history_side_features_dropout_0.5_max_history_50": {
+        "history_item_side_features": True, "history_dropout": 0.5, "max_history": 50},
+    # The trending prior inside training (PDA-style, models/trending.py): the
+    # grid still picks the served weight (the learned one among the choices),
+    # or the learned weight is served as is.
+    "trending_prior_training": {"trending_prior_training": True},
+    "trending_prior_training_learned_w": {"trending_prior_training": True,
+                                          "trending_prior_grid": []},
     "prior_grid_fine": {"trending_prior_grid": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4,
                                                 0.5, 0.7, 1.0]},
 }
@@ -252,7 +293,8 @@ def model_hit_rates(towers_dir: str, eval_set: dict, hit_rates: HitRates) -> dic
     return hit_rates(scores)
 
 
-def run_dataset(name: str, spec: dict, variants: list[str], root: str) -> dict:
+def run_dataset(name: str, spec: dict, variants: list[str], root: str,
+                with_als: bool = True) -> dict:
     paths = run_pipeline(name, spec, os.path.join(root, name))
     vocab = read_vocab(paths["vocab"])
     train_set, eval_set = read_examples(paths["train"]), read_examples(paths["eval"])
@@ -263,9 +305,10 @@ def run_dataset(name: str, spec: dict, variants: list[str], root: str) -> dict:
               "baselines": {}, "model": {}}
     result["baselines"]["popularity"] = popularity(vocab.item_counts, hit_rates)
     result["baselines"]["recent_popularity"] = popularity(vocab.item_recent_counts, hit_rates)
-    started = time.time()
-    result["baselines"]["als"] = als(train_set, eval_set, vocab, hit_rates)
-    result["baselines"]["als"]["seconds"] = round(time.time() - started, 1)
+    if with_als:
+        started = time.time()
+        result["baselines"]["als"] = als(train_set, eval_set, vocab, hit_rates)
+        result["baselines"]["als"]["seconds"] = round(time.time() - started, 1)
     print(f"[{name}] baselines {json.dumps(result['baselines'])}", flush=True)
     for variant in variants:
         hparams = HParams.from_dict(VARIANTS[variant])
@@ -280,6 +323,8 @@ def run_dataset(name: str, spec: dict, variants: list[str], root: str) -> dict:
         metrics = model_hit_rates(towers_dir, eval_set, hit_rates)
         if "teacher_auc" in logs:  # the teacher's AUC on the eval clicks
             metrics["teacher_auc"] = round(logs["teacher_auc"], 4)
+        if "trending_prior_learned_weight" in logs:
+            metrics["trending_prior_learned_weight"] = logs["trending_prior_learned_weight"]
         if "weight" in logs.get("trending_prior", {}):
             metrics["trending_prior_weight"] = logs["trending_prior"]["weight"]
         metrics["train_s"] = round(seconds, 1)
@@ -320,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the other datasets' results already in --output")
     parser.add_argument("--work_dir", help="keep pipeline outputs here and reuse them on the "
                         "next run (default: a temporary directory)")
+    parser.add_argument("--no_als", action="store_true",
+                        help="skip the ALS baseline (quicker exploratory runs)")
     args = parser.parse_args(argv)
     variants = [v for v in args.only.split(",") if v]
     for name in [d for d in args.datasets.split(",") if d] + variants:
@@ -338,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     with (contextlib.nullcontext(args.work_dir) if args.work_dir
           else tempfile.TemporaryDirectory()) as root:
         for name in args.datasets.split(","):
-            results["datasets"][name] = run_dataset(name, DATASETS[name], variants, root)
+            results["datasets"][name] = run_dataset(name, DATASETS[name], variants, root,
+                                                 with_als=not args.no_als)
             os.makedirs(os.path.dirname(args.output), exist_ok=True)
             with open(args.output, "w") as f:
                 json.dump(results, f, indent=2)
