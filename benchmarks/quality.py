@@ -142,6 +142,13 @@ VARIANTS = {
         "history_dropout": 0.5, "trending_prior_training": True, "seed": 43},
     "history_dropout_0.5_trending_prior_training_seed_44": {
         "history_dropout": 0.5, "trending_prior_training": True, "seed": 44},
+    "history_dropout_0.5_trending_prior_training_max_history_50": {
+        "history_dropout": 0.5, "trending_prior_training": True, "max_history": 50},
+    "history_dropout_0.5_trending_prior_training_side_features": {
+        "history_dropout": 0.5, "trending_prior_training": True,
+        "history_item_side_features": True},
+    "history_dropout_0.3_trending_prior_training": {"history_dropout": 0.3,
+                                                    "trending_prior_training": True},
     "history_side_features_dropout_0.5": {"history_item_side_features": True,
                                           "history_dropout": 0.5},
     "history_side_features_dropout_0.5_max_history_50": {
