@@ -158,9 +158,9 @@ def run_component(component: str, data: str, work: str, workers: int) -> dict:
             "workers_peak_rss_mib": round(workers_peak / 2**20), "report": result["report"]}
 
 
-def _save(results: dict) -> None:
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
+def _save(results: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
         json.dump(results, f, indent=2)
 
 
@@ -171,6 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--components", default=",".join(COMPONENTS),
                         help=f"comma-separated subset of {COMPONENTS}")
     parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+    parser.add_argument("--results", default=RESULTS, help="results JSON (default: %(default)s)")
     parser.add_argument("--append", action="store_true",
                         help="add runs to an existing results file instead of replacing it")
     args = parser.parse_args(argv)
@@ -183,8 +184,8 @@ def main(argv=None) -> int:
                      f"{COMPONENTS}")
     command = "benchmarks/ingest.py " + " ".join(argv or sys.argv[1:])
     results = {"machine": {"cpus": os.cpu_count()}, "runs": []}
-    if args.append and os.path.exists(RESULTS):
-        with open(RESULTS) as f:
+    if args.append and os.path.exists(args.results):
+        with open(args.results) as f:
             results = json.load(f)
     root = args.workdir or tempfile.mkdtemp(prefix="ingest-bench-")
     os.makedirs(root, exist_ok=True)
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
                        "rows": rows, "rows_per_second": round(rows / measured["wall_seconds"]),
                        "generation": generation, **measured}
                 results["runs"].append(run)
-                _save(results)
+                _save(results, args.results)
                 print(json.dumps({k: v for k, v in run.items() if k != "generation"}),
                       flush=True)
     return 0
