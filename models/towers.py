@@ -171,13 +171,9 @@ class QueryTower(tf.keras.Model):
         # item's tokens (rows in history-lookup order: padding, OOV, items).
         self.history_side = []
         if hparams.history_item_side_features and item_features:
-            for n, name in enumerate(sorted(item_features)):
-                token_lists = item_features[name]
-                if len(token_lists) != len(item_ids):
-                    raise ValueError(f"item feature {name!r}: {len(token_lists)} rows for "
-                                     f"{len(item_ids)} vocabulary items; expected one per item")
-                values, splits = hashed_token_table([[]] + list(token_lists),
-                                                    hparams.item_feature_buckets)
+            for n, name, values, splits in item_token_tables(
+                    item_features, len(item_ids), hparams.item_feature_buckets,
+                    padding_row=True):
                 self.history_side.append((tf.constant(values), tf.constant(splits),
                                           tf.keras.layers.Embedding(
                     hparams.item_feature_buckets, dim, name=f"history_{name}_embedding",
@@ -280,6 +276,26 @@ def hashed_token_table(token_lists: list[list[str]], buckets: int) -> tuple[np.n
     return values.astype(np.int64), np.cumsum([0] + lengths).astype(np.int64)
 
 
+def item_token_tables(item_features: dict, num_items: int, buckets: int,
+                      padding_row: bool = False) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
+    """`hashed_token_table` of every catalogue feature, in name order.
+
+    Returns (position, name, values, row_splits) per feature: rows OOV, then
+    the items; with `padding_row` one more empty row in front, matching the
+    history lookup (padding 0, OOV 1, items). Raises if a feature does not
+    have one token list per vocabulary item.
+    """
+    tables = []
+    for n, name in enumerate(sorted(item_features)):
+        token_lists = item_features[name]
+        if len(token_lists) != num_items:
+            raise ValueError(f"item feature {name!r}: {len(token_lists)} rows for "
+                             f"{num_items} vocabulary items; expected one per item")
+        rows = ([[]] if padding_row else []) + list(token_lists)
+        tables.append((n, name, *hashed_token_table(rows, buckets)))
+    return tables
+
+
 def freshness_features(first_timestamps: list[float], counts: list[float],
                        newest_timestamp: float) -> np.ndarray:
     """Per-item freshness `[N + 1, 1]`: 1 - log1p(age in days) / log1p(max age).
@@ -355,12 +371,8 @@ class CandidateTower(tf.keras.Model):
         self.side_tables = []
         self.side_embeddings = []
         if hparams.use_item_side_features and item_features:
-            for n, name in enumerate(sorted(item_features)):
-                token_lists = item_features[name]
-                if len(token_lists) != len(item_ids):
-                    raise ValueError(f"item feature {name!r}: {len(token_lists)} rows for "
-                                     f"{len(item_ids)} vocabulary items; expected one per item")
-                values, splits = hashed_token_table(token_lists, hparams.item_feature_buckets)
+            for n, name, values, splits in item_token_tables(
+                    item_features, len(item_ids), hparams.item_feature_buckets):
                 self.side_feature_names.append(name)
                 self.side_tables.append((tf.constant(values), tf.constant(splits)))
                 self.side_embeddings.append(tf.keras.layers.Embedding(
