@@ -389,8 +389,5 @@ class CandidateTower(tf.keras.Model):
         if self.dense_features is not None:
             embedding += self.dense_projection(tf.gather(self.dense_features, index))
         for (values, splits), table in zip(self.side_tables, self.side_embeddings, strict=True):
-            tokens = tf.gather(tf.RaggedTensor.from_row_splits(values, splits), index)
-            summed = tf.reduce_sum(tf.ragged.map_flat_values(table, tokens), axis=1)
-            count = tf.cast(tokens.row_lengths(), tf.float32)[:, None]
-            embedding += summed / tf.maximum(count, 1.0)
+            embedding += mean_token_embedding(values, splits, table, index)
         return _normalise(embedding, self._hparams.similarity)
