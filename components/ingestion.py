@@ -158,9 +158,10 @@ def _click_json(click: formats.Click) -> str:
 # cost, and DirectRunner keeps every grouped value as a Python object, so a
 # bytes value is also ~3x smaller there than a tuple and ~6x smaller than a Click.
 # The parse step also batches one user's clicks of a bundle into one value
-# (as combiner lifting does for a combine), so the shuffle carries far fewer
-# elements than clicks: the runner's per-element decode, buffer and re-encode
-# cost and its per-element memory shrink by the clicks a user has per bundle.
+# (as combiner lifting does for a combine), so the shuffle carries fewer
+# elements than clicks (3.3x fewer on the 1M benchmark log, 1.33x on the 10M
+# one); no speed or memory gain from it was measurable there
+# (benchmarks/README.md, ingest.py).
 _PACKER = beam.coders.FastPrimitivesCoder()
 # Parsed clicks a ParseRecord holds before it emits its per-user batches.
 MAX_PENDING_CLICKS = 100_000
