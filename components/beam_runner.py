@@ -1,6 +1,8 @@
-"""A guard for a data race in the local Beam runner (Beam 2.59's FnApiRunner).
+"""The local Beam runner (Beam 2.59's FnApiRunner): a data-race guard, and a
+check whether a pipeline runs on it (`is_local_runner`; ClickExampleGen then
+shuffles through files, components/file_shuffle.py).
 
-The FnApiRunner hands each stage's input to its SDK workers through a
+The race: the FnApiRunner hands each stage's input to its SDK workers through a
 `TimeBasedBufferingClosableOutputStream` (the runner's data servicer is built
 with `worker_handlers.DATA_BUFFER_TIME_LIMIT_MS`, 1000 ms). A background
 thread flushes that stream every second: it copies the buffer, sends the copy,
@@ -29,3 +31,19 @@ def disable_time_based_flush() -> None:
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
+
+
+# Runner names (as given to --runner) that execute in this machine's memory.
+LOCAL_RUNNERS = ("directrunner", "direct", "switchingdirectrunner", "fnapirunner",
+                 "bundlebaseddirectrunner")
+
+
+def is_local_runner(beam_pipeline_args: list[str] | None) -> bool:
+    """Whether `--runner` (default: DirectRunner) is Beam's local runner."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    runner = PipelineOptions(list(beam_pipeline_args or [])).view_as(StandardOptions).runner
+    if runner is None:
+        return True
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1].lower() in LOCAL_RUNNERS

@@ -17,6 +17,7 @@ import apache_beam as beam
 from tfx import types
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
@@ -26,6 +27,9 @@ from components import beam_runner, click_inputs, ingestion, ingestion_report
 from components.artifacts import QuarantinedClicks
 
 REPORT_FILE = "ingestion.json"
+# The file shuffle's scratch directory inside the examples artifact, removed
+# when the pipeline ends.
+SHUFFLE_DIR = "_shuffle"
 _COUNTERS_PREFIX = "counters"
 _CUTOFF_PATH = ""  # counter rows of the split cut-offs carry no file
 
@@ -38,14 +42,17 @@ def resolve_input_files(input_base: str, input_format: str,
 
 def build_pipeline(pipeline: beam.Pipeline, files: dict[str, ingestion.InputFile],
                    config: ingestion.IngestionConfig, split_dirs: dict[str, str],
-                   quarantine_dir: str, counters_prefix: str) -> None:
+                   quarantine_dir: str, counters_prefix: str, shuffle_dir: str | None = None,
+                   num_shards: int = 0) -> None:
     """Adds reading, ingestion and writing of all outputs to `pipeline`.
 
     Args:
       split_dirs: {split name: directory} for every split of `config.splits`.
+      shuffle_dir, num_shards: the file shuffle (see `ingestion.IngestClicks`).
     """
     records = pipeline | "ReadClickLogs" >> click_inputs.ReadClickRecords(files)
-    outputs = records | "Ingest" >> ingestion.IngestClicks(files, config)
+    outputs = records | "Ingest" >> ingestion.IngestClicks(files, config, shuffle_dir,
+                                                           num_shards)
     for split in config.splits:
         _ = outputs[split] | f"Write{split}" >> beam.io.WriteToTFRecord(
             os.path.join(split_dirs[split], "data_tfrecord"), file_name_suffix=".gz")
@@ -90,11 +97,21 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         counters_prefix = os.path.join(quarantine.uri, "_counters", _COUNTERS_PREFIX)
         split_dirs = {split: os.path.join(examples.uri, f"Split-{split}")
                       for split in config.splits}
+        num_shards = config.shuffle_shards(
+            files, beam_runner.is_local_runner(self._beam_pipeline_args))
+        shuffle_dir = os.path.join(examples.uri, SHUFFLE_DIR)
         beam_runner.disable_time_based_flush()  # see components/beam_runner.py
-        with self._make_beam_pipeline() as pipeline:
-            build_pipeline(pipeline, files, config, split_dirs, quarantine.uri, counters_prefix)
+        try:
+            with self._make_beam_pipeline() as pipeline:
+                build_pipeline(pipeline, files, config, split_dirs, quarantine.uri,
+                               counters_prefix, shuffle_dir, num_shards)
+        finally:
+            if num_shards and fileio.exists(shuffle_dir):
+                fileio.rmtree(shuffle_dir)
         report = read_report(counters_prefix, files, config.splits)
         report["split_by"] = config.split_by
+        report["shuffle"] = {"mode": "files" if num_shards else "group_by_key",
+                             "num_shards": num_shards}
         report["empty_files"] = sorted(p for p, spec in files.items() if spec.empty)
         report["config"] = config.to_dict()
         io_utils.write_string_file(os.path.join(quarantine.uri, REPORT_FILE),

@@ -28,6 +28,7 @@ class InputFile:
     fmt: str
     columns: tuple[str, ...] | None = None
     empty: bool = False  # zero bytes: reported with 0 rows, never read
+    size: int = 0  # bytes as stored (sizes the shuffle shards)
 
 
 def _list_paths(input_base: str) -> list[str]:
@@ -108,11 +109,11 @@ def resolve_input_files(input_base: str, input_format: str,
         if fmt == "csv":
             columns = _csv_columns(path, schema)
             if columns is None:
-                files[path] = InputFile(path, fmt, empty=True)
+                files[path] = InputFile(path, fmt, empty=True, size=size)
                 continue
         elif fmt == "parquet":
             _check_parquet(path, schema)
-        files[path] = InputFile(path, fmt, columns)
+        files[path] = InputFile(path, fmt, columns, size=size)
     return files
 
 

@@ -10,6 +10,11 @@ bot cap -> per user, with the item first-click times (a per-item side input,
 vocabulary-sized) and the split cut-offs: history, recency and item age
 (components/click_features.py), split (components/click_splits.py) and
 tf.Example (components/click_examples.py).
+
+The group by user is Beam's GroupByKey, or on the local runner a shuffle
+through shard files (`shuffle`, components/file_shuffle.py) that also holds
+the cleaned clicks while the side inputs are computed, so that memory is
+bounded by a shard rather than by the click log.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import json
 from collections.abc import Iterable
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
 from clicklog import formats
 from clicklog.schema import ClickSchema
-from components import click_cleaning, click_features, click_splits
+from components import click_cleaning, click_features, click_splits, file_shuffle
 from components import ingestion_report as report_lib
 from components.click_examples import to_example  # noqa: F401 (public: tests, conftest)
 from components.click_inputs import InputFile  # noqa: F401 (public)
@@ -36,6 +42,11 @@ COUNTER_ACCEPTED = report_lib.COUNTER_ACCEPTED
 COUNTER_QUARANTINED = report_lib.COUNTER_QUARANTINED
 TRAIN, EVAL, TEST = click_splits.TRAIN, click_splits.EVAL, click_splits.TEST
 SPLIT_BY = ("time", "user")
+# How clicks are grouped by user: `files` (components/file_shuffle.py, memory
+# bounded by one shard), `group_by_key` (the runner's shuffle), or `auto`:
+# files on Beam's local runner, the runner's shuffle elsewhere.
+SHUFFLES = ("auto", "files", "group_by_key")
+MIN_SHUFFLE_SHARDS = 4  # so that local workers share the per-shard stages
 
 
 def _event_types(value) -> tuple[tuple[str, float], ...]:
@@ -73,6 +84,9 @@ class IngestionConfig:
     event_types: tuple | dict = ()
     # Ingestion fails when more than this share of a file's rows is quarantined.
     max_bad_fraction: float = 0.5
+    # Shuffle by user (SHUFFLES); with files, about this much input per shard.
+    shuffle: str = "auto"
+    shuffle_shard_mb: int = 32
 
     def __post_init__(self):
         schema = self.schema
@@ -105,6 +119,11 @@ class IngestionConfig:
         if self.event_types and not self.schema.event_type:
             raise ValueError(f"ingestion.event_types={dict(self.event_types)}: set "
                              "ingestion.schema.event_type to the column holding the type")
+        if self.shuffle not in SHUFFLES:
+            raise ValueError(f"ingestion.shuffle={self.shuffle!r}: expected one of {SHUFFLES}")
+        if not isinstance(self.shuffle_shard_mb, int) or self.shuffle_shard_mb < 1:
+            raise ValueError(f"ingestion.shuffle_shard_mb={self.shuffle_shard_mb!r}: expected "
+                             "a positive integer (MiB of input per shuffle shard)")
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ValueError(f"ingestion.max_bad_fraction={self.max_bad_fraction!r}: expected "
                              "a number in [0, 1]")
@@ -128,6 +147,13 @@ class IngestionConfig:
     @property
     def splits(self) -> list[str]:
         return click_splits.split_names(self.with_test)
+
+    def shuffle_shards(self, files: dict[str, InputFile], local_runner: bool) -> int:
+        """Shards of the file shuffle for `files`, or 0 for the runner's GroupByKey."""
+        if self.shuffle == "group_by_key" or (self.shuffle == "auto" and not local_runner):
+            return 0
+        return file_shuffle.num_shards_for(sum(spec.size for spec in files.values()),
+                                           self.shuffle_shard_mb * 2**20, MIN_SHUFFLE_SHARDS)
 
     @property
     def event_weights(self) -> dict[str, float] | None:
@@ -378,10 +404,21 @@ class IngestClicks(beam.PTransform):
     (eval_start, test_start) pair ((None, None) for split_by=user).
     """
 
-    def __init__(self, files: dict[str, InputFile], config: IngestionConfig):
+    def __init__(self, files: dict[str, InputFile], config: IngestionConfig,
+                 shuffle_dir: str | None = None, num_shards: int = 0):
+        """`num_shards` > 0: group by user and hold the cleaned clicks through
+        that many shard files under `shuffle_dir` (components/file_shuffle.py,
+        `IngestionConfig.shuffle_shards`); 0: the runner's GroupByKey."""
         super().__init__()
+        if num_shards and not shuffle_dir:
+            raise ValueError(f"IngestClicks: num_shards={num_shards} needs a shuffle_dir")
         self._files = files
         self._config = config
+        self._shuffle_dir = shuffle_dir
+        self._num_shards = num_shards
+
+    def _shuffle_path(self, name: str) -> str:
+        return FileSystems.join(self._shuffle_dir, name)
 
     def _cutoff(self, pipeline, timestamps):
         config = self._config
@@ -401,9 +438,14 @@ class IngestClicks(beam.PTransform):
         splits = config.splits
         parsed = records | "Parse" >> beam.ParDo(ParseRecord(self._files, config)).with_outputs(
             QUARANTINE_TAG, main="clicks")
+        if self._num_shards:
+            group = file_shuffle.ThroughFiles(self._shuffle_path("by_user"), self._num_shards,
+                                              group=True)
+        else:
+            group = beam.GroupByKey()
         users = (
             parsed.clicks
-            | "GroupByUser" >> beam.GroupByKey()
+            | "GroupByUser" >> group
             | "CleanUsers" >> beam.FlatMap(clean_user, paths, config.max_clicks_per_user
                                            ).with_outputs(QUARANTINE_TAG, ITEM_FIRST_SEEN_TAG,
                                                           TIMESTAMPS_TAG, main="kept"))
@@ -411,18 +453,29 @@ class IngestClicks(beam.PTransform):
         cutoff = self._cutoff(records.pipeline, users[TIMESTAMPS_TAG])
         # The side inputs come from the kept clicks, so the examples are built
         # in a later stage; what waits for them is the compact per-user list,
-        # never the examples with their histories.
-        examples = users.kept | "Examples" >> beam.FlatMap(
+        # never the examples with their histories (in shard files, with the
+        # file shuffle: a step waiting for side inputs otherwise holds its
+        # whole input in the local runner's memory).
+        kept = users.kept
+        if self._num_shards:
+            kept = kept | "HoldKept" >> file_shuffle.ThroughFiles(
+                self._shuffle_path("kept"), self._num_shards, group=False)
+        examples = kept | "Examples" >> beam.FlatMap(
             user_examples, paths, splits, config, first_seen=beam.pvalue.AsDict(first_seen),
             cutoff=beam.pvalue.AsSingleton(cutoff)).with_outputs(ACCEPTED_TAG, *splits)
 
         quarantine = ((parsed[QUARANTINE_TAG], users[QUARANTINE_TAG])
                       | "AllQuarantined" >> beam.Flatten())
+        # Each source is summed before the Flatten: the local runner does not
+        # fuse a combine's partial sums across a Flatten, so one (key, 1) row
+        # per input record would otherwise wait in its memory.
         counts = [
-            records | "ReadKeys" >> beam.Map(lambda pr: ((pr[0], COUNTER_ROWS_READ, ""), 1)),
+            records | "ReadKeys" >> beam.Map(lambda pr: ((pr[0], COUNTER_ROWS_READ, ""), 1))
+            | "CountRead" >> beam.CombinePerKey(sum),
             quarantine | "QuarantineKeys" >> beam.Map(
-                lambda q: ((q["file"], COUNTER_QUARANTINED, q["reason"]), 1)),
-            examples[ACCEPTED_TAG],
+                lambda q: ((q["file"], COUNTER_QUARANTINED, q["reason"]), 1))
+            | "CountQuarantined" >> beam.CombinePerKey(sum),
+            examples[ACCEPTED_TAG] | "CountAccepted" >> beam.CombinePerKey(sum),
         ]
         counters = (counts | "AllCounts" >> beam.Flatten()
                     | "Count" >> beam.CombinePerKey(sum))

@@ -3,6 +3,8 @@
 import queue
 import time
 
+import pytest
+
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 
@@ -53,3 +55,12 @@ def test_guard_makes_the_runner_flush_by_size_only_and_deliver_everything(monkey
     stream = data_plane._GrpcDataChannel(limit).output_stream("bundle", "read")
     assert not isinstance(stream, data_plane.TimeBasedBufferingClosableOutputStream)
     assert _bytes_delivered(limit) == (CHUNKS * len(CHUNK), True)
+
+
+@pytest.mark.parametrize("args, local", [
+    (None, True), ([], True), (["--direct_num_workers=2"], True),
+    (["--runner=DirectRunner"], True), (["--runner", "direct"], True),
+    (["--runner=DataflowRunner", "--project=p"], False), (["--runner=FlinkRunner"], False),
+])
+def test_is_local_runner(args, local):
+    assert beam_runner.is_local_runner(args) is local

@@ -38,6 +38,9 @@ def test_malformed_rows_are_counted_quarantined_and_the_rest_split(tmp_path):
     count = sum(1 for _ in tf.data.TFRecordDataset(train_files, compression_type="GZIP"))
     assert count == entry["accepted_by_split"]["train"]
     assert quarantine.get_int_custom_property("quarantined") == 6
+    # The local runner grouped through shard files and left none behind.
+    assert report["shuffle"] == {"mode": "files", "num_shards": 4}
+    assert sorted(os.listdir(examples.uri)) == ["Split-eval", "Split-train"]
 
 
 def test_mostly_garbage_file_fails_naming_file_and_counts(tmp_path):
@@ -159,3 +162,28 @@ def test_glob_and_missing_declared_column_errors_name_the_file(tmp_path):
     _write(tmp_path / "a.csv", ["user_id,item_id,timestamp", "u,i,1600000000"])
     with pytest.raises(ValueError, match=r"a\.csv.*lacks required column\(s\) \['action'\]"):
         _run(tmp_path, tmp_path / "*.csv", {"schema": {"event_type": "action"}})
+
+
+def test_file_shuffle_and_group_by_key_write_the_same_examples(tmp_path):
+    lines = ["user_id,item_id,timestamp"] + [
+        f"u{i % 9},i{i % 13},{1600000000 + 37 * i}" for i in range(120)] + ["u1,i1,bad"]
+    data = _write(tmp_path / "clicks.csv", lines)
+
+    def run(shuffle):
+        examples, quarantine = _run(tmp_path / shuffle, data,
+                                    {"shuffle": shuffle, "eval_fraction": 0.25})
+        with open(os.path.join(quarantine.uri, "ingestion.json")) as f:
+            report = json.load(f)
+        written = {}
+        for split in ("train", "eval"):
+            files = tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz"))
+            written[split] = sorted(r.numpy() for r in tf.data.TFRecordDataset(
+                files, compression_type="GZIP"))
+        return report, written
+
+    report_gbk, by_gbk = run("group_by_key")
+    report_files, by_files = run("files")
+    assert report_gbk["shuffle"] == {"mode": "group_by_key", "num_shards": 0}
+    assert report_files["shuffle"]["mode"] == "files"
+    assert by_files == by_gbk and len(by_gbk["train"]) + len(by_gbk["eval"]) == 120
+    assert report_files["totals"] == report_gbk["totals"]

@@ -100,13 +100,15 @@ def _decode(serialized):
             round(feature["weight"].float_list.value[0], 3))
 
 
-def test_ingest_counts_reconcile_and_splits_are_temporal():
+@pytest.mark.parametrize("num_shards", [0, 3], ids=["group_by_key", "file_shuffle"])
+def test_ingest_counts_reconcile_and_splits_are_temporal(tmp_path, num_shards):
     rows = ["u1,i1,100", "u1,i2,200", "u2,i1,300", "u2,i3,400", "u1,i3,500",
             "u1,i3,500",  # duplicate
             "u3,,600", "u3,i1,abc", "u3,i1", "", b"u4,\xff\xfe,700", "u3,i2,700"]
     config = ingestion.IngestionConfig(eval_start_timestamp=450)
     with TestPipeline() as p:
-        out = p | beam.Create(_lines(rows)) | ingestion.IngestClicks(FILES, config)
+        out = p | beam.Create(_lines(rows)) | ingestion.IngestClicks(
+            FILES, config, str(tmp_path / "shuffle"), num_shards)
         assert_that(out["counters"], equal_to([
             (("a.csv", "rows_read", ""), 12),
             (("a.csv", "accepted", "train"), 4),
@@ -226,10 +228,27 @@ def test_check_report_catches_unreconciled_counts_empty_split_and_no_rows():
     ({"schema": {"item_features": {"history": "string"}}}, "reserved"),
     ({"schema": {"item_features": {"genre": "text"}}}, "genre='text'"),
     ({"schema": {"timestamp_unit": "hours"}}, "timestamp_unit='hours'"),
+    ({"shuffle": "disk"}, r"shuffle='disk': expected one of \('auto', 'files'"),
+    ({"shuffle_shard_mb": 0}, "shuffle_shard_mb=0: expected a positive integer"),
 ])
 def test_config_rejects_bad_values(values, message):
     with pytest.raises(ValueError, match=message):
         ingestion.IngestionConfig.from_dict(values)
+
+
+def test_shuffle_shards_follow_the_runner_setting_and_the_input_size():
+    mib = 2**20
+    files = {"a": ingestion.InputFile("a", "csv", COLUMNS, size=70 * mib),
+             "b": ingestion.InputFile("b", "csv", COLUMNS, size=30 * mib)}
+    auto = ingestion.IngestionConfig()  # 32 MiB of input per shard
+    assert auto.shuffle_shards(files, local_runner=True) == 4  # ceil(100 / 32)
+    assert auto.shuffle_shards(files, local_runner=False) == 0  # the runner's shuffle
+    small = ingestion.IngestionConfig(shuffle="files", shuffle_shard_mb=10)
+    assert small.shuffle_shards(files, local_runner=False) == 10
+    tiny = {"a": ingestion.InputFile("a", "csv", COLUMNS, size=100)}
+    assert small.shuffle_shards(tiny, local_runner=True) == ingestion.MIN_SHUFFLE_SHARDS
+    assert ingestion.IngestionConfig(shuffle="group_by_key").shuffle_shards(
+        files, local_runner=True) == 0
 
 
 def test_config_round_trips_through_a_plain_dict():
@@ -275,13 +294,14 @@ def test_parse_batches_a_users_clicks_per_bundle_and_flushes_at_the_bound(monkey
             for user, b in rest] == [("u1", ["i4"]), ("u2", ["i5"])]
 
 
-def test_ingest_output_does_not_depend_on_how_clicks_were_batched(monkeypatch, tmp_path):
+def test_ingest_output_does_not_depend_on_batching_or_shuffle(monkeypatch, tmp_path):
     rows = [f"u{n % 7},i{n % 11},{100 + 13 * n}" for n in range(60)] + ["u1,i1,113"]
     config = ingestion.IngestionConfig(eval_fraction=0.3, max_clicks_per_user=8)
 
-    def run(label):
+    def run(label, num_shards=0):
         with TestPipeline() as p:
-            out = p | beam.Create(_lines(rows)) | ingestion.IngestClicks(FILES, config)
+            out = p | beam.Create(_lines(rows)) | ingestion.IngestClicks(
+                FILES, config, str(tmp_path / label / "shuffle"), num_shards)
             for name in ("counters", ingestion.TRAIN, ingestion.EVAL):
                 out[name] | f"Repr{name}" >> beam.Map(repr) | f"Write{name}" >> (
                     beam.io.WriteToText(str(tmp_path / label / name)))
@@ -290,6 +310,7 @@ def test_ingest_output_does_not_depend_on_how_clicks_were_batched(monkeypatch, t
                 for name in ("counters", ingestion.TRAIN, ingestion.EVAL)}
 
     batched = run("batched")
+    assert run("file_shuffle", num_shards=4) == batched  # and not on how they were grouped
     monkeypatch.setattr(ingestion, "MAX_PENDING_CLICKS", 1)  # one click per shuffle value
     assert run("unbatched") == batched
     counters = dict((key[1:], n) for key, n in map(eval, batched["counters"]))
