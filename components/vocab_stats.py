@@ -6,7 +6,12 @@ string feature value counts, and the time range; from every split: per-split
 totals and how many clicks fall outside the train vocabularies. Only per-key
 aggregates reach the single writer step (and with `max_items` / `max_users`
 only the top entries), so memory is bounded by the vocabulary, never by the
-number of clicks.
+number of clicks -- provided the caller passes the train split read a second
+time (`ComputeVocabStats(train_again=...)`, as vocab_stats_gen does): the
+recent-window filter waits for the train time range (a side input), and on
+Beam's local runner a stage waiting for a side input has its whole main input
+materialised first. Fed from the second read, that main input is a few file
+ranges instead of every click.
 """
 
 from __future__ import annotations
@@ -93,6 +98,16 @@ def parse_click(serialized: bytes) -> ClickRecord:
                        feature[features.ITEM_ID].bytes_list.value[0].decode(),
                        int(feature[features.TIMESTAMP].int64_list.value[0]),
                        float(weight[0]) if weight else 1.0, strings)
+
+
+def parse_item_time(serialized: bytes) -> tuple[str, int]:
+    """Serialized click tf.Example -> (item id, timestamp), decoded as `parse_click`
+    does: all the recent-window count needs, without decoding the other features."""
+    from tensorflow.core.example import example_pb2
+
+    feature = example_pb2.Example.FromString(serialized).features.feature
+    return (feature[features.ITEM_ID].bytes_list.value[0].decode(),
+            int(feature[features.TIMESTAMP].int64_list.value[0]))
 
 
 def keep_top(counts: list[tuple[str, float]], min_count: int, max_size: int) -> list:
@@ -209,10 +224,17 @@ class ComputeVocabStats(beam.PTransform):
       other_splits: {split name: serialized examples} for per-split stats.
       catalog: `item_catalog.ReadItemCatalog` outputs ("items", "counters")
         when `config.item_catalog` is set.
+      train_again: the same serialized training examples, read a second time
+        (a separate read of the same files, not the input PCollection). The
+        recent-window counts are computed from it, so the stage that waits for
+        the time range reads its clicks from the files instead of having them
+        all buffered in memory. Without it (fine for small inputs such as
+        `beam.Create` in tests) memory grows with the number of training
+        clicks on the local runner; a caller with large data should pass it.
     """
 
     def __init__(self, directory: str, config: VocabConfig, other_splits: dict | None = None,
-                 catalog: dict | None = None):
+                 catalog: dict | None = None, train_again: beam.PCollection | None = None):
         super().__init__()
         if (catalog is None) != (config.item_catalog is None):
             raise ValueError("ComputeVocabStats: pass the ReadItemCatalog outputs exactly when "
@@ -221,6 +243,7 @@ class ComputeVocabStats(beam.PTransform):
         self._config = config
         self._other_splits = other_splits or {}
         self._catalog = catalog
+        self._train_again = train_again
 
     def expand(self, serialized):
         config = self._config
@@ -253,11 +276,19 @@ class ComputeVocabStats(beam.PTransform):
                 lambda c: [((name, v), 1) for name, values in c.string_features for v in values])
             | "CountFeatureValues" >> beam.CombinePerKey(sum)
             | "FeatureMinCount" >> beam.Filter(lambda kv: kv[1] >= config.min_feature_count))
-        # The filter waits for the time range, so the runner keeps its input
-        # until then: (item, timestamp) pairs, not whole parsed clicks.
+        # The filter waits for the time range (a side input computed from all
+        # train clicks). Beam's local runner cannot fuse it with the stage that
+        # produces the time range, so it materialises the filter's whole main
+        # input in memory until the range is ready. From `train_again` that
+        # main input is the second read's file ranges and the clicks are
+        # parsed only once the range is known; without it, every training
+        # click's (item, timestamp) pair is held.
+        if self._train_again is not None:
+            item_times = self._train_again | "ParseItemTimesAgain" >> beam.Map(parse_item_time)
+        else:
+            item_times = clicks | "ItemTimes" >> beam.Map(lambda c: (c.item_id, c.timestamp))
         recent_counts = (
-            clicks
-            | "ItemTimes" >> beam.Map(lambda c: (c.item_id, c.timestamp))
+            item_times
             | "RecentClicks" >> beam.Filter(
                 lambda item_ts, rng: rng[0] is not None and item_ts[1] >= recent_start(
                     rng[0], rng[1], config.recent_fraction, config.recent_window_seconds),

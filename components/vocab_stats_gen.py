@@ -39,8 +39,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         beam_runner.disable_time_based_flush()  # see components/beam_runner.py
         with self._make_beam_pipeline() as pipeline:
             read = {split: pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
-                        os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+                        _split_pattern(examples, split))
                     for split in splits}
+            # The train split once more, for the recent-window counts: see the
+            # `train_again` argument of ComputeVocabStats (without it the local
+            # runner holds every train click in memory).
+            train_again = pipeline | "ReadAgain[train]" >> beam.io.ReadFromTFRecord(
+                _split_pattern(examples, "train"))
             catalog = None
             if catalog_files is not None:
                 catalog = pipeline | "ReadCatalog" >> item_catalog.ReadItemCatalog(
@@ -50,8 +55,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                      | "WriteCatalogQuarantine" >> beam.io.WriteToText(
                          os.path.join(output.uri, CATALOG_QUARANTINE_DIR, "quarantined"),
                          file_name_suffix=".jsonl"))
-            _ = read.pop("train") | "VocabStats" >> ComputeVocabStats(output.uri, config, read,
-                                                                      catalog)
+            _ = read.pop("train") | "VocabStats" >> ComputeVocabStats(
+                output.uri, config, read, catalog, train_again=train_again)
         stats = vocab_lib.read_vocab(output.uri).stats
         if catalog_config is not None:
             report = stats["catalog"]
@@ -66,6 +71,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
 
 CATALOG_QUARANTINE_DIR = "catalog_quarantine"
+
+
+def _split_pattern(examples: types.Artifact, split: str) -> str:
+    """File pattern of one split of an Examples artifact."""
+    return os.path.join(artifact_utils.get_split_uri([examples], split), "*")
 
 
 class VocabStatsGenSpec(ComponentSpec):

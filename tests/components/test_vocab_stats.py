@@ -76,6 +76,48 @@ def test_min_count_and_fixed_recent_window(tmp_path):
     assert vocab.stats["recent_start_timestamp"] == 350
 
 
+def _write_tfrecord(path, rows):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for row in rows:
+            writer.write(row)
+    return str(path)
+
+
+def _output_files(directory):
+    """{relative path: bytes} of every file under `directory`."""
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, directory)] = f.read()
+    return files
+
+
+@pytest.mark.parametrize("config", [VocabConfig(max_items=2, recent_fraction=0.5),
+                                    VocabConfig(recent_window_seconds=150)])
+def test_second_train_read_gives_identical_outputs(tmp_path, config):
+    # The recent-window counts from a second read of the train files (as the
+    # executor does) must equal those from the parsed clicks, file for file.
+    train = _write_tfrecord(tmp_path / "train.tfrecord", TRAIN)
+    eval_ = _write_tfrecord(tmp_path / "eval.tfrecord", EVAL)
+    outputs = {}
+    for mode in ("once", "again"):
+        with TestPipeline() as p:
+            others = {"eval": p | "Eval" >> beam.io.ReadFromTFRecord(eval_)}
+            again = (p | "ReadAgain" >> beam.io.ReadFromTFRecord(train)
+                     if mode == "again" else None)
+            _ = (p | "Train" >> beam.io.ReadFromTFRecord(train)
+                 | ComputeVocabStats(str(tmp_path / mode), config, others, train_again=again))
+        outputs[mode] = _output_files(tmp_path / mode)
+    assert "stats.json" in outputs["once"] and "items.tsv" in outputs["once"]
+    assert sorted(outputs["again"]) == sorted(outputs["once"])
+    for name, content in outputs["once"].items():
+        assert outputs["again"][name] == content, name
+    # Not vacuous: some recent clicks were counted.
+    assert any(vocab_lib.read_vocab(str(tmp_path / "again")).item_recent_counts)
+
+
 def test_keep_top_breaks_ties_by_id_and_config_rejects_bad_values():
     assert keep_top([("b", 2), ("a", 2), ("c", 1)], 2, 0) == [("a", 2), ("b", 2)]
     assert keep_top([("b", 2), ("a", 2), ("c", 1)], 1, 1) == [("a", 2)]
@@ -103,7 +145,10 @@ def test_executor_reads_every_split_and_sets_properties(tmp_path):
     assert output.get_int_custom_property("num_clicks") == 5
     split_stats = json.loads(output.get_string_custom_property("split_stats"))
     assert split_stats["eval"]["item_oov_clicks"] == 1  # i4
-    assert vocab_lib.read_vocab(output.uri).item_ids == ["i1", "i2", "i3"]
+    vocab = vocab_lib.read_vocab(output.uri)
+    assert vocab.item_ids == ["i1", "i2", "i3"]
+    # Recent window (second read of the train split): 500 - 0.1 * 400 = 460 -> i3.
+    assert vocab.item_recent_counts == [0.0, 0.0, 1.0]
 
 
 def test_executor_without_train_split_fails_clearly(tmp_path):
