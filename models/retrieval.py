@@ -36,8 +36,11 @@ class RetrievalModel(tfrs.Model):
         # hparams.trending_prior_training: a models.trending.TrendingPrior.
         self.trending_prior = trending_prior
         self._newest_timestamp = float(vocab.stats.get("max_timestamp") or 0)
+        # Unknown users and history items spread over the vocabulary's OOV
+        # buckets (stats.json num_oov_buckets; 1 for older vocabularies).
         self.query_tower = QueryTower(vocab.user_ids, vocab.item_ids, hparams,
-                                      item_features=item_features)
+                                      item_features=item_features,
+                                      num_oov_buckets=vocab.num_oov_buckets)
         self.candidate_tower = CandidateTower(
             vocab.item_ids, hparams, vocab.item_counts, vocab.item_recent_counts,
             item_features=item_features, item_first_timestamps=item_first_timestamps,

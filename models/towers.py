@@ -8,8 +8,11 @@ learned queries, optionally the newest items' own embeddings
 user/context features, then an optional ReLU MLP and a projection to the
 shared embedding space. History items may carry their catalogue tokens
 (`history_item_side_features`) and be dropped at random in training
-(`history_dropout`). Candidate tower: item id embedding. Unknown ids map to one
-OOV bucket; `""` in the history is padding and is ignored by the pooling.
+(`history_dropout`). Candidate tower: item id embedding. In the query tower,
+unknown user ids and history items hash into `num_oov_buckets` OOV rows (the
+vocabulary's `vocab.num_oov_buckets`, default 1); the candidate tower keeps one
+OOV row (see `CandidateTower`). `""` in the history is padding and is ignored
+by the pooling.
 """
 
 from __future__ import annotations
@@ -148,32 +151,50 @@ def last_items(embedded: tf.Tensor, mask: tf.Tensor, count: int) -> tf.Tensor:
                       for n in range(count)], axis=-1)
 
 
+def check_oov_buckets(num_oov_buckets) -> int:
+    """`num_oov_buckets` if it is an integer >= 1; raises naming it otherwise."""
+    if (isinstance(num_oov_buckets, bool) or not isinstance(num_oov_buckets, int)
+            or num_oov_buckets < 1):
+        raise ValueError(f"num_oov_buckets={num_oov_buckets!r}: expected an integer >= 1")
+    return num_oov_buckets
+
+
 class QueryTower(tf.keras.Model):
     """Maps the query inputs (`features.query_input_specs`: user_id `[B]`,
-    history `[B, max_history]` and any extra features) to embeddings `[B, D]`."""
+    history `[B, max_history]` and any extra features) to embeddings `[B, D]`.
+
+    Unknown user ids and history items (cold start, ids cut from the
+    vocabulary by its count or size limits) hash into `num_oov_buckets` OOV
+    rows of their tables instead of sharing one, so that they are not all the
+    same user or item (`vocab.num_oov_buckets` of VocabStatsGen). With 1 the
+    tables are those of a single OOV bucket.
+    """
 
     def __init__(self, user_ids: list[str], item_ids: list[str], hparams: HParams,
-                 item_features: dict[str, list[list[str]]] | None = None):
+                 item_features: dict[str, list[list[str]]] | None = None,
+                 num_oov_buckets: int = 1):
         super().__init__()
         self._hparams = hparams
+        self.num_oov_buckets = oov = check_oov_buckets(num_oov_buckets)
         dim = hparams.embedding_dim
         init = tf.keras.initializers.RandomNormal(stddev=0.05, seed=hparams.seed)
+        # Rows: the OOV buckets 0 .. K - 1, then the vocabulary.
         self.user_lookup = tf.keras.layers.StringLookup(
-            vocabulary=user_ids, mask_token=None, num_oov_indices=1)
+            vocabulary=user_ids, mask_token=None, num_oov_indices=oov)
         self.user_embedding = tf.keras.layers.Embedding(
-            len(user_ids) + 1, dim, embeddings_initializer=init)
-        # Index 0 is the padding mask, 1 the OOV bucket, then the vocabulary.
+            len(user_ids) + oov, dim, embeddings_initializer=init)
+        # Index 0 is the padding mask, 1 .. K the OOV buckets, then the vocabulary.
         self.history_lookup = tf.keras.layers.StringLookup(
-            vocabulary=item_ids, mask_token=features.PADDING, num_oov_indices=1)
+            vocabulary=item_ids, mask_token=features.PADDING, num_oov_indices=oov)
         self.history_embedding = tf.keras.layers.Embedding(
-            len(item_ids) + 2, dim, embeddings_initializer=init)
+            len(item_ids) + 1 + oov, dim, embeddings_initializer=init)
         # history_item_side_features: per catalogue feature, each history
-        # item's tokens (rows in history-lookup order: padding, OOV, items).
+        # item's tokens (rows in history-lookup order: padding, K OOV, items).
         self.history_side = []
         if hparams.history_item_side_features and item_features:
             for n, name, values, splits in item_token_tables(
                     item_features, len(item_ids), hparams.item_feature_buckets,
-                    padding_row=True):
+                    padding_row=True, oov_rows=oov):
                 self.history_side.append((tf.constant(values), tf.constant(splits),
                                           tf.keras.layers.Embedding(
                     hparams.item_feature_buckets, dim, name=f"history_{name}_embedding",
@@ -277,21 +298,25 @@ def hashed_token_table(token_lists: list[list[str]], buckets: int) -> tuple[np.n
 
 
 def item_token_tables(item_features: dict, num_items: int, buckets: int,
-                      padding_row: bool = False) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
+                      padding_row: bool = False, oov_rows: int = 1
+                      ) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
     """`hashed_token_table` of every catalogue feature, in name order.
 
-    Returns (position, name, values, row_splits) per feature: rows OOV, then
-    the items; with `padding_row` one more empty row in front, matching the
-    history lookup (padding 0, OOV 1, items). Raises if a feature does not
-    have one token list per vocabulary item.
+    Returns (position, name, values, row_splits) per feature: `oov_rows`
+    empty OOV rows, then the items; with `padding_row` one more empty row in
+    front, matching the history lookup (padding 0, OOV 1 .. K, items), so the
+    lookup's index is the table's row. Raises if a feature does not have one
+    token list per vocabulary item.
     """
+    # hashed_token_table puts one more empty row in front itself.
+    empty_rows = int(padding_row) + check_oov_buckets(oov_rows) - 1
     tables = []
     for n, name in enumerate(sorted(item_features)):
         token_lists = item_features[name]
         if len(token_lists) != num_items:
             raise ValueError(f"item feature {name!r}: {len(token_lists)} rows for "
                              f"{num_items} vocabulary items; expected one per item")
-        rows = ([[]] if padding_row else []) + list(token_lists)
+        rows = [[] for _ in range(empty_rows)] + list(token_lists)
         tables.append((n, name, *hashed_token_table(rows, buckets)))
     return tables
 
@@ -327,6 +352,15 @@ class CandidateTower(tf.keras.Model):
         token each, titles their words). Items with no tokens add nothing.
     Side information is stored per vocabulary row, so the served tower still
     takes only item ids.
+
+    Unknown ids map to one OOV row whatever the vocabulary's
+    `num_oov_buckets`: the tower only ever embeds vocabulary items for the
+    index and serving, so its OOV row is reached only by training clicks on
+    items cut from the vocabulary, whose embedding is never served. K rows
+    there (and K empty rows in every per-item table) would only split those
+    clicks' never-served targets. With
+    `shared_history` the id embedding is the history table's row, found by
+    the history lookup, so those clicks then use its OOV buckets.
     """
 
     def __init__(self, item_ids: list[str], hparams: HParams,

@@ -54,6 +54,26 @@ class Vocab:
     def num_items(self) -> int:
         return len(self.item_ids)
 
+    @property
+    def num_oov_buckets(self) -> int:
+        """OOV buckets of the query tower's id lookups (`oov_buckets` of the stats)."""
+        return oov_buckets(self.stats)
+
+
+def oov_buckets(stats: dict) -> int:
+    """``stats.json`` ``num_oov_buckets`` (VocabStatsGen's `vocab.num_oov_buckets`).
+
+    Vocabularies written before the setting existed have no such key and get
+    1, the single OOV bucket the towers always used, so they load unchanged.
+
+    Raises:
+      ValueError: the value is not an integer >= 1.
+    """
+    value = stats.get("num_oov_buckets", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"stats.json num_oov_buckets={value!r}: expected an integer >= 1")
+    return value
+
 
 def _check_id(value: str, kind: str) -> None:
     if not value or "\t" in value or "\n" in value:
