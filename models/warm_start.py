@@ -5,7 +5,9 @@ tables and every other tower weight in creation order. Vocabularies change
 between runs, so id tables are copied row by row for the ids both
 vocabularies hold (new ids keep their fresh initialisation); other weights are
 copied when their shapes agree and skipped (and counted) when they do not,
-e.g. after `embedding_dim` changed.
+e.g. after `embedding_dim` changed. The OOV rows are copied only when both
+vocabularies have the same `num_oov_buckets` (with another count an unknown
+id hashes to another bucket).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import tensorflow as tf  # noqa: E402
 
 WEIGHTS_FILE = "warm_start.npz"
 
-# (tower attribute, layer attribute, rows before the first vocabulary id, vocab kind)
+# (tower attribute, layer attribute, rows before the first vocabulary id given
+# the vocabulary's `num_oov_buckets` K, vocab kind)
 ID_TABLES = (
-    ("query_tower", "history_embedding", 2, "item"),  # mask, OOV
-    ("query_tower", "user_embedding", 1, "user"),  # OOV
-    ("candidate_tower", "item_embedding", 1, "item"),  # OOV
+    ("query_tower", "history_embedding", lambda k: 1 + k, "item"),  # mask, K OOV rows
+    ("query_tower", "user_embedding", lambda k: k, "user"),  # K OOV rows
+    ("candidate_tower", "item_embedding", lambda k: 1, "item"),  # one OOV row
 )
 
 
@@ -69,20 +72,24 @@ def restore(model, towers_dir: str, old_vocab, new_vocab) -> dict:
         saved = dict(np.load(io.BytesIO(f.read())))
     report = {"ids_copied": {}, "weights_copied": 0, "weights_skipped": 0}
     variables = _id_variables(model)
-    for tower, layer, offset, kind in ID_TABLES:
+    for tower, layer, head_rows, kind in ID_TABLES:
         name = f"{tower}.{layer}"
         if name not in variables or name not in saved:
             continue
         old_ids = old_vocab.item_ids if kind == "item" else old_vocab.user_ids
         new_ids = new_vocab.item_ids if kind == "item" else new_vocab.user_ids
-        old_rows = {value: n + offset for n, value in enumerate(old_ids)}
+        # Each model's own OOV bucket count places its first vocabulary row.
+        old_offset = head_rows(old_vocab.num_oov_buckets)
+        offset = head_rows(new_vocab.num_oov_buckets)
+        old_rows = {value: n + old_offset for n, value in enumerate(old_ids)}
         table, old = variables[name].numpy(), saved[name]
         if table.shape[1] != old.shape[1]:
             report["weights_skipped"] += 1
             continue
         pairs = [(n + offset, old_rows[value]) for n, value in enumerate(new_ids)
                  if value in old_rows]
-        table[:offset] = old[:offset]
+        if offset == old_offset:  # another K hashes unknown ids to other buckets
+            table[:offset] = old[:offset]
         if pairs:
             new_index, old_index = (np.array(p) for p in zip(*pairs, strict=True))
             table[new_index] = old[old_index]

@@ -4,7 +4,6 @@ import queue
 import time
 
 import pytest
-
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 

@@ -4,12 +4,13 @@ candidate tower keeps one, and K = 1 is the layout the towers always had."""
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import serving_export
+from models import serving_export, warm_start
 from models import vocab as vocab_lib
 from models.hparams import HParams
 from models.retrieval import RetrievalModel
@@ -201,3 +202,40 @@ def test_export_serves_unknown_users_and_items_as_tf_serving_runs_it(towers_dir,
     assert eager["item_ids"].shape == (2, 5)
     answer = graph_mode.run_serving_default(out_dir, "brute_force", request)
     assert answer["item_ids"] == eager["item_ids"].numpy().astype(str).tolist()
+
+
+def _towers(users, items, k):
+    hparams = HParams(use_user_id=True, **LINEAR)
+    query = QueryTower(users, items, hparams, num_oov_buckets=k)
+    candidate = CandidateTower(items, hparams)
+    query(query_inputs([users[0]], [[items[0]]]))
+    candidate(tf.constant([items[0]]))
+    return SimpleNamespace(query_tower=query, candidate_tower=candidate)
+
+
+@pytest.mark.parametrize("old_k, new_k", [(1, 3), (3, 3), (3, 1)])
+def test_warm_start_copies_id_rows_at_each_models_own_oov_offset(tmp_path, old_k, new_k):
+    old = _towers(["u1", "u2"], ["i1", "i2"], old_k)
+    warm_start.save(str(tmp_path / warm_start.WEIGHTS_FILE), old)
+    new = _towers(["u2", "u3"], ["i2", "i3"], new_k)
+    fresh_oov = new.query_tower.user_embedding.embeddings.numpy()[:new_k].copy()
+    report = warm_start.restore(
+        new, str(tmp_path), SimpleNamespace(user_ids=["u1", "u2"], item_ids=["i1", "i2"],
+                                            num_oov_buckets=old_k),
+        SimpleNamespace(user_ids=["u2", "u3"], item_ids=["i2", "i3"], num_oov_buckets=new_k))
+    assert report["ids_copied"] == {"query_tower.history_embedding": 1,
+                                    "query_tower.user_embedding": 1,
+                                    "candidate_tower.item_embedding": 1}
+    old_users = old.query_tower.user_embedding.embeddings.numpy()
+    new_users = new.query_tower.user_embedding.embeddings.numpy()
+    np.testing.assert_array_equal(new_users[new_k], old_users[old_k + 1])  # u2
+    old_history = old.query_tower.history_embedding.embeddings.numpy()
+    new_history = new.query_tower.history_embedding.embeddings.numpy()
+    np.testing.assert_array_equal(new_history[1 + new_k], old_history[1 + old_k + 1])  # i2
+    np.testing.assert_array_equal(
+        new.candidate_tower.item_embedding.embeddings.numpy()[1],
+        old.candidate_tower.item_embedding.embeddings.numpy()[2])  # i2: one OOV row always
+    if old_k == new_k:
+        np.testing.assert_array_equal(new_users[:new_k], old_users[:old_k])
+    else:  # another K hashes unknown ids elsewhere: the OOV rows keep their fresh values
+        np.testing.assert_array_equal(new_users[:new_k], fresh_oov)
