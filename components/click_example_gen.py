@@ -56,10 +56,11 @@ def build_pipeline(pipeline: beam.Pipeline, files: dict[str, ingestion.InputFile
     for split in config.splits:
         _ = outputs[split] | f"Write{split}" >> beam.io.WriteToTFRecord(
             os.path.join(split_dirs[split], "data_tfrecord"), file_name_suffix=".gz")
-    _ = (outputs["quarantine"]
-         | "QuarantineJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
-         | "WriteQuarantine" >> beam.io.WriteToText(
-             os.path.join(quarantine_dir, "quarantined"), file_name_suffix=".jsonl"))
+    for part, rows in outputs["quarantine"].items():  # quarantined-{rows,users}-*.jsonl
+        _ = (rows
+             | f"QuarantineJson[{part}]" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
+             | f"WriteQuarantine[{part}]" >> beam.io.WriteToText(
+                 os.path.join(quarantine_dir, f"quarantined-{part}"), file_name_suffix=".jsonl"))
     cutoff_rows = outputs["cutoff"] | "CutoffRow" >> beam.Map(
         lambda c: ((_CUTOFF_PATH, "cutoff", ""), list(c)))
     _ = ((outputs["counters"], cutoff_rows) | "CountersAndCutoff" >> beam.Flatten()

@@ -399,7 +399,9 @@ class IngestClicks(beam.PTransform):
     """(path, raw record) -> {split: serialized examples, "quarantine",
     "counters", "cutoff"}.
 
-    `counters` is a PCollection of ((path, counter, reason), count) rows, one
+    `quarantine` is {"rows": rows rejected on their own, "users": clicks
+    rejected by the per-user rules (duplicates, bot cap)}, quarantine records
+    with their reason. `counters` is a PCollection of ((path, counter, reason), count) rows, one
     per file and reason: small however large the input. `cutoff` holds one
     (eval_start, test_start) pair ((None, None) for split_by=user).
     """
@@ -464,19 +466,21 @@ class IngestClicks(beam.PTransform):
             user_examples, paths, splits, config, first_seen=beam.pvalue.AsDict(first_seen),
             cutoff=beam.pvalue.AsSingleton(cutoff)).with_outputs(ACCEPTED_TAG, *splits)
 
-        quarantine = ((parsed[QUARANTINE_TAG], users[QUARANTINE_TAG])
-                      | "AllQuarantined" >> beam.Flatten())
-        # Each source is summed before the Flatten: the local runner does not
-        # fuse a combine's partial sums across a Flatten, so one (key, 1) row
-        # per input record would otherwise wait in its memory.
+        # The quarantine stays in two parts and each count source is summed
+        # before the Flatten: the local runner materialises a Flatten's output
+        # (its consumers cannot be fused with all of its producers), so
+        # quarantined rows or one (key, 1) row per input record would
+        # otherwise wait in its memory.
+        quarantine = {"rows": parsed[QUARANTINE_TAG], "users": users[QUARANTINE_TAG]}
         counts = [
             records | "ReadKeys" >> beam.Map(lambda pr: ((pr[0], COUNTER_ROWS_READ, ""), 1))
             | "CountRead" >> beam.CombinePerKey(sum),
-            quarantine | "QuarantineKeys" >> beam.Map(
-                lambda q: ((q["file"], COUNTER_QUARANTINED, q["reason"]), 1))
-            | "CountQuarantined" >> beam.CombinePerKey(sum),
             examples[ACCEPTED_TAG] | "CountAccepted" >> beam.CombinePerKey(sum),
         ]
+        for part, rows in quarantine.items():
+            counts.append(rows | f"QuarantineKeys[{part}]" >> beam.Map(
+                lambda q: ((q["file"], COUNTER_QUARANTINED, q["reason"]), 1))
+                | f"CountQuarantined[{part}]" >> beam.CombinePerKey(sum))
         counters = (counts | "AllCounts" >> beam.Flatten()
                     | "Count" >> beam.CombinePerKey(sum))
         outputs = {split: examples[split] for split in splits}
