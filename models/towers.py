@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
 from models.hparams import HParams  # noqa: E402
+from models.vocab import check_oov_buckets  # noqa: E402
 
 
 def _normalise(x: tf.Tensor, similarity: str) -> tf.Tensor:
@@ -149,14 +150,6 @@ def last_items(embedded: tf.Tensor, mask: tf.Tensor, count: int) -> tf.Tensor:
     return tf.concat([tf.reduce_sum(embedded * mask * tf.cast(tf.equal(steps, float(n)),
                                                               tf.float32), axis=1)
                       for n in range(count)], axis=-1)
-
-
-def check_oov_buckets(num_oov_buckets) -> int:
-    """`num_oov_buckets` if it is an integer >= 1; raises naming it otherwise."""
-    if (isinstance(num_oov_buckets, bool) or not isinstance(num_oov_buckets, int)
-            or num_oov_buckets < 1):
-        raise ValueError(f"num_oov_buckets={num_oov_buckets!r}: expected an integer >= 1")
-    return num_oov_buckets
 
 
 class QueryTower(tf.keras.Model):

@@ -69,9 +69,13 @@ def oov_buckets(stats: dict) -> int:
     Raises:
       ValueError: the value is not an integer >= 1.
     """
-    value = stats.get("num_oov_buckets", 1)
+    return check_oov_buckets(stats.get("num_oov_buckets", 1), "stats.json num_oov_buckets")
+
+
+def check_oov_buckets(value, label: str = "num_oov_buckets") -> int:
+    """`value` if it is an integer >= 1; raises naming `label` and the value otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"stats.json num_oov_buckets={value!r}: expected an integer >= 1")
+        raise ValueError(f"{label}={value!r}: expected an integer >= 1")
     return value
 
 
