@@ -84,30 +84,34 @@ class ClickRecord:
     string_features: tuple = ()  # (name, (values...)) for every other bytes feature
 
 
-def parse_click(serialized: bytes) -> ClickRecord:
-    """Serialized click tf.Example -> `ClickRecord`."""
+def _example_features(serialized: bytes):
+    """Serialized tf.Example -> its feature map."""
     from tensorflow.core.example import example_pb2
 
-    feature = example_pb2.Example.FromString(serialized).features.feature
+    return example_pb2.Example.FromString(serialized).features.feature
+
+
+def _item_and_time(feature) -> tuple[str, int]:
+    return (feature[features.ITEM_ID].bytes_list.value[0].decode(),
+            int(feature[features.TIMESTAMP].int64_list.value[0]))
+
+
+def parse_click(serialized: bytes) -> ClickRecord:
+    """Serialized click tf.Example -> `ClickRecord`."""
+    feature = _example_features(serialized)
     weight = feature[features.WEIGHT].float_list.value if features.WEIGHT in feature else [1.0]
     strings = tuple(sorted(
         (name, tuple(v.decode("utf-8", "replace") for v in value.bytes_list.value))
         for name, value in feature.items()
         if name not in _NOT_FEATURE_VOCABS and value.WhichOneof("kind") == "bytes_list"))
     return ClickRecord(feature[features.USER_ID].bytes_list.value[0].decode(),
-                       feature[features.ITEM_ID].bytes_list.value[0].decode(),
-                       int(feature[features.TIMESTAMP].int64_list.value[0]),
-                       float(weight[0]) if weight else 1.0, strings)
+                       *_item_and_time(feature), float(weight[0]) if weight else 1.0, strings)
 
 
 def parse_item_time(serialized: bytes) -> tuple[str, int]:
     """Serialized click tf.Example -> (item id, timestamp), decoded as `parse_click`
     does: all the recent-window count needs, without decoding the other features."""
-    from tensorflow.core.example import example_pb2
-
-    feature = example_pb2.Example.FromString(serialized).features.feature
-    return (feature[features.ITEM_ID].bytes_list.value[0].decode(),
-            int(feature[features.TIMESTAMP].int64_list.value[0]))
+    return _item_and_time(_example_features(serialized))
 
 
 def keep_top(counts: list[tuple[str, float]], min_count: int, max_size: int) -> list:
