@@ -157,6 +157,12 @@ class HParams:
     teacher_similarity_weight: float = 0.1
     teacher_discriminator: bool = False
     teacher_adversarial_weight: float = 0.1
+    # Train this many towers with seeds seed, seed + 1, ... and serve the mean
+    # of their scores (models/ensemble.py): the exported embeddings are the
+    # members' concatenated (query side scaled by 1 / ensemble_size), so every
+    # dot-product consumer stays unchanged. Costs ensemble_size x the training
+    # time and embedding size.
+    ensemble_size: int = 1
     # Number of top-scoring items a served request returns.
     serving_top_k: int = 100
     # Most recent request-history items excluded from served answers.
@@ -167,7 +173,8 @@ class HParams:
         positive_ints = ("embedding_dim", "max_history", "batch_size", "epochs", "serving_top_k",
                          "serving_exclude_history", "pair_negatives", "attention_heads",
                          "early_stopping_k", "early_stopping_examples", "item_feature_buckets",
-                         "prior_calibration_examples", "query_feature_buckets")
+                         "prior_calibration_examples", "query_feature_buckets",
+                         "ensemble_size")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import (  # noqa: E402
+    ensemble,
     features,
     prior_calibration,
     teacher,
@@ -83,6 +84,11 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
           base_model_dir: str | None = None) -> dict:
     """Trains the two-tower model and writes the towers SavedModel.
 
+    With `hparams.ensemble_size` K > 1, K members are trained one after the
+    other with seeds seed, seed + 1, ... (each with its own early stopping,
+    TensorBoard run `member-k` and warm start) and exported as one pair of
+    towers scoring the mean of their scores (models/ensemble.py).
+
     Args:
       train_files: glob(s) of training example files.
       vocab_dir: a VocabStats directory.
@@ -94,20 +100,71 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
 
     Returns:
       The final epoch's training logs (loss, and val_hit_rate@K with early
-      stopping), plus `epochs_trained` and the warm-start report if any.
+      stopping), plus `epochs_trained` and the warm-start report if any; with
+      an ensemble, member 0's, and every member's under `members`.
     """
-    set_seeds(hparams.seed)
     vocab = read_vocab(vocab_dir)
     extra = features.query_input_specs(hparams)[2:]  # recency, user/context features
-    dataset = make_dataset(train_files, hparams.batch_size, hparams.max_history,
-                           shuffle=True, seed=hparams.seed,
-                           cache=hparams.cache_train_examples, extra_specs=extra)
-    strategy = distribution_strategy(hparams.distribution_strategy)
 
     def eval_dataset():
         return make_dataset(eval_files, 1024, hparams.max_history, shuffle=False,
                             extra_specs=extra)
 
+    models, finals = [], []
+    for member in range(hparams.ensemble_size):
+        member_hparams = dataclasses.replace(
+            hparams, seed=ensemble.member_seed(hparams.seed, member))
+        member_log_dir = log_dir
+        if log_dir and hparams.ensemble_size > 1:
+            member_log_dir = os.path.join(log_dir, f"member-{member}")
+        model, final = _train_member(train_files, vocab_dir, vocab, member_hparams,
+                                     member_log_dir, eval_files, eval_dataset,
+                                     base_model_dir, member)
+        models.append(model)
+        finals.append(final)
+    trained = ensemble.Ensemble(models)
+    report: dict = {}
+    learned = [model.trending_prior for model in models if model.trending_prior is not None]
+    if learned:
+        # Learned in the logits (scores / temperature): w = temperature * beta
+        # (the members' mean), one more candidate of the grid's choice below,
+        # or the weight itself.
+        weight = round(max(hparams.temperature * float(
+            np.mean([prior.beta.numpy() for prior in learned])), 0.0), 4)
+        report["trending_prior_learned_weight"] = weight
+        hparams = dataclasses.replace(
+            hparams, trending_prior_weight=weight,
+            trending_prior_grid=tuple(sorted(set(hparams.trending_prior_grid) | {weight}))
+            if hparams.trending_prior_grid else ())
+    if hparams.trending_prior_grid and eval_files:
+        weight, report["trending_prior"] = prior_calibration.choose_weight(
+            trained, eval_dataset(), vocab, hparams)
+        # hparams.json of the towers records the weight the export applies.
+        hparams = dataclasses.replace(hparams, trending_prior_weight=weight)
+    elif hparams.trending_prior_grid:
+        report["trending_prior"] = {"weight": hparams.trending_prior_weight,
+                                    "reason": "no eval examples: the fixed weight is kept"}
+    towers_export.save_towers(output_dir, trained.query_tower, trained.candidate_tower, hparams,
+                              vocab_dir)
+    for member, model in enumerate(models):
+        warm_start.save(os.path.join(output_dir, warm_start.weights_file(member)), model)
+    final = dict(finals[0])
+    if len(finals) > 1:
+        final["members"] = finals
+    final.update(report)
+    logging.info("trained towers saved to %s; final %s", output_dir, final)
+    return final
+
+
+def _train_member(train_files, vocab_dir: str, vocab, hparams: HParams, log_dir,
+                  eval_files, eval_dataset, base_model_dir, member: int):
+    """Trains one model (one ensemble member); returns it and its final logs."""
+    set_seeds(hparams.seed)
+    extra = features.query_input_specs(hparams)[2:]
+    dataset = make_dataset(train_files, hparams.batch_size, hparams.max_history,
+                           shuffle=True, seed=hparams.seed,
+                           cache=hparams.cache_train_examples, extra_specs=extra)
+    strategy = distribution_strategy(hparams.distribution_strategy)
     with strategy.scope():
         prior = trending.build(train_files, vocab) if hparams.trending_prior_training else None
         model = RetrievalModel(vocab, hparams, trending_prior=prior,
@@ -117,7 +174,8 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
     report: dict = {}
     if base_model_dir and hparams.warm_start:
         old_vocab = read_vocab(os.path.join(base_model_dir, towers_export.VOCAB_DIR))
-        report["warm_start"] = warm_start.restore(model, base_model_dir, old_vocab, vocab)
+        report["warm_start"] = warm_start.restore(model, base_model_dir, old_vocab, vocab,
+                                                  member=member)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     if model.guidance is not None:  # teacher-guided: guidance on after the pre-training
         callbacks.append(teacher.GuidanceSchedule(model.guidance,
@@ -133,27 +191,6 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
             hparams.early_stopping_patience)
         callbacks.insert(0, stopper)
     history = model.fit(dataset, epochs=hparams.epochs, callbacks=callbacks, verbose=2)
-    if model.trending_prior is not None:
-        # Learned in the logits (scores / temperature): w = temperature * beta,
-        # one more candidate of the grid's choice below, or the weight itself.
-        learned = round(max(hparams.temperature * float(model.trending_prior.beta.numpy()), 0.0),
-                        4)
-        report["trending_prior_learned_weight"] = learned
-        hparams = dataclasses.replace(
-            hparams, trending_prior_weight=learned,
-            trending_prior_grid=tuple(sorted(set(hparams.trending_prior_grid) | {learned}))
-            if hparams.trending_prior_grid else ())
-    if hparams.trending_prior_grid and eval_files:
-        weight, report["trending_prior"] = prior_calibration.choose_weight(
-            model, eval_dataset(), vocab, hparams)
-        # hparams.json of the towers records the weight the export applies.
-        hparams = dataclasses.replace(hparams, trending_prior_weight=weight)
-    elif hparams.trending_prior_grid:
-        report["trending_prior"] = {"weight": hparams.trending_prior_weight,
-                                    "reason": "no eval examples: the fixed weight is kept"}
-    towers_export.save_towers(output_dir, model.query_tower, model.candidate_tower, hparams,
-                              vocab_dir)
-    warm_start.save(os.path.join(output_dir, warm_start.WEIGHTS_FILE), model)
     final = {name: float(values[-1]) for name, values in history.history.items()}
     final["epochs_trained"] = len(history.history.get("loss", []))
     if stopper is not None:
@@ -164,8 +201,7 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
         final["teacher_auc"] = teacher.teacher_auc(
             model, eval_dataset(), vocab.item_ids)
     final.update(report)
-    logging.info("trained towers saved to %s; final %s", output_dir, final)
-    return final
+    return model, final
 
 
 def run_fn(fn_args) -> None:

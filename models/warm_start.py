@@ -23,6 +23,11 @@ import tensorflow as tf  # noqa: E402
 
 WEIGHTS_FILE = "warm_start.npz"
 
+
+def weights_file(member: int = 0) -> str:
+    """File name of ensemble member `member`'s weights (member 0: WEIGHTS_FILE)."""
+    return WEIGHTS_FILE if member == 0 else f"warm_start-member-{member}.npz"
+
 # (tower attribute, layer attribute, rows before the first vocabulary id given
 # the vocabulary's `num_oov_buckets` K, vocab kind)
 ID_TABLES = (
@@ -59,18 +64,27 @@ def save(path: str, model) -> None:
         f.write(buffer.getvalue())
 
 
-def restore(model, towers_dir: str, old_vocab, new_vocab) -> dict:
+def restore(model, towers_dir: str, old_vocab, new_vocab, member: int = 0) -> dict:
     """Copies matching weights from `towers_dir` into the built `model`.
 
-    Returns counts: ids copied per table, other weights copied and skipped.
+    `member`: the ensemble member being initialised. It starts from the same
+    member of the earlier model, or from its member 0 when that model had
+    fewer members (e.g. a single model before `ensemble_size` was raised).
+
+    Returns counts: ids copied per table, other weights copied and skipped,
+    and the earlier model's member the weights came from.
     """
-    path = os.path.join(towers_dir, WEIGHTS_FILE)
+    source = member
+    if member and not tf.io.gfile.exists(os.path.join(towers_dir, weights_file(member))):
+        source = 0
+    path = os.path.join(towers_dir, weights_file(source))
     if not tf.io.gfile.exists(path):
         raise ValueError(f"warm start from {towers_dir!r}: no {WEIGHTS_FILE}; expected a "
                          "towers model saved by this project's trainer")
     with tf.io.gfile.GFile(path, "rb") as f:
         saved = dict(np.load(io.BytesIO(f.read())))
-    report = {"ids_copied": {}, "weights_copied": 0, "weights_skipped": 0}
+    report = {"ids_copied": {}, "weights_copied": 0, "weights_skipped": 0,
+              "from_member": source}
     variables = _id_variables(model)
     for tower, layer, head_rows, kind in ID_TABLES:
         name = f"{tower}.{layer}"
