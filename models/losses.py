@@ -149,8 +149,11 @@ def pair_negatives(num_queries: tf.Tensor, num_candidates: tf.Tensor, k: int) ->
     return (tf.range(num_queries)[:, None] + offsets[None, :]) % num_candidates
 
 
-def _positive_and_negative_scores(query, candidates, k, positive_ids, candidate_ids):
+def _positive_and_negative_scores(query, candidates, k, positive_ids, candidate_ids,
+                                  score_offset=None):
     all_scores = scores(query, candidates)
+    if score_offset is not None:
+        all_scores += score_offset
     batch = tf.shape(query)[0]
     columns = pair_negatives(batch, tf.shape(candidates)[0], k)
     positive = tf.linalg.diag_part(all_scores[:, :batch])  # [B]
@@ -166,14 +169,17 @@ def _positive_and_negative_scores(query, candidates, k, positive_ids, candidate_
 def bce_loss(query: tf.Tensor, candidates: tf.Tensor, *, num_negatives: int,
              temperature: float = 1.0, positive_ids: tf.Tensor | None = None,
              candidate_ids: tf.Tensor | None = None,
-             sample_weight: tf.Tensor | None = None) -> tf.Tensor:
+             sample_weight: tf.Tensor | None = None,
+             score_offset: tf.Tensor | None = None) -> tf.Tensor:
     """Pointwise sigmoid cross-entropy: one positive, `num_negatives` negatives per query.
 
     Per query: `-log s(x+) - sum_j log(1 - s(x-_j))`, x = score / temperature;
-    accidental hits among the negatives are left out.
+    accidental hits among the negatives are left out. `score_offset` `[B, N]`
+    (e.g. the trending prior, in score units) is added to the scores first, as
+    in the two triplet losses.
     """
     positive, negative, valid = _positive_and_negative_scores(
-        query, candidates, num_negatives, positive_ids, candidate_ids)
+        query, candidates, num_negatives, positive_ids, candidate_ids, score_offset)
     positive_term = tf.nn.sigmoid_cross_entropy_with_logits(
         labels=tf.ones_like(positive), logits=positive / temperature)
     negative_terms = tf.nn.sigmoid_cross_entropy_with_logits(
@@ -189,10 +195,11 @@ def _mean_over_valid(values: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
 def triplet_hinge_loss(query: tf.Tensor, candidates: tf.Tensor, *, num_negatives: int,
                        margin: float, positive_ids: tf.Tensor | None = None,
                        candidate_ids: tf.Tensor | None = None,
-                       sample_weight: tf.Tensor | None = None) -> tf.Tensor:
+                       sample_weight: tf.Tensor | None = None,
+                       score_offset: tf.Tensor | None = None) -> tf.Tensor:
     """Per query: mean over its negatives of `max(0, margin - (s+ - s-))` (raw scores)."""
     positive, negative, valid = _positive_and_negative_scores(
-        query, candidates, num_negatives, positive_ids, candidate_ids)
+        query, candidates, num_negatives, positive_ids, candidate_ids, score_offset)
     hinge = tf.nn.relu(margin - (positive[:, None] - negative))
     return _weighted_sum(_mean_over_valid(hinge, valid), sample_weight)
 
@@ -200,9 +207,10 @@ def triplet_hinge_loss(query: tf.Tensor, candidates: tf.Tensor, *, num_negatives
 def triplet_logistic_loss(query: tf.Tensor, candidates: tf.Tensor, *, num_negatives: int,
                           temperature: float = 1.0, positive_ids: tf.Tensor | None = None,
                           candidate_ids: tf.Tensor | None = None,
-                          sample_weight: tf.Tensor | None = None) -> tf.Tensor:
+                          sample_weight: tf.Tensor | None = None,
+                          score_offset: tf.Tensor | None = None) -> tf.Tensor:
     """Per query: mean over its negatives of `log(1 + exp((s- - s+) / temperature))`."""
     positive, negative, valid = _positive_and_negative_scores(
-        query, candidates, num_negatives, positive_ids, candidate_ids)
+        query, candidates, num_negatives, positive_ids, candidate_ids, score_offset)
     logistic = tf.math.softplus((negative - positive[:, None]) / temperature)
     return _weighted_sum(_mean_over_valid(logistic, valid), sample_weight)

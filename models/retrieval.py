@@ -118,11 +118,18 @@ class RetrievalModel(tfrs.Model):
     def retrieval_loss(self, query: tf.Tensor, candidates: tf.Tensor, positive_ids: tf.Tensor,
                        candidate_ids: tf.Tensor, weight: tf.Tensor | None,
                        logit_offset: tf.Tensor | None = None) -> tf.Tensor:
-        """The retrieval loss `hparams.loss` of a batch (models/losses.py);
-        `logit_offset` `[B, N]` (softmax only) is added to its logits."""
+        """The retrieval loss `hparams.loss` of a batch (models/losses.py).
+
+        `logit_offset` `[B, N]` is added to the softmax logits; the pairwise
+        and pointwise losses get it in score units (`temperature *
+        logit_offset`) added to the scores, so in every loss it stands for the
+        same served term `w * prior` with `w = temperature * beta`.
+        """
         hparams = self.hparams
         hits = dict(positive_ids=positive_ids, candidate_ids=candidate_ids) \
             if hparams.remove_accidental_hits else {}
+        if logit_offset is not None and hparams.loss != "softmax":
+            hits["score_offset"] = hparams.temperature * logit_offset
         if hparams.loss == "softmax":
             return losses.softmax_loss(
                 query, candidates, temperature=hparams.temperature,

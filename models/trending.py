@@ -47,17 +47,15 @@ def window_seconds(stats: dict) -> float:
     return max((newest - oldest) * fraction, 1.0)
 
 
-def read_clicks(train_files) -> tuple[list[str], np.ndarray]:
-    """Item ids and timestamps of every training click."""
-    spec = {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
-            features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
-    dataset = tf.data.TFRecordDataset(_expand(train_files), compression_type="GZIP").batch(8192)
-    items, times = [], []
-    for batch in dataset:
-        parsed = tf.io.parse_example(batch, spec)
-        items += [i.decode() for i in parsed[features.ITEM_ID].numpy()]
-        times.append(parsed[features.TIMESTAMP].numpy())
-    return items, (np.concatenate(times) if times else np.zeros([0], np.int64))
+def _buckets(timestamps: np.ndarray, oldest: float, bucket_seconds: float) -> np.ndarray:
+    """Bucket of each click: `floor((timestamp - oldest) / bucket_seconds)`, at least 0."""
+    buckets = np.floor((np.asarray(timestamps, np.float64) - oldest) / bucket_seconds)
+    return np.maximum(buckets, 0).astype(np.int64)
+
+
+def _cumulative(table: np.ndarray) -> np.ndarray:
+    table[0] = 0.0  # the OOV row: clicks of non-candidates are not counted
+    return np.cumsum(table, axis=1)
 
 
 def counts_before(item_ids: list[str], clicked_items: list[str], timestamps: np.ndarray,
@@ -68,13 +66,32 @@ def counts_before(item_ids: list[str], clicked_items: list[str], timestamps: np.
     clicks of items outside `item_ids` are not counted."""
     index = {item: n + 1 for n, item in enumerate(item_ids)}
     rows = np.array([index.get(item, 0) for item in clicked_items], np.int64)
-    buckets = np.floor((np.asarray(timestamps, np.float64) - oldest) / bucket_seconds)
-    buckets = np.maximum(buckets, 0).astype(np.int64)
+    buckets = _buckets(timestamps, oldest, bucket_seconds)
     width = int(buckets.max()) + 2 if len(buckets) else 2
     table = np.zeros((len(item_ids) + 1, width), np.float32)
     np.add.at(table, (rows, buckets + 1), 1.0)
-    table[0] = 0.0
-    return np.cumsum(table, axis=1)
+    return _cumulative(table)
+
+
+def counts_before_from_files(train_files, item_ids: list[str], oldest: float,
+                             bucket_seconds: float, batch_size: int = 65536) -> np.ndarray:
+    """`counts_before` of the training example files, read batch by batch:
+    memory is the table (vocabulary x buckets), not the clicks."""
+    spec = {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+            features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
+    lookup = tf.keras.layers.StringLookup(vocabulary=item_ids, mask_token=None,
+                                          num_oov_indices=1)  # 0: not a candidate
+    dataset = tf.data.TFRecordDataset(_expand(train_files), compression_type="GZIP")
+    table = np.zeros((len(item_ids) + 1, 2), np.float32)
+    for batch in dataset.batch(batch_size):
+        parsed = tf.io.parse_example(batch, spec)
+        rows = lookup(parsed[features.ITEM_ID]).numpy()
+        buckets = _buckets(parsed[features.TIMESTAMP].numpy(), oldest, bucket_seconds)
+        width = int(buckets.max()) + 2
+        if width > table.shape[1]:
+            table = np.pad(table, ((0, 0), (0, width - table.shape[1])))
+        np.add.at(table, (rows, buckets + 1), 1.0)
+    return _cumulative(table)
 
 
 class TrendingPrior(tf.keras.layers.Layer):
@@ -109,10 +126,12 @@ class TrendingPrior(tf.keras.layers.Layer):
 def build(train_files, vocab) -> TrendingPrior:
     """The layer for `vocab`'s candidates, counted from the training clicks."""
     stats = vocab.stats
-    window = window_seconds(stats)
-    items, times = read_clicks(train_files)
-    oldest = float(stats.get("min_timestamp", times.min() if len(times) else 0))
-    bucket = window / BUCKETS_PER_WINDOW
-    return TrendingPrior(vocab.item_ids, counts_before(vocab.item_ids, items, times, oldest,
-                                                       bucket),
+    if stats.get("min_timestamp") is None:
+        raise ValueError("hparams.trending_prior_training needs the training period's "
+                         "min_timestamp in the VocabStats stats.json; it is missing (expected "
+                         "a VocabStats written by VocabStatsGen)")
+    oldest = float(stats["min_timestamp"])
+    bucket = window_seconds(stats) / BUCKETS_PER_WINDOW
+    return TrendingPrior(vocab.item_ids,
+                         counts_before_from_files(train_files, vocab.item_ids, oldest, bucket),
                          oldest, bucket, name="trending_prior")

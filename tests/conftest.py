@@ -8,6 +8,19 @@ from clicklog.formats import Click
 from components.ingestion import to_example
 from models import vocab
 from models.hparams import HParams
+
+# Tests of one model option build a single small model unless they set these
+# themselves: the default three-member ensemble would triple their training
+# time, and the default trending prior in training and history dropout would
+# change what they measure. tests/models/test_ensemble.py and the pipeline
+# tests run the defaults.
+SINGLE_MODEL = {"ensemble_size": 1, "history_dropout": 0.0, "trending_prior_training": False,
+                "max_history": 10}
+
+
+def single_model_hparams(**overrides) -> HParams:
+    """HParams of one small model: SINGLE_MODEL, then `overrides`."""
+    return HParams(**{**SINGLE_MODEL, **overrides})
 from models.trainer import train
 
 ITEMS = [f"i{n}" for n in range(30)]

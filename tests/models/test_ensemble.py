@@ -76,8 +76,11 @@ def _scores(directory: str) -> np.ndarray:
 def test_trained_ensemble_scores_the_mean_of_separately_trained_members(data, tmp_path):
     # Training is deterministic for a seed, so members 0 and 1 of the
     # ensemble are the single models trained with seeds 42 and 43.
-    common = {"embedding_dim": 8, "batch_size": 16, "epochs": 2, "trending_prior_grid": ()}
-    for name, extra in (("s42", {}), ("s43", {"seed": 43}), ("ens", {"ensemble_size": 2})):
+    # No trending prior: each member would learn its own weight.
+    common = {"embedding_dim": 8, "batch_size": 16, "epochs": 2, "trending_prior_grid": (),
+              "trending_prior_training": False}
+    for name, extra in (("s42", {"ensemble_size": 1}), ("s43", {"seed": 43, "ensemble_size": 1}),
+                        ("ens", {"ensemble_size": 2})):
         logs = train(data["train"], data["vocab"], HParams(**common, **extra),
                      str(tmp_path / name))
     assert len(logs["members"]) == 2 and logs["loss"] == logs["members"][0]["loss"]
@@ -91,17 +94,21 @@ def test_trained_ensemble_scores_the_mean_of_separately_trained_members(data, tm
 
 
 def test_ensemble_with_trending_prior_exports_and_serves_its_scores(data, tmp_path):
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, ensemble_size=3,
-                      trending_prior_weight=0.5, trending_prior_grid=(), serving_top_k=5,
-                      serving_exclude_history=10)
-    train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
+    # The defaults: three members, trending prior in training (the members'
+    # mean learned weight is served when the grid is empty).
+    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, trending_prior_grid=(),
+                      serving_top_k=5, serving_exclude_history=10)
+    assert hparams.ensemble_size == 3 and hparams.trending_prior_training
+    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
     towers = Towers(str(tmp_path / "towers"))
+    weight = logs["trending_prior_learned_weight"]
+    assert towers.hparams.trending_prior_weight == weight > 0
     query = towers.query_embeddings(USERS, HISTORIES).numpy()
     corpus = towers.candidate_embeddings().numpy()
     # Three members of 8 dimensions, plus the prior column: w on the query
     # side, log1p(recent count) on the candidate side.
     assert query.shape == (3, 25) and corpus.shape == (30, 25)
-    np.testing.assert_allclose(query[:, -1], 0.5)
+    np.testing.assert_allclose(query[:, -1], weight)
     recent = dict(zip(towers.vocab.item_ids, towers.vocab.item_recent_counts, strict=True))
     np.testing.assert_allclose(corpus[:, -1], np.log1p([recent[i] for i in towers.vocab.item_ids]),
                                rtol=1e-6)
@@ -124,6 +131,7 @@ def test_ensemble_with_trending_prior_exports_and_serves_its_scores(data, tmp_pa
 def test_warm_start_member_k_starts_from_the_earlier_member_k_or_member_0(data, tmp_path):
     base = HParams(embedding_dim=8, batch_size=16, epochs=1, ensemble_size=2,
                    trending_prior_grid=())
+    assert base.trending_prior_training  # the members' priors are not warm-started state
     train(data["train"], data["vocab"], base, str(tmp_path / "base"))
     grown = HParams(embedding_dim=8, batch_size=16, epochs=1, ensemble_size=3,
                     trending_prior_grid=(), warm_start=True)

@@ -10,10 +10,9 @@ import tensorflow as tf
 
 from models import serving_export
 from models import vocab as vocab_lib
-from models.hparams import HParams
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import write_tiny_data
+from tests.conftest import single_model_hparams, write_tiny_data
 from tests.models import graph_mode
 
 OPTIONS = dict(history_last_items=2, history_position_decay=0.5, history_dropout=0.3,
@@ -30,7 +29,8 @@ def towers_dir(tmp_path_factory):
         f.write("item_id\tgenre\n")
         for n, item in enumerate(item_ids):
             f.write(f"{item}\tg{n % 3}|all\n")
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=2, serving_top_k=5, **OPTIONS)
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=2, serving_top_k=5,
+                                   **OPTIONS)
     logs = train(data["train"], data["vocab"], hparams, str(root / "towers"))
     assert np.isfinite(logs["loss"]) and "trending_prior_learned_weight" in logs
     return str(root / "towers")

@@ -23,7 +23,8 @@ def test_round_trip_through_plain_dict():
     ({"history_position_decay": 0.5, "history_pooling": "attention"},
      r"history_position_decay=0.5: only weights the mean pooling"),
     ({"history_last_items": -1}, r"history_last_items=-1: expected an integer >= 0"),
-    ({"history_last_items": 11}, r"history_last_items=11: expected at most max_history=10"),
+    ({"history_last_items": 11, "max_history": 10},
+     r"history_last_items=11: expected at most max_history=10"),
 ])
 def test_bad_values_name_the_key_the_value_and_the_expectation(values, message):
     with pytest.raises(ValueError, match=message):

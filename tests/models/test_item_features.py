@@ -21,9 +21,9 @@ from clicklog import synthetic
 from clicklog.formats import Click
 from components.ingestion import to_example
 from models import vocab
-from models.hparams import HParams
 from models.towers_export import Towers
 from models.trainer import train
+from tests.conftest import single_model_hparams
 
 K = 10
 MAX_HISTORY = 10
@@ -86,9 +86,10 @@ def test_category_feature_retrieves_items_without_training_clicks(cold_items):
         # Popularity features off in both: a cold item has none to contribute.
         # A linear query tower: with the default MLP [128] the same data gives
         # 0.041 vs 0.000 (docs/model.md), too few hits for a clear margin.
-        hparams = HParams(embedding_dim=32, epochs=8, batch_size=128, learning_rate=0.05,
-                          recency_half_life_days=0.0, use_popularity_features=False,
-                          query_hidden_layers=(), use_item_side_features=use)
+        hparams = single_model_hparams(embedding_dim=32, epochs=8, batch_size=128,
+                                       learning_rate=0.05, recency_half_life_days=0.0,
+                                       use_popularity_features=False, query_hidden_layers=(),
+                                       use_item_side_features=use)
         towers_dir = str(cold_items["root"] / f"towers_{use}")
         train(cold_items["train"], cold_items["vocab"], hparams, towers_dir)
         rates[use] = _cold_hit_rate(towers_dir, cold_items)

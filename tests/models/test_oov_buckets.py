@@ -12,12 +12,11 @@ import tensorflow as tf
 
 from models import serving_export, warm_start
 from models import vocab as vocab_lib
-from models.hparams import HParams
 from models.retrieval import RetrievalModel
 from models.towers import CandidateTower, QueryTower, item_token_tables
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import write_tiny_data
+from tests.conftest import single_model_hparams, write_tiny_data
 from tests.models import graph_mode
 
 USERS = ["u1", "u2"]
@@ -31,7 +30,8 @@ def query_inputs(user_ids, histories) -> dict:
 
 
 def test_unknown_users_spread_over_the_k_oov_rows_in_front_of_the_vocabulary():
-    tower = QueryTower(USERS, ITEMS, HParams(use_user_id=True, **LINEAR), num_oov_buckets=3)
+    tower = QueryTower(USERS, ITEMS, single_model_hparams(use_user_id=True, **LINEAR),
+                                                          num_oov_buckets=3)
     index = tower.user_lookup(tf.constant(STRANGERS + USERS)).numpy()
     # No mask token on the user side: OOV rows 0, 1, 2, then u1 = 3, u2 = 4.
     assert set(index[:-2]) == {0, 1, 2}
@@ -41,7 +41,7 @@ def test_unknown_users_spread_over_the_k_oov_rows_in_front_of_the_vocabulary():
 
 
 def test_unknown_history_items_spread_over_the_oov_rows_after_the_mask():
-    tower = QueryTower(USERS, ITEMS, HParams(**LINEAR), num_oov_buckets=3)
+    tower = QueryTower(USERS, ITEMS, single_model_hparams(**LINEAR), num_oov_buckets=3)
     index = tower.history_lookup(tf.constant([[""] + STRANGERS + ITEMS])).numpy()[0]
     # Row 0 is the padding mask, 1 .. 3 the OOV buckets, then i1 = 4, i2 = 5.
     assert index[0] == 0
@@ -52,7 +52,7 @@ def test_unknown_history_items_spread_over_the_oov_rows_after_the_mask():
 
 
 def test_an_unknown_history_item_embeds_as_its_own_oov_row():
-    tower = QueryTower(USERS, ITEMS, HParams(**LINEAR), num_oov_buckets=3)
+    tower = QueryTower(USERS, ITEMS, single_model_hparams(**LINEAR), num_oov_buckets=3)
     first = STRANGERS[0]
     other = next(s for s in STRANGERS if int(tower.history_lookup(tf.constant([s]))[0])
                  != int(tower.history_lookup(tf.constant([first]))[0]))
@@ -65,7 +65,7 @@ def test_an_unknown_history_item_embeds_as_its_own_oov_row():
 
 
 def test_one_oov_bucket_is_the_old_layout():
-    hparams = HParams(use_user_id=True, **LINEAR)
+    hparams = single_model_hparams(use_user_id=True, **LINEAR)
     tower = QueryTower(USERS, ITEMS, hparams)
     assert tower.num_oov_buckets == 1
     assert tower.user_lookup(tf.constant(["x", "u1"])).numpy().tolist() == [0, 1]
@@ -81,7 +81,7 @@ def test_one_oov_bucket_is_the_old_layout():
 @pytest.mark.parametrize("bad", [0, -1, 2.0, "3", True])
 def test_a_bad_bucket_count_is_rejected_by_value(bad):
     with pytest.raises(ValueError, match=f"num_oov_buckets={bad!r}"):
-        QueryTower(USERS, ITEMS, HParams(**LINEAR), num_oov_buckets=bad)
+        QueryTower(USERS, ITEMS, single_model_hparams(**LINEAR), num_oov_buckets=bad)
 
 
 def test_history_token_tables_have_k_empty_oov_rows_after_the_padding_row():
@@ -98,7 +98,7 @@ def test_history_token_tables_have_k_empty_oov_rows_after_the_padding_row():
 
 
 def test_history_items_find_their_catalogue_tokens_past_the_oov_rows():
-    hparams = HParams(history_item_side_features=True, **LINEAR)
+    hparams = single_model_hparams(history_item_side_features=True, **LINEAR)
     tower = QueryTower(USERS, ITEMS, hparams, item_features={"genre": [["drama"], []]},
                        num_oov_buckets=3)
     representation = tower.representation(
@@ -113,7 +113,8 @@ def test_history_items_find_their_catalogue_tokens_past_the_oov_rows():
 
 
 def test_shared_item_embeddings_line_up_with_k_oov_buckets():
-    hparams = HParams(embedding_dim=2, query_hidden_layers=(), share_item_embeddings=True)
+    hparams = single_model_hparams(embedding_dim=2, query_hidden_layers=(),
+                                   share_item_embeddings=True)
     query = QueryTower(USERS, ITEMS, hparams, num_oov_buckets=3)
     tower = CandidateTower(ITEMS, hparams, item_counts=[4.0, 1.0],
                            item_recent_counts=[1.0, 0.0], shared_history=query)
@@ -138,10 +139,12 @@ def tiny_vocab(stats: dict) -> vocab_lib.Vocab:
 
 def test_the_model_takes_k_from_the_vocabulary_stats_and_1_when_absent():
     assert tiny_vocab({}).num_oov_buckets == 1
-    model = RetrievalModel(tiny_vocab({"num_oov_buckets": 3}), HParams(embedding_dim=2))
+    model = RetrievalModel(tiny_vocab({"num_oov_buckets": 3}), single_model_hparams(
+        embedding_dim=2))
     assert model.query_tower.num_oov_buckets == 3
     assert model.candidate_tower.item_lookup.num_oov_indices == 1  # candidates keep one row
-    old = RetrievalModel(tiny_vocab({"max_timestamp": 0}), HParams(embedding_dim=2))
+    old = RetrievalModel(tiny_vocab({"max_timestamp": 0}), single_model_hparams(
+        embedding_dim=2))
     assert old.query_tower.num_oov_buckets == 1
     with pytest.raises(ValueError, match="stats.json num_oov_buckets=0"):
         vocab_lib.oov_buckets({"num_oov_buckets": 0})
@@ -163,9 +166,9 @@ def towers_dir(tmp_path_factory):
         f.write("item_id\tgenre\n")
         for n, item in enumerate(item_ids):
             f.write(f"{item}\tg{n % 3}\n")
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, serving_top_k=5,
-                      use_user_id=True, share_item_embeddings=True,
-                      history_item_side_features=True)
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1, serving_top_k=5,
+                                   use_user_id=True, share_item_embeddings=True,
+                                   history_item_side_features=True)
     logs = train(data["train"], data["vocab"], hparams, str(root / "towers"))
     assert np.isfinite(logs["loss"])
     return str(root / "towers")
@@ -205,7 +208,7 @@ def test_export_serves_unknown_users_and_items_as_tf_serving_runs_it(towers_dir,
 
 
 def _towers(users, items, k):
-    hparams = HParams(use_user_id=True, **LINEAR)
+    hparams = single_model_hparams(use_user_id=True, **LINEAR)
     query = QueryTower(users, items, hparams, num_oov_buckets=k)
     candidate = CandidateTower(items, hparams)
     query(query_inputs([users[0]], [[items[0]]]))

@@ -8,8 +8,8 @@ from clicklog.formats import Click
 from components.ingestion import to_example
 from models import prior_calibration
 from models.data import make_dataset
-from models.hparams import HParams
 from models.vocab import Vocab
+from tests.conftest import single_model_hparams
 
 
 def test_hit_rates_by_weight_adds_the_prior_before_ranking():
@@ -53,7 +53,7 @@ VOCAB = Vocab(["a", "b", "c"], [2, 0, 9], [0.2, 0.0, 0.8], [0, 0, 4], [], [], {}
 def test_choose_weight_picks_the_prior_that_predicts_the_eval_clicks(tmp_path):
     dataset = _eval_dataset(tmp_path, [("q1", "c"), ("q2", "c"), ("q3", "c"), ("q4", "a"),
                                        ("q5", "c")])
-    hparams = HParams(trending_prior_grid=(0.0, 0.3, 1.0, 5.0), early_stopping_k=1)
+    hparams = single_model_hparams(trending_prior_grid=(0.0, 0.3, 1.0, 5.0), early_stopping_k=1)
     weight, report = prior_calibration.choose_weight(_Towers(), dataset, VOCAB, hparams)
     assert report["hit_rate_by_weight"] == {"0": 0.2, "0.3": 0.2, "1": 0.8, "5": 0.8}
     assert weight == 1.0 and report["clicks"] == 5  # ties go to the smaller weight
@@ -61,8 +61,8 @@ def test_choose_weight_picks_the_prior_that_predicts_the_eval_clicks(tmp_path):
 
 def test_choose_weight_scores_at_most_the_configured_number_of_clicks(tmp_path):
     dataset = _eval_dataset(tmp_path, [("q1", "a"), ("q2", "a"), ("q3", "a"), ("q4", "c")])
-    hparams = HParams(trending_prior_grid=(0.0, 1.0), early_stopping_k=1,
-                      prior_calibration_examples=3)
+    hparams = single_model_hparams(trending_prior_grid=(0.0, 1.0), early_stopping_k=1,
+                                   prior_calibration_examples=3)
     weight, report = prior_calibration.choose_weight(_Towers(), dataset, VOCAB, hparams)
     # The fourth click (on c, which would favour w = 1) is beyond the limit.
     assert report == {"clicks": 3, "weight": 0.0,
@@ -73,9 +73,10 @@ def test_choose_weight_without_eval_clicks_is_an_error(tmp_path):
     dataset = _eval_dataset(tmp_path, [("q1", "a")]).take(0)
     with pytest.raises(ValueError, match="eval split has no clicks"):
         prior_calibration.choose_weight(_Towers(), dataset, VOCAB,
-                                        HParams(trending_prior_grid=(0.0,)))
+                                        single_model_hparams(
+                                            trending_prior_grid=(0.0,)))
 
 
 def test_trending_prior_grid_is_validated():
     with pytest.raises(ValueError, match=r"trending_prior_grid=\(0.1, -1\)"):
-        HParams(trending_prior_grid=(0.1, -1))
+        single_model_hparams(trending_prior_grid=(0.1, -1))

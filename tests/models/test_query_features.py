@@ -25,6 +25,7 @@ from models.hparams import HParams
 from models.towers import RECENCY_BOUNDARIES, recency_bucket
 from models.towers_export import Towers
 from models.trainer import train
+from tests.conftest import single_model_hparams
 from tests.models import graph_mode
 
 CATEGORIES = 3
@@ -85,7 +86,7 @@ def _hparams(**options) -> HParams:
     values = dict(embedding_dim=16, batch_size=128, epochs=4, learning_rate=0.1,
                   trending_prior_grid=(), recency_half_life_days=0.0)
     values.update(options)
-    return HParams(**values)
+    return single_model_hparams(**values)
 
 
 def _hit_rate(towers_dir: str, records: list[dict]) -> float:

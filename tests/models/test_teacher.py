@@ -25,7 +25,7 @@ from models.hparams import HParams
 from models.retrieval import RetrievalModel
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import write_tiny_data
+from tests.conftest import single_model_hparams, write_tiny_data
 
 
 def softplus(x: float) -> float:
@@ -39,8 +39,8 @@ KEY = tf.constant([[3.0], [-1.0]])
 
 
 def _tiny_guidance(**overrides) -> teacher.TeacherGuidance:
-    hparams = HParams(embedding_dim=1, teacher_guided=True, teacher_hidden_layers=(),
-                      teacher_negatives=2, teacher_discriminator=True, **overrides)
+    hparams = single_model_hparams(embedding_dim=1, teacher_guided=True, teacher_hidden_layers=(),
+                                   teacher_negatives=2, teacher_discriminator=True, **overrides)
     guidance = teacher.TeacherGuidance(1, hparams)
     guidance.teacher.interaction.assign([[1.0]])
     guidance.teacher.mlp.kernels[0].assign([[0.0], [0.0], [1.0]])
@@ -176,8 +176,9 @@ def _batch() -> dict:
 
 
 def _model(vocab_dir, **overrides) -> RetrievalModel:
-    hparams = HParams(embedding_dim=4, teacher_guided=True, teacher_discriminator=True,
-                      teacher_hidden_layers=(8,), teacher_negatives=3, **overrides)
+    hparams = single_model_hparams(embedding_dim=4, teacher_guided=True,
+                                   teacher_discriminator=True, teacher_hidden_layers=(8,),
+                                   teacher_negatives=3, **overrides)
     model = RetrievalModel(vocab.read_vocab(vocab_dir), hparams)
     model.candidate_tower(tf.constant(ITEMS[:1]))
     return model
@@ -249,7 +250,8 @@ def test_guidance_off_before_pretraining_adds_nothing_to_the_towers(vocab_dir):
 
 
 def test_guidance_leaves_the_default_model_alone(vocab_dir):
-    model = RetrievalModel(vocab.read_vocab(vocab_dir), HParams(embedding_dim=4))
+    model = RetrievalModel(vocab.read_vocab(vocab_dir), single_model_hparams(
+        embedding_dim=4))
     assert model.guidance is None
     names = {v.name for v in model.trainable_variables}
     assert not any("guidance" in name for name in names)
@@ -269,7 +271,7 @@ def test_guidance_leaves_the_default_model_alone(vocab_dir):
 ])
 def test_hparams_reject_bad_teacher_values(values, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        HParams(**values)
+        single_model_hparams(**values)
 
 
 def test_hparams_from_dict_turns_hidden_layers_into_a_tuple():
@@ -288,13 +290,14 @@ def _checkpoint_keys(directory: str) -> set[str]:
 def test_trainer_option_trains_and_exports_only_the_towers(tmp_path):
     data = write_tiny_data(tmp_path)
     base = dict(embedding_dim=8, batch_size=16, epochs=2)
-    guided = HParams(**base, teacher_guided=True, teacher_discriminator=True)
+    guided = single_model_hparams(**base, teacher_guided=True, teacher_discriminator=True)
     # (The teacher's AUC, logged with eval examples, is checked in test_quality.py.)
     logs = train(data["train"], data["vocab"], guided, str(tmp_path / "guided"))
     for name in ("loss", "teacher_bce", "teacher_key", "similarity", "discriminator",
                  "adversarial"):
         assert np.isfinite(logs[name]), (name, logs)
-    train(data["train"], data["vocab"], HParams(**base), str(tmp_path / "plain"))
+    train(data["train"], data["vocab"], single_model_hparams(
+        **base), str(tmp_path / "plain"))
     # Same SavedModel variables and warm-start weights as without the teacher.
     assert _checkpoint_keys(str(tmp_path / "guided")) == _checkpoint_keys(str(tmp_path / "plain"))
     assert not any("teacher" in key or "discriminator" in key or "guidance" in key
@@ -320,11 +323,12 @@ def test_mirrored_strategy_trains_the_teacher_and_switches_every_replica(tmp_pat
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from models import teacher, trainer
-        from models.hparams import HParams
+        from tests.conftest import single_model_hparams
         from models.retrieval import RetrievalModel
         from models.vocab import read_vocab
-        hparams = HParams(embedding_dim=8, batch_size=16, epochs=2, teacher_guided=True,
-                          teacher_discriminator=True, distribution_strategy="mirrored")
+        hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=2,
+                                       teacher_guided=True, teacher_discriminator=True,
+                                       distribution_strategy="mirrored")
         strategy = trainer.distribution_strategy("mirrored")
         with strategy.scope():
             model = RetrievalModel(read_vocab({data["vocab"]!r}), hparams)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.hparams import HParams
 from models.towers import (
     AttentivePooling,
     CandidateTower,
@@ -16,6 +15,7 @@ from models.towers import (
     position_weighted_mean,
     steps_before_newest,
 )
+from tests.conftest import single_model_hparams
 
 
 def test_attentive_pooling_ignores_padding_and_weights_sum_to_one():
@@ -37,8 +37,8 @@ def test_attentive_pooling_ignores_padding_and_weights_sum_to_one():
 
 
 def test_query_tower_with_attention_and_mlp_has_the_embedding_shape():
-    hparams = HParams(embedding_dim=4, history_pooling="attention", attention_heads=3,
-                      query_hidden_layers=(8, 6), similarity="cosine")
+    hparams = single_model_hparams(embedding_dim=4, history_pooling="attention", attention_heads=3,
+                                   query_hidden_layers=(8, 6), similarity="cosine")
     tower = QueryTower(["u1"], ["i1", "i2"], hparams)
     out = tower({"user_id": tf.constant(["u1", "x"]),
                  "history": tf.constant([["i1", "i2"], ["", ""]])}).numpy()
@@ -66,7 +66,8 @@ def test_freshness_is_one_for_new_and_unclicked_items_and_falls_with_log_age():
 
 
 def test_candidate_tower_adds_the_mean_of_each_side_feature_s_token_embeddings():
-    hparams = HParams(embedding_dim=3, use_popularity_features=False, item_feature_buckets=97)
+    hparams = single_model_hparams(embedding_dim=3, use_popularity_features=False,
+                                   item_feature_buckets=97)
     features = {"genres": [["drama", "war"], [], ["comedy"]], "title": [["a"], ["b"], []]}
     tower = CandidateTower(["i1", "i2", "i3"], hparams, item_features=features)
     out = tower(tf.constant(["i1", "i2", "i3", "unknown"])).numpy()
@@ -86,20 +87,21 @@ def test_candidate_tower_adds_the_mean_of_each_side_feature_s_token_embeddings()
 
 def test_candidate_tower_rejects_side_features_that_do_not_match_the_vocabulary():
     with pytest.raises(ValueError, match=r"item feature 'genres': 1 rows for 2 vocabulary"):
-        CandidateTower(["i1", "i2"], HParams(use_popularity_features=False),
+        CandidateTower(["i1", "i2"], single_model_hparams(use_popularity_features=False),
                        item_features={"genres": [["drama"]]})
 
 
 def test_side_features_off_ignores_the_catalogue():
-    hparams = HParams(embedding_dim=3, use_popularity_features=False,
-                      use_item_side_features=False)
+    hparams = single_model_hparams(embedding_dim=3, use_popularity_features=False,
+                                   use_item_side_features=False)
     tower = CandidateTower(["i1"], hparams, item_features={"genres": [["drama"]]})
     np.testing.assert_allclose(tower(tf.constant(["i1"])).numpy()[0],
                                tower.item_embedding.embeddings.numpy()[1])
 
 
 def test_shared_item_embeddings_use_the_history_table_for_candidates():
-    hparams = HParams(embedding_dim=3, use_popularity_features=False, share_item_embeddings=True)
+    hparams = single_model_hparams(embedding_dim=3, use_popularity_features=False,
+                                   share_item_embeddings=True)
     query = QueryTower(["u1"], ["i1", "i2"], hparams)
     tower = CandidateTower(["i1", "i2"], hparams, shared_history=query)
     query({"user_id": tf.constant(["u1"]), "history": tf.constant([["i1", ""]])})
@@ -140,8 +142,8 @@ def test_last_items_are_the_newest_first_with_zeros_for_short_histories():
 
 
 def test_query_tower_concatenates_the_newest_item_to_the_decayed_mean():
-    hparams = HParams(embedding_dim=2, history_last_items=1, history_position_decay=0.5,
-                      query_hidden_layers=())
+    hparams = single_model_hparams(embedding_dim=2, history_last_items=1,
+                                   history_position_decay=0.5, query_hidden_layers=())
     tower = QueryTower(["u1"], ["i1", "i2"], hparams)
     inputs = {"user_id": tf.constant(["u1", "u1"]),
               "history": tf.constant([["i1", "i2"], ["", ""]])}
@@ -163,7 +165,7 @@ def test_history_dropout_drops_real_items_only_and_only_in_training():
     assert set(np.unique(dropped)) <= {0.0, 1.0}
     assert dropped[:, 5:].sum() == 0.0  # padding never comes back
     assert dropped[:, :5].mean() == pytest.approx(0.7, abs=0.02)
-    hparams = HParams(embedding_dim=2, history_dropout=0.5, query_hidden_layers=())
+    hparams = single_model_hparams(embedding_dim=2, history_dropout=0.5, query_hidden_layers=())
     tower = QueryTower(["u1"], ["i1", "i2"], hparams)
     inputs = {"user_id": tf.constant(["u1"] * 64), "history": tf.constant([["i1", "i2"]] * 64)}
     served = tower(inputs, training=False).numpy()
@@ -173,7 +175,8 @@ def test_history_dropout_drops_real_items_only_and_only_in_training():
 
 
 def test_history_items_add_the_mean_of_their_catalogue_token_embeddings():
-    hparams = HParams(embedding_dim=2, history_item_side_features=True, query_hidden_layers=())
+    hparams = single_model_hparams(embedding_dim=2, history_item_side_features=True,
+                                   query_hidden_layers=())
     tower = QueryTower(["u1"], ["i1", "i2"], hparams,
                        item_features={"genre": [["drama", "war"], []]})
     inputs = {"user_id": tf.constant(["u1", "u1"]),

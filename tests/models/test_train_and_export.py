@@ -18,13 +18,21 @@ from models.towers_export import Towers
 from tests.models import graph_mode
 
 
+def _width(towers: Towers) -> int:
+    """The default model's embedding width: three members of embedding_dim,
+    plus the trending prior's column when its weight is > 0."""
+    hparams = towers.hparams
+    assert hparams.embedding_dim == 8 and hparams.ensemble_size == 3
+    return 3 * 8 + (1 if hparams.trending_prior_weight else 0)
+
+
 def test_towers_contract(towers_dir):
     towers = Towers(towers_dir)
-    assert towers.hparams.embedding_dim == 8
-    assert towers.candidate_embeddings().shape == (towers.vocab.num_items, 8)
+    width = _width(towers)
+    assert towers.candidate_embeddings().shape == (towers.vocab.num_items, width)
     # Unknown user and items fall into OOV buckets; L may differ from max_history.
     query = towers.query_embeddings(["u1", "stranger"], [["i1", "", "nope"], ["", "", ""]])
-    assert query.shape == (2, 8)
+    assert query.shape == (2, width)
 
 
 def test_scann_export_matches_brute_force_and_excludes_history(towers_dir, tmp_path):
@@ -47,7 +55,7 @@ def test_scann_export_matches_brute_force_and_excludes_history(towers_dir, tmp_p
         assert not {"i2", "i3", "i4"} & set(answers[kind][0][0])
         embedding = model.signatures["query_embedding"](
             user_id=tf.constant(["u1"]), history=tf.constant([["i1"]]))
-        assert embedding["embedding"].shape == (1, 8)
+        assert embedding["embedding"].shape == (1, _width(Towers(towers_dir)))
         example = tf.train.Example()
         example.features.feature["user_id"].bytes_list.value.append(b"u2")
         from_examples = model.signatures["serve_tf_examples"](

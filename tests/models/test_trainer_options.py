@@ -15,10 +15,9 @@ import tensorflow as tf
 from models import vocab as vocab_lib
 from models.data import make_dataset
 from models.early_stopping import hit_rate
-from models.hparams import HParams
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import write_tiny_data
+from tests.conftest import single_model_hparams, write_tiny_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,8 +41,9 @@ def data(tmp_path_factory):
 
 def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data, tmp_path):
     # No trending prior: the saved towers are re-scored below without one.
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=8, learning_rate=0.5,
-                      early_stopping_patience=1, early_stopping_k=5, trending_prior_grid=())
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=8, learning_rate=0.5,
+                                   early_stopping_patience=1, early_stopping_k=5,
+                                   trending_prior_grid=())
     logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"),
                  eval_files=data["train"])
     by_epoch = logs["val_hit_rate@5_by_epoch"]
@@ -66,13 +66,15 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data, tmp_
 
 def test_early_stopping_needs_eval_files(data, tmp_path):
     with pytest.raises(ValueError, match="early_stopping_patience > 0 needs eval examples"):
-        train(data["train"], data["vocab"], HParams(early_stopping_patience=1, epochs=1),
+        train(data["train"], data["vocab"], single_model_hparams(
+            early_stopping_patience=1, epochs=1),
               str(tmp_path / "t"))
 
 
 def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
     # No popularity features: they depend on the vocabulary's counts, which differ.
-    first = HParams(embedding_dim=8, batch_size=16, epochs=2, use_popularity_features=False)
+    first = single_model_hparams(embedding_dim=8, batch_size=16, epochs=2,
+                                 use_popularity_features=False)
     train(data["train"], data["vocab"], first, str(tmp_path / "first"))
     old = Towers(str(tmp_path / "first"))
     # A new vocabulary: the first 20 items in another order, plus two new ones.
@@ -80,8 +82,8 @@ def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
     vocab_lib.write_vocab(str(tmp_path / "vocab2"), [(i, 3.0, 1.0) for i in items],
                           [("u0", 1.0)], old.vocab.stats)
     # A learning rate so small that training leaves the copied weights as they are.
-    second = HParams(embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9,
-                     use_popularity_features=False, warm_start=True)
+    second = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9,
+                                  use_popularity_features=False, warm_start=True)
     logs = train(data["train"], str(tmp_path / "vocab2"), second, str(tmp_path / "second"),
                  base_model_dir=str(tmp_path / "first"))
     report = logs["warm_start"]
@@ -97,8 +99,8 @@ def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
                                old.module.query_embedding(*query_args)["embedding"].numpy(),
                                atol=1e-5)
     # Without warm start the same run starts from fresh weights.
-    cold = train(data["train"], str(tmp_path / "vocab2"), HParams(
-        embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9),
+    cold = train(data["train"], str(tmp_path / "vocab2"), single_model_hparams(
+         embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9),
         str(tmp_path / "cold"), base_model_dir=str(tmp_path / "first"))
     assert "warm_start" not in cold
 
@@ -111,12 +113,12 @@ def test_mirrored_strategy_trains_on_two_replicas(data, tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from models.hparams import HParams
         from models import trainer
+        from tests.conftest import single_model_hparams
         assert trainer.distribution_strategy("mirrored").num_replicas_in_sync == 2
         logs = trainer.train({data["train"]!r}, {data["vocab"]!r},
-                             HParams(embedding_dim=8, batch_size=16, epochs=2,
-                                     distribution_strategy="mirrored"),
+                             single_model_hparams(embedding_dim=8, batch_size=16, epochs=2,
+                                                  distribution_strategy="mirrored"),
                              {str(tmp_path / "towers")!r})
         import math
         assert math.isfinite(logs["loss"]), logs
@@ -130,8 +132,8 @@ def test_mirrored_strategy_trains_on_two_replicas(data, tmp_path):
 
 
 def test_trending_prior_adds_weighted_log_recent_count_to_every_score(data, tmp_path):
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, trending_prior_weight=0.5,
-                      serving_top_k=5)
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1,
+                                   trending_prior_weight=0.5, serving_top_k=5)
     train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
     towers = Towers(str(tmp_path / "towers"))
     candidates = towers.candidate_embeddings().numpy()
@@ -155,8 +157,8 @@ def test_trending_prior_adds_weighted_log_recent_count_to_every_score(data, tmp_
 
 
 def test_trending_prior_weight_is_chosen_on_eval_clicks_and_saved(data, tmp_path):
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, early_stopping_k=3,
-                      trending_prior_grid=(0.0, 0.5, 50.0))
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1, early_stopping_k=3,
+                                   trending_prior_grid=(0.0, 0.5, 50.0))
     logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"),
                  eval_files=data["train"])
     report = logs["trending_prior"]
@@ -174,7 +176,8 @@ def test_trending_prior_weight_is_chosen_on_eval_clicks_and_saved(data, tmp_path
 
 
 def test_trending_prior_grid_without_eval_clicks_keeps_the_fixed_weight(data, tmp_path):
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, trending_prior_weight=0.2)
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1,
+                                   trending_prior_weight=0.2)
     logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
     assert logs["trending_prior"] == {"weight": 0.2,
                                       "reason": "no eval examples: the fixed weight is kept"}
@@ -182,7 +185,8 @@ def test_trending_prior_grid_without_eval_clicks_keeps_the_fixed_weight(data, tm
 
 
 def test_shared_item_embeddings_train_export_and_warm_start(data, tmp_path):
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, share_item_embeddings=True)
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1,
+                                   share_item_embeddings=True)
     train(data["train"], data["vocab"], hparams, str(tmp_path / "first"))
     towers = Towers(str(tmp_path / "first"))
     weights = np.load(str(tmp_path / "first" / "warm_start.npz"))

@@ -5,10 +5,9 @@ import pytest
 import tensorflow as tf
 
 from models import losses, trending
-from models.hparams import HParams
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import write_tiny_data
+from tests.conftest import single_model_hparams, write_tiny_data
 
 
 def test_counts_before_each_bucket_per_item():
@@ -53,8 +52,8 @@ def test_softmax_logit_offset_is_added_to_the_logits():
 
 def test_trending_prior_training_learns_and_exports_its_weight(tmp_path):
     data = write_tiny_data(tmp_path)
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=2, trending_prior_training=True,
-                      trending_prior_grid=())
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=2,
+                                   trending_prior_training=True, trending_prior_grid=())
     logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
     learned = logs["trending_prior_learned_weight"]
     towers = Towers(str(tmp_path / "towers"))
@@ -64,7 +63,52 @@ def test_trending_prior_training_learns_and_exports_its_weight(tmp_path):
     assert towers.query_embeddings(["u1"], [["i1", "i2"]]).shape == (1, width)
 
 
-def test_trending_prior_training_needs_the_softmax_loss():
-    with pytest.raises(ValueError, match=r"trending_prior_training=True with loss='bce': "
-                                         r"expected loss='softmax'"):
-        HParams(trending_prior_training=True, loss="bce")
+def test_pairwise_and_pointwise_losses_add_the_offset_to_their_scores():
+    # One query, candidates [positive, negative]: raw scores [1, 2], offset
+    # (score units) [0.5, -2] -> scores [1.5, 0]. pair_negatives: column 1.
+    query = tf.constant([[1.0, 0.0]])
+    candidates = tf.constant([[1.0, 0.0], [2.0, 0.0]])
+    offset = tf.constant([[0.5, -2.0]])
+    temperature = 0.5
+    bce = float(losses.bce_loss(query, candidates, num_negatives=1, temperature=temperature,
+                                score_offset=offset))
+    # -log s(1.5 / 0.5) - log(1 - s(0 / 0.5))
+    assert bce == pytest.approx(np.log1p(np.exp(-3.0)) + np.log(2.0), rel=1e-5)
+    hinge = float(losses.triplet_hinge_loss(query, candidates, num_negatives=1, margin=2.0,
+                                            score_offset=offset))
+    assert hinge == pytest.approx(2.0 - (1.5 - 0.0), rel=1e-6)
+    logistic = float(losses.triplet_logistic_loss(query, candidates, num_negatives=1,
+                                                  temperature=temperature,
+                                                  score_offset=offset))
+    assert logistic == pytest.approx(np.log1p(np.exp((0.0 - 1.5) / temperature)), rel=1e-5)
+    # Without the offset the negative wins: the offset is what changed them.
+    assert float(losses.triplet_hinge_loss(query, candidates, num_negatives=1,
+                                           margin=2.0)) == pytest.approx(3.0)
+
+
+def test_counts_from_files_equal_counts_from_clicks(tmp_path):
+    data = write_tiny_data(tmp_path)
+    spec = {"item_id": tf.io.FixedLenFeature([], tf.string),
+            "timestamp": tf.io.FixedLenFeature([], tf.int64)}
+    parsed = [tf.io.parse_single_example(r, spec) for r in
+              tf.data.TFRecordDataset([data["train"]], compression_type="GZIP")]
+    items = [p["item_id"].numpy().decode() for p in parsed]
+    times = np.array([int(p["timestamp"].numpy()) for p in parsed])
+    candidates = sorted(set(items))[:20]  # clicks of the other items are not counted
+    expected = trending.counts_before(candidates, items, times, 1_600_000_000.0, 45.0)
+    got = trending.counts_before_from_files(data["train"], candidates, 1_600_000_000.0, 45.0,
+                                            batch_size=7)  # several batches
+    np.testing.assert_array_equal(got, expected)
+    assert got[-1, -1] > 0 and got.shape == (21, int((300 // 45) + 2))
+
+
+@pytest.mark.parametrize("loss", ["bce", "triplet_hinge"])
+def test_trending_prior_training_with_other_losses(loss, tmp_path):
+    data = write_tiny_data(tmp_path)
+    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1, loss=loss,
+                                   ensemble_size=1, trending_prior_training=True,
+                                   trending_prior_grid=())
+    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
+    assert np.isfinite(logs["loss"])
+    assert Towers(str(tmp_path / "towers")).hparams.trending_prior_weight == \
+        logs["trending_prior_learned_weight"]

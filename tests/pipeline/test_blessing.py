@@ -28,11 +28,13 @@ COMMON = ["--set", "evaluation.ks=[5,10,20]", "--set", "evaluation.blessing_k=20
           "--set", "hparams.embedding_dim=32", "--set", "hparams.serving_top_k=20",
           "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
 GOOD = ["--set", "hparams.epochs=4"]
-# No trending prior either: its weight would be chosen on the eval clicks and
-# recent popularity alone would make the random towers a reasonable model.
+# No trending prior either (served or in training): its weight would be
+# chosen on the eval clicks or learned, and recent popularity alone would make
+# the random towers a reasonable model.
 BAD = ["--set", "hparams.epochs=1", "--set", "hparams.learning_rate=1.0e-9",
        "--set", "hparams.use_popularity_features=false",
-       "--set", "hparams.trending_prior_grid=[]"]
+       "--set", "hparams.trending_prior_grid=[]",
+       "--set", "hparams.trending_prior_training=false"]
 
 
 def _run(clicks: str, output, extra: list[str]) -> dict:
