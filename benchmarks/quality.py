@@ -68,9 +68,17 @@ DATASETS = {
     "synthetic": {"sets": [], "synthetic": True},
 }
 
-# name -> hparams changed from the defaults ("defaults" = none).
-VARIANTS = {
-    "defaults": {},
+# The defaults before seed ensembles (changed 2026-11-23): one model, 10
+# history items, no history dropout, no trending prior in training. The
+# single-option rows below were measured as changes to them, so each is
+# spelled out against them (PREVIOUS_DEFAULTS + its change, see VARIANTS) and
+# keeps its meaning now that the defaults moved.
+PREVIOUS_DEFAULTS = {"ensemble_size": 1, "max_history": 10, "history_dropout": 0.0,
+                     "trending_prior_training": False}
+
+# name -> hparams changed from PREVIOUS_DEFAULTS ("previous_defaults" = none).
+_CHANGES_TO_PREVIOUS_DEFAULTS = {
+    "previous_defaults": {},
     "no_logq": {"use_logq_correction": False},
     "mixed_uniform_256": {"num_mixed_negatives": 256},
     "mixed_popularity_256": {"num_mixed_negatives": 256,
@@ -161,7 +169,21 @@ VARIANTS = {
                                           "trending_prior_grid": []},
     "prior_grid_fine": {"trending_prior_grid": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4,
                                                 0.5, 0.7, 1.0]},
+    # Seed ensembles (models/ensemble.py): the mean score of 3 towers.
+    "previous_defaults_ensemble_3": {"ensemble_size": 3},
 }
+
+# name -> hparams changed from today's defaults (HParams()).
+_CHANGES_TO_DEFAULTS = {
+    "defaults": {},
+    "single_model": {"ensemble_size": 1},
+    "ensemble_5": {"ensemble_size": 5},
+    "defaults_seed_45": {"seed": 45},
+}
+
+VARIANTS = {**{name: {**PREVIOUS_DEFAULTS, **changes}
+               for name, changes in _CHANGES_TO_PREVIOUS_DEFAULTS.items()},
+            **_CHANGES_TO_DEFAULTS}
 
 
 def run_pipeline(name: str, spec: dict, root: str) -> dict:

@@ -1,7 +1,10 @@
 """Training throughput of the default model: the pipeline's input path vs in-memory tensors.
 
-Both runs train the same default model (HParams()) on the same MovieTweetings
-training split, produced by the real pipeline (see benchmarks/quality.py):
+Both runs train the same default model (HParams(): one ensemble member, with
+the catalogue features and the trending prior, as the Trainer builds it; the
+members train one after the other, each at this rate) on the same
+MovieTweetings training split, produced by the real pipeline (see
+benchmarks/quality.py):
 
   * `tfrecord_input`: `models.data.make_dataset` over ClickExampleGen's gzipped
     TFRecords (read, cache of the serialized records, shuffle, batch, parse,
@@ -38,11 +41,11 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import quality  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models import features  # noqa: E402
+from models import features, trending  # noqa: E402
 from models.data import make_dataset  # noqa: E402
 from models.hparams import HParams  # noqa: E402
 from models.retrieval import RetrievalModel  # noqa: E402
-from models.trainer import set_seeds  # noqa: E402
+from models.trainer import item_side_inputs, set_seeds  # noqa: E402
 from models.vocab import read_vocab  # noqa: E402
 
 
@@ -68,9 +71,13 @@ def in_memory_dataset(pattern: str, hparams: HParams) -> tuple[tf.data.Dataset, 
     return dataset, count
 
 
-def fit(dataset: tf.data.Dataset, vocab, hparams: HParams, epochs: int) -> list[float]:
+def fit(dataset: tf.data.Dataset, paths: dict, vocab, hparams: HParams,
+        epochs: int) -> list[float]:
+    """Epoch times of one model (one ensemble member) built as the Trainer builds it."""
     set_seeds(hparams.seed)
-    model = RetrievalModel(vocab, hparams)
+    prior = trending.build(paths["train"], vocab) if hparams.trending_prior_training else None
+    model = RetrievalModel(vocab, hparams, trending_prior=prior,
+                           **item_side_inputs(paths["vocab"], hparams))
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=hparams.learning_rate))
     timer = EpochTimer()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -104,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                   "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                               "load_average_start": os.getloadavg()},
                   "train_examples": count, "batch_size": hparams.batch_size,
+                  # Members of the default ensemble train one after the other,
+                  # each at the rate measured here for one member.
+                  "ensemble_size": hparams.ensemble_size,
                   "epochs": args.epochs, "runs": {}}
         for name, dataset in runs.items():
-            seconds = fit(dataset, vocab, hparams, args.epochs)
+            seconds = fit(dataset, paths, vocab, hparams, args.epochs)
             steady = seconds[1:]
             result["runs"][name] = {
                 "epoch_seconds": [round(s, 2) for s in seconds],

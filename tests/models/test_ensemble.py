@@ -131,7 +131,7 @@ def test_ensemble_with_trending_prior_exports_and_serves_its_scores(data, tmp_pa
 def test_warm_start_member_k_starts_from_the_earlier_member_k_or_member_0(data, tmp_path):
     base = HParams(embedding_dim=8, batch_size=16, epochs=1, ensemble_size=2,
                    trending_prior_grid=())
-    assert base.trending_prior_training  # the members' priors are not warm-started state
+    assert base.trending_prior_training  # its learned beta is not a tower weight: never skipped
     train(data["train"], data["vocab"], base, str(tmp_path / "base"))
     grown = HParams(embedding_dim=8, batch_size=16, epochs=1, ensemble_size=3,
                     trending_prior_grid=(), warm_start=True)
