@@ -29,32 +29,19 @@ def member_seed(seed: int, member: int) -> int:
     return seed + member
 
 
-class EnsembleQueryTower(tf.keras.Model):
-    """The members' query embeddings, concatenated and divided by their count."""
+class ConcatenatedTower(tf.keras.Model):
+    """The members' embeddings of the same inputs, concatenated, times `scale`."""
 
-    def __init__(self, members: list[tf.keras.Model], **kwargs):
+    def __init__(self, members: list[tf.keras.Model], scale: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if not members:
-            raise ValueError("ensemble query tower: no member towers; expected at least one")
+            raise ValueError("ensemble tower: no member towers; expected at least one")
         self.members = list(members)
+        self.scale = float(scale)
 
     def call(self, inputs, training=False):
         parts = [member(inputs, training=training) for member in self.members]
-        return tf.concat(parts, axis=1) / float(len(self.members))
-
-
-class EnsembleCandidateTower(tf.keras.Model):
-    """The members' candidate embeddings, concatenated."""
-
-    def __init__(self, members: list[tf.keras.Model], **kwargs):
-        super().__init__(**kwargs)
-        if not members:
-            raise ValueError("ensemble candidate tower: no member towers; expected at least one")
-        self.members = list(members)
-
-    def call(self, item_ids, training=False):
-        return tf.concat([member(item_ids, training=training) for member in self.members],
-                         axis=1)
+        return tf.concat(parts, axis=1) * self.scale
 
 
 class Ensemble:
@@ -72,7 +59,9 @@ class Ensemble:
             self.query_tower = self.models[0].query_tower
             self.candidate_tower = self.models[0].candidate_tower
         else:
-            self.query_tower = EnsembleQueryTower([m.query_tower for m in self.models],
-                                                  name="ensemble_query_tower")
-            self.candidate_tower = EnsembleCandidateTower(
+            # Query side / K: the dot product is then the members' mean score.
+            self.query_tower = ConcatenatedTower(
+                [m.query_tower for m in self.models], 1.0 / len(self.models),
+                name="ensemble_query_tower")
+            self.candidate_tower = ConcatenatedTower(
                 [m.candidate_tower for m in self.models], name="ensemble_candidate_tower")

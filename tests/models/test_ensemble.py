@@ -36,8 +36,8 @@ def test_ensemble_towers_score_the_mean_of_the_members_scores():
     # Another query row: member 1 q=[1, 1] -> [3, 3]; member 2 q=[1, 0] -> [1, 4].
     queries = [_Fixed([[1.0, 0.0], [1.0, 1.0]]), _Fixed([[0.0, 2.0], [1.0, 0.0]])]
     candidates = [_Fixed([[2.0, 1.0], [0.0, 3.0]]), _Fixed([[1.0, 1.0], [4.0, 0.0]])]
-    query = ensemble.EnsembleQueryTower(queries)({"anything": None})
-    corpus = ensemble.EnsembleCandidateTower(candidates)(tf.constant(["a", "b"]))
+    query = ensemble.ConcatenatedTower(queries, scale=0.5)({"anything": None})
+    corpus = ensemble.ConcatenatedTower(candidates)(tf.constant(["a", "b"]))
     assert query.shape == (2, 4) and corpus.shape == (2, 4)
     scores = tf.matmul(query, corpus, transpose_b=True).numpy()
     np.testing.assert_allclose(scores, [[(2 + 2) / 2, (0 + 0) / 2], [(3 + 1) / 2, (3 + 4) / 2]])
@@ -53,6 +53,8 @@ def test_one_member_keeps_its_own_towers():
     assert single.candidate_tower is model.candidate_tower
     with pytest.raises(ValueError, match="no trained members"):
         ensemble.Ensemble([])
+    with pytest.raises(ValueError, match="no member towers"):
+        ensemble.ConcatenatedTower([])
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True])
