@@ -75,7 +75,8 @@ def fit(dataset: tf.data.Dataset, paths: dict, vocab, hparams: HParams,
         epochs: int) -> list[float]:
     """Epoch times of one model (one ensemble member) built as the Trainer builds it."""
     set_seeds(hparams.seed)
-    prior = trending.build(paths["train"], vocab) if hparams.trending_prior_training else None
+    prior = (trending.build(vocab, trending.count_table(paths["train"], vocab))
+             if hparams.trending_prior_training else None)
     model = RetrievalModel(vocab, hparams, trending_prior=prior,
                            **item_side_inputs(paths["vocab"], hparams))
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=hparams.learning_rate))

@@ -110,6 +110,9 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
         return make_dataset(eval_files, 1024, hparams.max_history, shuffle=False,
                             extra_specs=extra)
 
+    # The prior's click counts do not depend on the seed: read once, for all members.
+    counted = (trending.count_table(train_files, vocab) if hparams.trending_prior_training
+               else None)
     models, finals = [], []
     for member in range(hparams.ensemble_size):
         member_hparams = dataclasses.replace(
@@ -119,7 +122,7 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
             member_log_dir = os.path.join(log_dir, f"member-{member}")
         model, final = _train_member(train_files, vocab_dir, vocab, member_hparams,
                                      member_log_dir, eval_files, eval_dataset,
-                                     base_model_dir, member)
+                                     base_model_dir, member, counted)
         models.append(model)
         finals.append(final)
     trained = ensemble.Ensemble(models)
@@ -157,8 +160,11 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
 
 
 def _train_member(train_files, vocab_dir: str, vocab, hparams: HParams, log_dir,
-                  eval_files, eval_dataset, base_model_dir, member: int):
-    """Trains one model (one ensemble member); returns it and its final logs."""
+                  eval_files, eval_dataset, base_model_dir, member: int, counted):
+    """Trains one model (one ensemble member); returns it and its final logs.
+
+    `counted`: `trending.count_table`'s result with `trending_prior_training`,
+    else None."""
     set_seeds(hparams.seed)
     extra = features.query_input_specs(hparams)[2:]
     dataset = make_dataset(train_files, hparams.batch_size, hparams.max_history,
@@ -166,7 +172,7 @@ def _train_member(train_files, vocab_dir: str, vocab, hparams: HParams, log_dir,
                            cache=hparams.cache_train_examples, extra_specs=extra)
     strategy = distribution_strategy(hparams.distribution_strategy)
     with strategy.scope():
-        prior = trending.build(train_files, vocab) if hparams.trending_prior_training else None
+        prior = trending.build(vocab, counted) if counted is not None else None
         model = RetrievalModel(vocab, hparams, trending_prior=prior,
                                **item_side_inputs(vocab_dir, hparams))
         _build(model, vocab)

@@ -123,8 +123,10 @@ class TrendingPrior(tf.keras.layers.Layer):
         return self.beta * tf.math.log1p(self.window_counts(timestamp, candidate_ids))
 
 
-def build(train_files, vocab) -> TrendingPrior:
-    """The layer for `vocab`'s candidates, counted from the training clicks."""
+def count_table(train_files, vocab) -> tuple[np.ndarray, float, float]:
+    """`(counts_before table, oldest, bucket_seconds)` for `vocab`'s candidates,
+    counted from the training clicks; one read of the files, shared by every
+    ensemble member's layer (`build`)."""
     stats = vocab.stats
     if stats.get("min_timestamp") is None:
         raise ValueError("hparams.trending_prior_training needs the training period's "
@@ -132,6 +134,10 @@ def build(train_files, vocab) -> TrendingPrior:
                          "a VocabStats written by VocabStatsGen)")
     oldest = float(stats["min_timestamp"])
     bucket = window_seconds(stats) / BUCKETS_PER_WINDOW
-    return TrendingPrior(vocab.item_ids,
-                         counts_before_from_files(train_files, vocab.item_ids, oldest, bucket),
-                         oldest, bucket, name="trending_prior")
+    return counts_before_from_files(train_files, vocab.item_ids, oldest, bucket), oldest, bucket
+
+
+def build(vocab, counted: tuple[np.ndarray, float, float]) -> TrendingPrior:
+    """The layer (with its own learned beta) over a `count_table` result."""
+    table, oldest, bucket = counted
+    return TrendingPrior(vocab.item_ids, table, oldest, bucket, name="trending_prior")
