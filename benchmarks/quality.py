@@ -74,7 +74,8 @@ DATASETS = {
 # spelled out against them (PREVIOUS_DEFAULTS + its change, see VARIANTS) and
 # keeps its meaning now that the defaults moved.
 PREVIOUS_DEFAULTS = {"ensemble_size": 1, "max_history": 10, "history_dropout": 0.0,
-                     "trending_prior_training": False}
+                     "trending_prior_training": False, "learning_rate": 0.05,
+                     "recency_half_life_days": 30.0}
 
 # name -> hparams changed from PREVIOUS_DEFAULTS ("previous_defaults" = none).
 _CHANGES_TO_PREVIOUS_DEFAULTS = {
@@ -173,16 +174,32 @@ _CHANGES_TO_PREVIOUS_DEFAULTS = {
     "previous_defaults_ensemble_3": {"ensemble_size": 3},
 }
 
+# The first ensemble defaults (2026-11-23 to 11-24): today's, but with
+# learning rate 0.05 and a 30-day recency half-life. Rows measured against
+# them keep their meaning the same way (FIRST_ENSEMBLE_DEFAULTS + change).
+FIRST_ENSEMBLE_DEFAULTS = {"learning_rate": 0.05, "recency_half_life_days": 30.0}
+
+# name -> hparams changed from FIRST_ENSEMBLE_DEFAULTS.
+_CHANGES_TO_FIRST_ENSEMBLE_DEFAULTS = {
+    "first_ensemble_defaults": {},
+    "first_ensemble_defaults_single_model": {"ensemble_size": 1},
+    "first_ensemble_defaults_5_members": {"ensemble_size": 5},
+    "first_ensemble_defaults_seed_45": {"seed": 45},
+}
+
 # name -> hparams changed from today's defaults (HParams()).
 _CHANGES_TO_DEFAULTS = {
     "defaults": {},
     "single_model": {"ensemble_size": 1},
-    "ensemble_5": {"ensemble_size": 5},
     "defaults_seed_45": {"seed": 45},
+    "learning_rate_0.05": {"learning_rate": 0.05},
+    "recency_half_life_30d": {"recency_half_life_days": 30.0},
 }
 
 VARIANTS = {**{name: {**PREVIOUS_DEFAULTS, **changes}
                for name, changes in _CHANGES_TO_PREVIOUS_DEFAULTS.items()},
+            **{name: {**FIRST_ENSEMBLE_DEFAULTS, **changes}
+               for name, changes in _CHANGES_TO_FIRST_ENSEMBLE_DEFAULTS.items()},
             **_CHANGES_TO_DEFAULTS}
 
 

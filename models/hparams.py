@@ -123,7 +123,8 @@ class HParams:
     # Weight each training click by 0.5 ** (age / half-life), age measured from
     # the newest training click, so the model leans to the current period
     # (catalogues with strong drift, e.g. new releases). 0 = equal weights.
-    recency_half_life_days: float = 30.0
+    # 60 days since 2026-11-24 (was 30; see the README's ablation).
+    recency_half_life_days: float = 60.0
     batch_size: int = 512
     # Keep the decompressed training examples in memory after the first epoch
     # (later epochs skip file reading and gunzip). Turn off when the training
@@ -131,7 +132,8 @@ class HParams:
     cache_train_examples: bool = True
     # With early stopping, `epochs` is the most epochs trained.
     epochs: int = 3
-    learning_rate: float = 0.05
+    # Adagrad's rate; 0.03 since 2026-11-24 (was 0.05).
+    learning_rate: float = 0.03
     # Stop when eval hit rate@early_stopping_k (on up to early_stopping_examples
     # eval clicks) has not improved for this many epochs; 0 = off.
     early_stopping_patience: int = 0
