@@ -185,6 +185,11 @@ _CHANGES_TO_FIRST_ENSEMBLE_DEFAULTS = {
     "first_ensemble_defaults_single_model": {"ensemble_size": 1},
     "first_ensemble_defaults_5_members": {"ensemble_size": 5},
     "first_ensemble_defaults_seed_45": {"seed": 45},
+    # One member under other seeds: the seed spread the new defaults were
+    # tuned against (compare single_model_seed_*).
+    "first_ensemble_defaults_single_model_seed_43": {"ensemble_size": 1, "seed": 43},
+    "first_ensemble_defaults_single_model_seed_44": {"ensemble_size": 1, "seed": 44},
+    "first_ensemble_defaults_single_model_seed_45": {"ensemble_size": 1, "seed": 45},
 }
 
 # name -> hparams changed from today's defaults (HParams()).
@@ -192,6 +197,9 @@ _CHANGES_TO_DEFAULTS = {
     "defaults": {},
     "single_model": {"ensemble_size": 1},
     "defaults_seed_45": {"seed": 45},
+    "single_model_seed_43": {"ensemble_size": 1, "seed": 43},
+    "single_model_seed_44": {"ensemble_size": 1, "seed": 44},
+    "single_model_seed_45": {"ensemble_size": 1, "seed": 45},
     "learning_rate_0.05": {"learning_rate": 0.05},
     "recency_half_life_30d": {"recency_half_life_days": 30.0},
 }
