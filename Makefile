@@ -30,8 +30,11 @@ $(VENV)/.installed: requirements.lock setup.py
 demo: venv
 	bash scripts/demo.sh "$(DEMO_OUT)" "$(DEMO_PORT)" "$(DEMO_USER)"
 
+# Layer contracts (pyproject.toml) and lint first: a broken layer fails in seconds.
 test: venv
 	bash scripts/install_chromium.sh
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 lint: venv

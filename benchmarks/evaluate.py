@@ -1,13 +1,13 @@
 """Evaluation wall time vs catalogue size (TopKEvaluator's metric loop).
 
-Runs `components.evaluation.evaluate_scorers` (the loop TopKEvaluator runs:
+Runs `components.topk_evaluator.evaluation.evaluate_scorers` (the loop TopKEvaluator runs:
 score the whole catalogue, drop seen items, rank, accumulate every metric at
 every K plus the breakdowns) over the same synthetic eval clicks for
 catalogues of 10k, 100k and 1M candidates, with two scorers: a dot-product
 "model" over random 64-d embeddings and all-time popularity. Writes
 `benchmarks/results/evaluate.json`.
 
-    cd /work/main && .venv/bin/python benchmarks/evaluate.py [--clicks 1000] [--sizes ...]
+    .venv/bin/python -m benchmarks.evaluate [--clicks 1000] [--sizes ...]
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import sys
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from components import evaluation  # noqa: E402
+from components.topk_evaluator import evaluation  # noqa: E402
+from components.topk_evaluator.config import EvaluationConfig  # noqa: E402
+from models import topk_metrics  # noqa: E402
 
 DIM = 64
 HISTORY = 10
@@ -47,7 +48,7 @@ def synthetic_clicks(num_items: int, clicks: int, batch_size: int, seed: int) ->
 
 
 def run_size(num_items: int, clicks: int, seed: int = 0) -> dict:
-    config = evaluation.EvaluationConfig(exclude_history=HISTORY)
+    config = EvaluationConfig()
     rng = np.random.default_rng(seed + 1)
     item_ids = [f"i{i}" for i in range(num_items)]
     counts = np.sort(rng.zipf(1.5, size=num_items).astype(np.float64))[::-1]
@@ -60,9 +61,10 @@ def run_size(num_items: int, clicks: int, seed: int = 0) -> dict:
     batches = synthetic_clicks(num_items, clicks, config.batch_size, seed)
     # Warm-up on a few clicks (tracing, lookup table build) outside the timing.
     evaluation.evaluate_scorers([{k: v[:4] for k, v in batches[0].items()}], scorers,
-                                item_ids, counts, config)
+                                item_ids, counts, config, exclude_history=HISTORY)
     start = time.perf_counter()
-    result = evaluation.evaluate_scorers(batches, scorers, item_ids, counts, config)
+    result = evaluation.evaluate_scorers(batches, scorers, item_ids, counts, config,
+                                         exclude_history=HISTORY)
     seconds = time.perf_counter() - start
     return {"num_candidates": num_items, "num_clicks": result["num_examples"],
             "num_scorers": len(scorers), "seconds": seconds,
@@ -88,11 +90,12 @@ def main(argv=None) -> int:
         # > 1 means slower per (click x candidate) than the smallest catalogue.
         row["cost_ratio_vs_smallest"] = (row["ns_per_click_candidate_scorer"]
                                          / base["ns_per_click_candidate_scorer"])
-    out = {"description": "components.evaluation.evaluate_scorers wall time (metrics at "
+    out = {"description": "components.topk_evaluator.evaluation.evaluate_scorers wall time "
+                          "(metrics at "
                           "K=10/50/100, coverage, breakdowns, 10 seen items excluded) for "
                           "2 scorers over the same synthetic clicks",
-           "rows_per_batch": {r["num_candidates"]: max(1, min(256, evaluation.MAX_SCORES_PER_BATCH
-                                                              // r["num_candidates"]))
+           "rows_per_batch": {r["num_candidates"]: max(
+               1, min(256, topk_metrics.MAX_SCORES_PER_BATCH // r["num_candidates"]))
                               for r in rows},
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                        "loadavg_at_end": os.getloadavg()},

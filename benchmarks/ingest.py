@@ -1,6 +1,6 @@
 """Ingestion benchmark: ClickExampleGen and VocabStatsGen on generated click logs.
 
-    .venv/bin/python benchmarks/ingest.py [--sizes 1000000,10000000] [--workers 1,2]
+    .venv/bin/python -m benchmarks.ingest [--sizes 1000000,10000000] [--workers 1,2]
         [--components ClickExampleGen,VocabStatsGen] [--append] [--workdir DIR]
 
 For each size it writes a CSV click log (generation timed separately): users
@@ -10,10 +10,11 @@ per million rows), 0.1% malformed rows and 0.1% duplicates. The components run
 with `max_clicks_per_user=5000`, so bots are quarantined. Then it runs
 each component's real executor (`Executor().Do`) on DirectRunner
 (``--direct_running_mode=multi_processing --direct_num_workers=W``) in a
-fresh subprocess, and samples the summed RSS of that subprocess and all its
-children (the Beam workers) every 0.5 s, also recording the runner process's
-own peak and the workers' peak apart. Results are appended run by run to
-benchmarks/results/ingest.json, so an interrupted benchmark keeps what ran.
+fresh subprocess (`benchmarks.ingest_executor`), and samples the summed
+RSS of that subprocess and all its children (the Beam workers) every 0.5 s,
+also recording the runner process's own peak and the workers' peak apart.
+Results are appended run by run to benchmarks/results/ingest.json, so an
+interrupted benchmark keeps what ran.
 """
 
 from __future__ import annotations
@@ -80,36 +81,6 @@ def generate(path: str, num_clicks: int, seed: int = 0) -> dict:
             "malformed_rows_planted": bad, "duplicate_rows_planted": duplicates}
 
 
-_RUNNER = r"""
-import json, os, sys, time
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-sys.path.insert(0, {root!r})
-from tfx.dsl.components.base import base_beam_executor
-from tfx.types import standard_artifacts
-from components import click_example_gen, vocab_stats_gen
-from components.artifacts import QuarantinedClicks, VocabStats
-args = json.loads(sys.argv[1])
-context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=args["beam_args"])
-examples = standard_artifacts.Examples(); examples.uri = args["work"] + "/examples"
-started = time.time()
-if args["component"] == "ClickExampleGen":
-    quarantine = QuarantinedClicks(); quarantine.uri = args["work"] + "/quarantine"
-    click_example_gen.Executor(context).Do(
-        {{}}, {{"examples": [examples], "quarantine": [quarantine]}},
-        {{"input_base": args["data"], "config": json.dumps(
-            {{"max_bad_fraction": 0.5, "max_clicks_per_user": args["max_clicks_per_user"]}})}})
-    report = json.load(open(quarantine.uri + "/ingestion.json"))["totals"]
-else:
-    examples.split_names = '["train", "eval"]'
-    output = VocabStats(); output.uri = args["work"] + "/vocab"
-    vocab_stats_gen.Executor(context).Do(
-        {{"examples": [examples]}}, {{"vocab_stats": [output]}}, {{"config": "{{}}"}})
-    report = json.load(open(output.uri + "/stats.json"))
-    report = {{k: report[k] for k in ("num_clicks", "num_items", "num_users")}}
-print("RESULT " + json.dumps({{"seconds": time.time() - started, "report": report}}))
-"""
-
-
 def _rss(process) -> tuple[int, int]:
     """(RSS of `process`, summed RSS of its children: the Beam workers)."""
     import psutil
@@ -135,10 +106,11 @@ def run_component(component: str, data: str, work: str, workers: int) -> dict:
     args = {"component": component, "data": data, "work": work,
             "max_clicks_per_user": MAX_CLICKS_PER_USER, "beam_args": [
         "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]}
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=ROOT)
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
     started = time.time()
-    child = subprocess.Popen([sys.executable, "-c", _RUNNER.format(root=ROOT), json.dumps(args)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.ingest_executor",
+                              json.dumps(args)], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
     watched = psutil.Process(child.pid)
     peak = runner_peak = workers_peak = 0
     while child.poll() is None:

@@ -1,6 +1,6 @@
 """Recall@K of the embedded ScaNN index against exact search, for a few settings.
 
-    .venv/bin/python benchmarks/scann_recall.py \
+    .venv/bin/python -m benchmarks.scann_recall \
         --towers demo-output/tfx/RetrievalTrainer/model/<id>/Format-Serving
 
 Queries are the query tower applied to random 5-item histories drawn from the
@@ -19,11 +19,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models.scann_index import ScannIndex, ScannSettings  # noqa: E402
+from models.config import ScannConfig  # noqa: E402
+from models.scann_index import ScannIndex  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
 
-SETTINGS = [ScannSettings(), ScannSettings(num_leaves_to_search=0, reorder=1000),
-            ScannSettings(num_leaves=100, num_leaves_to_search=10)]
+SETTINGS = [ScannConfig(), ScannConfig(num_leaves_to_search=0, reorder=1000),
+            ScannConfig(num_leaves=100, num_leaves_to_search=10)]
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         recall = float(np.mean([len(set(a) & set(b)) / args.k
                                 for a, b in zip(exact_ids, found.numpy(), strict=True)]))
-        rows.append({"settings": index.settings.__dict__, f"recall@{args.k}": round(recall, 4),
+        rows.append({"settings": index.settings.to_dict(), f"recall@{args.k}": round(recall, 4),
                      "batch_ms": round(seconds * 1000, 2)})
         print(json.dumps(rows[-1]))
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -31,8 +31,8 @@ import re
 from collections.abc import Mapping
 
 from clicklog import formats
+from clicklog.config import Config, setting
 from clicklog.formats import RowRejected
-from models import config_dict
 
 FEATURE_TYPES = ("string", "string_list", "text")
 CATALOG_FORMATS = ("csv", "jsonl", "dat", "parquet")
@@ -44,92 +44,46 @@ _UNSAFE = re.compile("[|\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _WORD = re.compile(r"[^\W_]+")
 
 
-def _name_list(value, key: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ValueError(f"vocab.item_catalog.{key}={value!r}: expected a list of column names")
-    for name in value:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"vocab.item_catalog.{key}={value!r}: expected non-empty column "
-                             f"names, got {name!r}")
-    return tuple(value)
-
-
-def _features(value) -> tuple[tuple[str, str], ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        value = dict(value)
-    if not isinstance(value, dict):
-        raise ValueError(f"vocab.item_catalog.features={value!r}: expected a mapping of column "
-                         f"name to type, types one of {FEATURE_TYPES}")
-    for name, kind in value.items():
-        if kind not in FEATURE_TYPES:
-            raise ValueError(f"vocab.item_catalog.features.{name}={kind!r}: expected one of "
-                             f"{FEATURE_TYPES}")
-        if not isinstance(name, str) or not name or _UNSAFE.search(name):
-            raise ValueError(f"vocab.item_catalog.features: name {name!r}: expected a column "
-                             "name without tab, line break or '|'")
-    return tuple(sorted(value.items()))
-
-
 @dataclasses.dataclass(frozen=True)
-class CatalogConfig:
+class CatalogConfig(Config):
     """Where the item catalog is and which of its columns are features."""
 
+    KEY = "vocab.item_catalog"
     path: str = ""
-    format: str = "auto"  # auto (by extension) | csv | jsonl | dat | parquet
+    format: str = setting("auto", choices=("auto",) + CATALOG_FORMATS)  # auto: by extension
     # Field names of a `dat` row (`a::b::c`, no header); CSV takes its header.
     columns: tuple[str, ...] = ()
     item_id: str = "item_id"
-    features: tuple[tuple[str, str], ...] = ()  # (column, type), sorted by name
+    # (column, type), sorted by name.
+    features: tuple[tuple[str, str], ...] = setting((), mapping=True, choices=FEATURE_TYPES)
     # True: every catalog item is a candidate (unclicked ones with count 0),
     # whatever vocab.min_item_count says; False: the catalog only adds features.
     include_unclicked: bool = True
     # The VocabStatsGen run fails when more than this share of rows is quarantined.
-    max_bad_fraction: float = 0.5
+    max_bad_fraction: float = setting(0.5, min=0.0, max=1.0)
 
-    def __post_init__(self):
-        if not isinstance(self.path, str) or not self.path.strip():
-            raise ValueError(f"vocab.item_catalog.path={self.path!r}: expected a file, glob or "
-                             "directory of item catalog rows")
-        if self.format != "auto" and self.format not in CATALOG_FORMATS:
-            raise ValueError(f"vocab.item_catalog.format={self.format!r}: expected 'auto' or "
-                             f"one of {CATALOG_FORMATS}")
-        object.__setattr__(self, "columns", _name_list(self.columns, "columns"))
-        object.__setattr__(self, "features", _features(self.features))
-        if not isinstance(self.item_id, str) or not self.item_id:
-            raise ValueError(f"vocab.item_catalog.item_id={self.item_id!r}: expected the name "
-                             "of the column holding the item id")
+    def check(self) -> None:
+        if not self.path.strip():
+            raise self.error("path", "a file, glob or directory of item catalog rows")
+        if not all(name.strip() for name in self.columns):
+            raise self.error("columns", "non-empty column names")
+        if not self.item_id:
+            raise self.error("item_id", "the name of the column holding the item id")
         names = [name for name, _ in self.features]
+        for name in names:
+            if _UNSAFE.search(name):
+                raise self.error("features", "column names without tab, line break or '|'")
         if self.item_id in names or "item_id" in names:
-            raise ValueError(f"vocab.item_catalog.features: {sorted(names)} include the item id "
-                             f"column {self.item_id!r} or 'item_id'; expected side features only")
+            raise self.error("features", f"side features only, not the item id column "
+                             f"{self.item_id!r} or 'item_id'")
         if self.columns:
             missing = [c for c in self.required_columns if c not in self.columns]
             if missing:
-                raise ValueError(f"vocab.item_catalog.columns={list(self.columns)} lack "
-                                 f"{missing}; expected the item id and every feature column")
+                raise self.error("columns", f"the item id and every feature column; {missing} "
+                                 "are missing")
         if self.format == "dat" and not self.columns:
-            raise ValueError("vocab.item_catalog.columns: the `dat` format has no header; "
-                             "expected the list of its fields, e.g. [item_id, title, genres]")
-        if not isinstance(self.include_unclicked, bool):
-            raise ValueError(f"vocab.item_catalog.include_unclicked={self.include_unclicked!r}: "
-                             "expected true or false")
-        if not 0.0 <= self.max_bad_fraction <= 1.0:
-            raise ValueError(f"vocab.item_catalog.max_bad_fraction={self.max_bad_fraction!r}: "
-                             "expected a number in [0, 1]")
-
-    @classmethod
-    def from_dict(cls, values: Mapping | None) -> CatalogConfig:
-        return config_dict.from_dict(cls, values, "vocab.item_catalog")
-
-    def to_dict(self) -> dict:
-        values = dataclasses.asdict(self)
-        values["columns"] = list(self.columns)
-        values["features"] = dict(self.features)
-        return values
+            raise self.error("columns", "the list of the `dat` format's fields (it has no "
+                             "header), e.g. [item_id, title, genres]")
 
     @property
     def required_columns(self) -> list[str]:

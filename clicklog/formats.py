@@ -26,7 +26,6 @@ from clicklog import schema as schema_lib
 from clicklog.schema import ClickSchema
 
 DEFAULT_SCHEMA = ClickSchema()
-REQUIRED_COLUMNS = DEFAULT_SCHEMA.required_columns
 FORMATS = ("csv", "jsonl", "movietweetings", "parquet", "tfrecord")
 TEXT_FORMATS = ("csv", "jsonl", "movietweetings")
 _SUFFIXES = ((".csv", "csv"), (".tsv", None), (".jsonl", "jsonl"), (".json", "jsonl"),

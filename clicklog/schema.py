@@ -27,9 +27,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from collections.abc import Mapping
 
-from models import config_dict
+from clicklog.config import Config, setting
 
 FEATURE_TYPES = ("string", "int", "float", "string_list")
 TIMESTAMP_UNITS = ("seconds", "milliseconds", "iso8601")
@@ -48,63 +47,39 @@ class ValueRejected(ValueError):
         self.detail = detail
 
 
-def _feature_items(values, section: str) -> tuple[tuple[str, str], ...]:
-    if values is None:
-        return ()
-    if isinstance(values, tuple):
-        values = dict(values)
-    if not isinstance(values, dict):
-        raise ValueError(f"ingestion.schema.{section}={values!r}: expected a mapping of "
-                         f"column name to type, types one of {FEATURE_TYPES}")
-    for name, kind in values.items():
-        if kind not in FEATURE_TYPES:
-            raise ValueError(f"ingestion.schema.{section}.{name}={kind!r}: expected one of "
-                             f"{FEATURE_TYPES}")
-        if name in RESERVED_FEATURES:
-            raise ValueError(f"ingestion.schema.{section}.{name}: {name!r} is a feature "
-                             f"ClickExampleGen writes itself; reserved names {RESERVED_FEATURES}")
-    return tuple(sorted(values.items()))
+def _feature_setting() -> tuple:
+    return setting((), mapping=True, choices=FEATURE_TYPES)
 
 
 @dataclasses.dataclass(frozen=True)
-class ClickSchema:
+class ClickSchema(Config):
     """Column names and types of a click log (see the module docstring)."""
 
+    KEY = "ingestion.schema"
     user_id: str = "user_id"
     item_id: str = "item_id"
     timestamp: str = "timestamp"
-    timestamp_unit: str = "seconds"
+    timestamp_unit: str = setting("seconds", choices=TIMESTAMP_UNITS)
     weight: str | None = "weight"
     event_type: str | None = None
-    user_features: tuple[tuple[str, str], ...] = ()
-    item_features: tuple[tuple[str, str], ...] = ()
-    context_features: tuple[tuple[str, str], ...] = ()
+    user_features: tuple[tuple[str, str], ...] = _feature_setting()
+    item_features: tuple[tuple[str, str], ...] = _feature_setting()
+    context_features: tuple[tuple[str, str], ...] = _feature_setting()
 
-    def __post_init__(self):
+    def check(self) -> None:
         for name in ("user_id", "item_id", "timestamp"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"ingestion.schema.{name}={getattr(self, name)!r}: expected "
-                                 "the name of the column holding it")
-        if self.timestamp_unit not in TIMESTAMP_UNITS:
-            raise ValueError(f"ingestion.schema.timestamp_unit={self.timestamp_unit!r}: "
-                             f"expected one of {TIMESTAMP_UNITS}")
-        for section in ("user_features", "item_features", "context_features"):
-            object.__setattr__(self, section, _feature_items(getattr(self, section), section))
+            if not getattr(self, name):
+                raise self.error(name, "the name of the column holding it")
+        for section_name in ("user_features", "item_features", "context_features"):
+            for name, _ in getattr(self, section_name):
+                if name in RESERVED_FEATURES:
+                    raise self.error(section_name, f"feature names other than the ones "
+                                     f"ClickExampleGen writes itself {list(RESERVED_FEATURES)}")
         names = [n for n, _ in self.features]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"ingestion.schema: feature(s) {duplicates} declared in more than "
-                             "one of user_features, item_features, context_features")
-
-    @classmethod
-    def from_dict(cls, values: Mapping | None) -> ClickSchema:
-        return config_dict.from_dict(cls, values, "ingestion.schema")
-
-    def to_dict(self) -> dict:
-        values = dataclasses.asdict(self)
-        for section in ("user_features", "item_features", "context_features"):
-            values[section] = dict(getattr(self, section))
-        return values
+            raise self.error("user_features", f"each feature declared once; {duplicates} appear "
+                             "in more than one of user_features, item_features, context_features")
 
     @property
     def features(self) -> tuple[tuple[str, str], ...]:

@@ -35,7 +35,7 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
       cache: keep the decompressed serialized examples in memory after the
         first pass, so later epochs skip reading and gunzipping the files.
       extra_specs: the model's extra query inputs (signature specs beyond
-        user_id and history, `features.query_input_specs(hparams)[2:]`),
+        user_id and history, `models.towers.inputs.query_input_specs(config)[2:]`),
         parsed as well: lists as `[B, L]` strings padded with `""`.
 
     Returns:

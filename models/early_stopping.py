@@ -1,10 +1,11 @@
 """Early stopping on the eval split's full-catalogue hit rate@K.
 
 After every epoch the callback embeds the whole candidate corpus with the
-current candidate tower, scores a fixed sample of eval clicks, and records
-`val_hit_rate@K` (the clicked item among the top K, items of the click's
-(truncated) history excluded). Training stops after `patience` epochs
-without improvement and the best epoch's weights are put back.
+current candidate tower, ranks a fixed sample of eval clicks
+(`models/topk_metrics.rank_clicks`, the click's most recent
+`exclude_history` items excluded, as the evaluator ranks) and records
+`val_hit_rate@K`. Training stops after `patience` epochs without improvement
+and the best epoch's weights are put back.
 """
 
 from __future__ import annotations
@@ -14,46 +15,44 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from components import topk_metrics  # noqa: E402
-from models import features  # noqa: E402
+from models import features, topk_metrics  # noqa: E402
+from models.towers.candidate import corpus_embeddings  # noqa: E402
 
 
-def corpus_embeddings(candidate_tower, item_ids, batch_size: int = 8192) -> tf.Tensor:
-    """The candidate tower's embeddings `[N, D]` of `item_ids`, `batch_size` at a time."""
-    item_ids = tf.constant(item_ids) if not isinstance(item_ids, tf.Tensor) else item_ids
-    size = int(item_ids.shape[0])
-    return tf.concat([candidate_tower(item_ids[start:start + batch_size], training=False)
-                      for start in range(0, size, batch_size)], axis=0)
+def query_batch(batch: dict, max_history: int) -> dict:
+    """An eval batch as the query tower takes it: the `max_history` most
+    recent history items (eval batches are read longer, for the exclusion)."""
+    return {**batch, features.HISTORY: features.recent_history(batch[features.HISTORY],
+                                                               max_history)}
 
 
-def hit_rate(query: tf.Tensor, candidates: tf.Tensor, target: tf.Tensor,
-             seen: tf.Tensor, k: int) -> float:
-    """Share of rows whose target index is in the top k (the evaluator's ranking).
+def towers_hit_rate(query_tower, candidate_tower, batches, item_ids: list[str], k: int,
+                    exclude_history: int, max_history: int) -> float:
+    """hit rate@k (= recall@k) of the towers on `batches` of eval clicks."""
+    candidates = corpus_embeddings(candidate_tower, item_ids)
 
-    Args:
-      query: `[B, D]`; candidates: `[N, D]`.
-      target: `[B]` int candidate index of the clicked item (-1: not in the corpus).
-      seen: `[B, L]` int candidate indices to exclude (-1 = nothing).
-      k: cut-off.
-    """
-    masked = topk_metrics.mask_seen(tf.matmul(query, candidates, transpose_b=True), seen)
-    return float(np.mean(topk_metrics.target_ranks(masked, target) < k))
+    def score(batch):
+        query = query_tower(query_batch(batch, max_history), training=False)
+        return {"model": tf.matmul(query, candidates, transpose_b=True)}
+
+    ranked = topk_metrics.rank_clicks(batches, score, item_ids, (k,), exclude_history)
+    return ranked["model"].metrics()[f"recall@{k}"]
 
 
 class HitRateEarlyStopping(tf.keras.callbacks.Callback):
     """Stops training when eval hit rate@k stops improving; restores the best weights."""
 
     def __init__(self, eval_dataset: tf.data.Dataset, item_ids: list[str], k: int,
-                 patience: int):
+                 patience: int, exclude_history: int, max_history: int):
         super().__init__()
         self.batches = list(eval_dataset)
-        self.item_ids = tf.constant(item_ids)
-        self.index = topk_metrics.index_lookup(item_ids)
+        self.item_ids = list(item_ids)
         self.k = k
         self.patience = patience
+        self.exclude_history = exclude_history
+        self.max_history = max_history
         self.metric = f"val_hit_rate@{k}"
         self.best = -1.0
         self.best_epoch = -1
@@ -61,16 +60,8 @@ class HitRateEarlyStopping(tf.keras.callbacks.Callback):
         self.history: list[float] = []
 
     def evaluate(self) -> float:
-        candidates = corpus_embeddings(self.model.candidate_tower, self.item_ids)
-        hits, total = 0.0, 0
-        for batch in self.batches:
-            query = self.model.query_tower(batch, training=False)
-            target = self.index.lookup(batch[features.ITEM_ID])
-            seen = self.index.lookup(batch[features.HISTORY])
-            size = int(target.shape[0])
-            hits += hit_rate(query, candidates, target, seen, self.k) * size
-            total += size
-        return hits / max(total, 1)
+        return towers_hit_rate(self.model.query_tower, self.model.candidate_tower, self.batches,
+                               self.item_ids, self.k, self.exclude_history, self.max_history)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = self.evaluate()

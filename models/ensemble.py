@@ -1,6 +1,6 @@
 """Seed ensembles of towers that still score by one dot product.
 
-`hparams.ensemble_size` K > 1 trains K towers that differ only in their seed
+`model.ensemble.size` K > 1 trains K towers that differ only in their seed
 (initialisation, shuffling, history dropout) and serves the mean of their
 scores. The mean stays factorised:
 

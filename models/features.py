@@ -5,10 +5,9 @@ One click per example: who clicked (`user_id`), what (`item_id`), when
 previous item ids strictly before `timestamp`, most recent last.
 
 The query tower's inputs are `user_id` and `history`, plus, when the model is
-configured for them (`HParams.use_recency_features`, `HParams.query_features`),
-`seconds_since_previous_click` and declared user/context features. Those
-extra inputs are read from the same examples in training and are extra named
-inputs of every serving signature (`query_input_specs`).
+configured for them (`models/towers/inputs`), `seconds_since_previous_click`
+and declared user/context features. Those extra inputs are read from the same
+examples in training and are extra named inputs of every serving signature.
 """
 
 import os
@@ -26,31 +25,6 @@ SECONDS_SINCE_PREVIOUS_CLICK = "seconds_since_previous_click"
 PADDING = ""
 # ClickExampleGen writes -1 for a user's first click (no previous click).
 NO_PREVIOUS_CLICK = -1
-
-# Declared feature type (clicklog/schema.py) -> dtype of its tensor.
-_FEATURE_DTYPES = {"string": tf.string, "int": tf.int64, "float": tf.float32,
-                   "string_list": tf.string}
-
-
-def extra_query_features(hparams) -> tuple[tuple[str, str], ...]:
-    """(name, declared type) of the query tower's inputs beyond user_id and history."""
-    extra = ((SECONDS_SINCE_PREVIOUS_CLICK, "int"),) if hparams.use_recency_features else ()
-    return extra + tuple(hparams.query_features)
-
-
-def query_input_specs(hparams=None) -> list[tf.TensorSpec]:
-    """Named specs of the query inputs, in signature order.
-
-    `user_id` string `[B]`, `history` string `[B, L]`, then the extra inputs
-    of `extra_query_features(hparams)`: a scalar feature is `[B]` of its
-    dtype, a `string_list` feature `[B, L]` strings padded with `""`.
-    """
-    specs = [tf.TensorSpec([None], tf.string, name=USER_ID),
-             tf.TensorSpec([None, None], tf.string, name=HISTORY)]
-    for name, kind in (extra_query_features(hparams) if hparams is not None else ()):
-        shape = [None, None] if kind == "string_list" else [None]
-        specs.append(tf.TensorSpec(shape, _FEATURE_DTYPES[kind], name=name))
-    return specs
 
 
 def _missing_value(spec: tf.TensorSpec):

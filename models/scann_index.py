@@ -10,7 +10,6 @@ asymmetric hashing and exact re-ordering.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import uuid
 
@@ -18,51 +17,42 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow as tf  # noqa: E402
 
+from models.config import ScannConfig  # noqa: E402
+
 # Below this many candidates an exact scan is as fast as a tree and never wrong.
 EXACT_BELOW = 2000
 
 
-@dataclasses.dataclass(frozen=True)
-class ScannSettings:
-    """ScaNN parameters; 0 means "derive from the catalogue size"."""
-
-    num_leaves: int = 0
-    num_leaves_to_search: int = 0
-    reorder: int = 0
-    dimensions_per_block: int = 2
-
-    def resolve(self, num_items: int, k: int) -> ScannSettings:
-        """Fills the automatic values for `num_items` candidates and `k` results.
-
-        A catalogue under `EXACT_BELOW` items gets num_leaves=0 (exact scan).
-        """
-        if self.num_leaves == 0 and num_items < EXACT_BELOW:
-            return dataclasses.replace(self, num_leaves=0, num_leaves_to_search=0, reorder=0)
-        leaves = self.num_leaves or max(2, int(round(num_items ** 0.5)))
-        if leaves > num_items:
-            raise ValueError(f"index.num_leaves={leaves}: expected at most the number of "
-                             f"candidates ({num_items})")
-        # 20% of the leaves: recall@100 vs exact 0.95 on the MovieTweetings towers
-        # (10% gave 0.86); see docs/architecture.md.
-        search = self.num_leaves_to_search or max(1, leaves // 5)
-        if search > leaves:
-            raise ValueError(f"index.num_leaves_to_search={search}: expected at most "
-                             f"num_leaves ({leaves})")
-        reorder = min(self.reorder or max(4 * k, 200), num_items)
-        return dataclasses.replace(self, num_leaves=leaves, num_leaves_to_search=search,
-                                   reorder=reorder)
+def resolve(settings: ScannConfig, num_items: int, k: int) -> ScannConfig:
+    """`settings` with the automatic values (0) filled for `num_items`
+    candidates and `k` results. A catalogue under `EXACT_BELOW` items gets
+    num_leaves=0 (an exact scan)."""
+    if settings.num_leaves == 0 and num_items < EXACT_BELOW:
+        return settings.replace(num_leaves=0, num_leaves_to_search=0, reorder=0)
+    leaves = settings.num_leaves or max(2, int(round(num_items ** 0.5)))
+    if leaves > num_items:
+        raise ValueError(f"model.export.scann.num_leaves={leaves}: expected at most the number "
+                         f"of candidates ({num_items})")
+    # 20% of the leaves: recall@100 vs exact 0.95 on the MovieTweetings towers
+    # (10% gave 0.86); see docs/architecture.md.
+    search = settings.num_leaves_to_search or max(1, leaves // 5)
+    if search > leaves:
+        raise ValueError(f"model.export.scann.num_leaves_to_search={search}: expected at most "
+                         f"num_leaves ({leaves})")
+    reorder = min(settings.reorder or max(4 * k, 200), num_items)
+    return settings.replace(num_leaves=leaves, num_leaves_to_search=search, reorder=reorder)
 
 
 class ScannIndex(tf.Module):
     """Top-K by dot product over fixed candidate embeddings, via ScaNN ops."""
 
     def __init__(self, embeddings: tf.Tensor, identifiers: tf.Tensor, k: int,
-                 settings: ScannSettings):
+                 settings: ScannConfig):
         super().__init__()
         from scann.scann_ops.py import scann_ops
 
         num_items = int(embeddings.shape[0])
-        self.settings = settings.resolve(num_items, k)
+        self.settings = resolve(settings, num_items, k)
         builder = scann_ops.builder(db=embeddings, num_neighbors=k,
                                     distance_measure="dot_product")
         if self.settings.num_leaves == 0:

@@ -21,7 +21,6 @@ examples of ``serve_tf_examples``); the metadata asset lists every input.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -31,7 +30,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
-from models.scann_index import ScannIndex, ScannSettings  # noqa: E402
+from models.config import ScannConfig  # noqa: E402
+from models.scann_index import ScannIndex  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
 
 EXPORT_KINDS = ("scann", "brute_force")
@@ -67,7 +67,7 @@ class RetrievalServingModule(tf.Module):
     """Query tower + candidate index with the serving signatures."""
 
     def __init__(self, towers: Towers, kind: str, top_k: int, exclude_history: int,
-                 scann_settings: ScannSettings | None = None):
+                 scann_settings: ScannConfig | None = None):
         super().__init__()
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind {kind!r}: expected one of {EXPORT_KINDS}")
@@ -89,7 +89,7 @@ class RetrievalServingModule(tf.Module):
         embeddings = towers.candidate_embeddings()
         if kind == "scann":
             self.index = ScannIndex(embeddings, item_ids, self._fetch_k,
-                                    scann_settings or ScannSettings())
+                                    scann_settings or ScannConfig())
             self.candidate_embeddings = None
         else:
             self.index = None
@@ -151,33 +151,22 @@ def measure_ann_recall(module: RetrievalServingModule, towers: Towers,
                           for a, b in zip(exact_ids, found, strict=True)]))
 
 
-def candidates_dim(towers: Towers) -> int:
-    return int(towers.module.candidate_embedding(
-        tf.constant(towers.vocab.item_ids[:1]))["embedding"].shape[1])
-
-
-def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None,
-           exclude_history: int | None = None,
-           scann_settings: ScannSettings | None = None) -> dict:
-    """Builds and saves one serving export.
+def export(towers_dir: str, output_dir: str, kind: str) -> dict:
+    """Builds and saves one serving export with the towers' `model.export`
+    settings (top K, history exclusion, ScaNN).
 
     Args:
       towers_dir: the Trainer's towers SavedModel.
       output_dir: where the serving SavedModel is written.
       kind: ``scann`` or ``brute_force``.
-      top_k: items per answer (default: hparams.serving_top_k).
-      exclude_history: most recent request-history items excluded from
-        answers (default: hparams.serving_exclude_history).
 
     Returns:
       The export metadata written to ``assets.extra/retrieval_export.json``.
     """
     towers = Towers(towers_dir)
-    hparams = towers.hparams
-    module = RetrievalServingModule(
-        towers, kind, top_k or hparams.serving_top_k,
-        exclude_history if exclude_history is not None else hparams.serving_exclude_history,
-        scann_settings)
+    settings = towers.export
+    module = RetrievalServingModule(towers, kind, settings.top_k, settings.exclude_history,
+                                    settings.scann)
     # ScaNN builds its searcher lazily: call once so the index is in the graph.
     warmup = features.default_query_inputs(module.query_specs)
     module.serve(*(warmup[spec.name] for spec in module.query_specs))
@@ -191,17 +180,17 @@ def export(towers_dir: str, output_dir: str, kind: str, top_k: int | None = None
         "export": kind,
         "top_k": module.top_k,
         "exclude_history": module.exclude_history,
-        "max_history": hparams.max_history,
+        "max_history": towers.max_history,
         # The towers' embedding size, plus one with a trending prior.
-        "embedding_dim": int(candidates_dim(towers)),
-        "trending_prior_weight": hparams.trending_prior_weight,
+        "embedding_dim": int(towers.contract["embedding_dim"]),
+        "trending_prior_weight": towers.contract["prior_weight"],
         "num_candidates": towers.vocab.num_items,
         "inputs": {spec.name: f"{spec.dtype.name} [B{', L' if spec.shape.rank == 2 else ''}]"
                    for spec in module.query_specs},
         "outputs": {"item_ids": f"string [B, {module.top_k}]",
                     "scores": f"float32 [B, {module.top_k}]"},
         "needs_scann_ops": kind == "scann",
-        "scann": (dataclasses.asdict(module.index.settings) if kind == "scann" else None),
+        "scann": (module.index.settings.to_dict() if kind == "scann" else None),
         # Brute force is exact by construction.
         f"ann_recall@{module.top_k}": (measure_ann_recall(module, towers) if kind == "scann"
                                        else 1.0),

@@ -7,7 +7,7 @@ query tower's output (the retrieval key) as if it were an item: a key the
 teacher would rank high for this user is a good key. Training-only: nothing
 of it is exported (`models/towers_export.py` saves the towers alone).
 
-Pieces (all on by `hparams.teacher_guided`, see docs/model.md):
+Pieces (all on by `model.teacher.enabled`, see docs/model.md):
 
   * `TeacherRanker`: logit = MLP([u, v, (u A) * v]) over the user
     representation u (the query tower's pooled inputs, `QueryTower.representation`)
@@ -15,7 +15,7 @@ Pieces (all on by `hparams.teacher_guided`, see docs/model.md):
     elementwise term gives the MLP the user-item interaction directly: plain
     MLPs learn a dot product poorly (Rendle et al., RecSys 2020).
   * Teacher loss (`teacher_bce_loss`): sigmoid cross-entropy, the clicked
-    item positive and `teacher_negatives` other candidates of the batch
+    item positive and `model.teacher.negatives` other candidates of the batch
     negative, accidental hits (a negative that is the clicked item) left out.
     Its inputs are gradient-stopped: it trains the teacher and nothing else.
   * Guidance (`guidance_loss`): `-log sigmoid(teacher(u, key))` with the
@@ -31,11 +31,11 @@ Pieces (all on by `hparams.teacher_guided`, see docs/model.md):
   * Schedule: the teacher and discriminator train from the first step, the
     three query-tower terms are multiplied by `TeacherGuidance.active`
     (0 or 1), which `GuidanceSchedule` sets to 1 from epoch
-    `teacher_pretrain_epochs` on, so keys are only scored by a teacher that
+    `model.teacher.pretrain_epochs` on, so keys are only scored by a teacher that
     already ranks.
 
 Every loss is a sum over the batch's queries, each weighted by its sample
-weight, like the retrieval losses in `models/losses.py`.
+weight, like the retrieval losses in `models/losses`.
 """
 
 from __future__ import annotations
@@ -47,18 +47,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models import early_stopping, features, losses  # noqa: E402
-from models.hparams import HParams  # noqa: E402
+from models import features  # noqa: E402
+from models.early_stopping import query_batch  # noqa: E402
+from models.losses import common  # noqa: E402
+from models.towers.candidate import corpus_embeddings  # noqa: E402
 
 # Teacher AUC on eval clicks: clicks scored and sampled items per click.
 AUC_EXAMPLES = 5000
 AUC_NEGATIVES = 100
-
-
-def _weighted_sum(per_query: tf.Tensor, sample_weight: tf.Tensor | None) -> tf.Tensor:
-    if sample_weight is not None:
-        per_query *= tf.cast(sample_weight, per_query.dtype)
-    return tf.reduce_sum(per_query)
 
 
 def teacher_bce_loss(positive_logits: tf.Tensor, negative_logits: tf.Tensor,
@@ -76,12 +72,12 @@ def teacher_bce_loss(positive_logits: tf.Tensor, negative_logits: tf.Tensor,
     negative = tf.math.softplus(negative_logits)
     if valid is not None:
         negative *= valid
-    return _weighted_sum(positive + tf.reduce_sum(negative, axis=1), sample_weight)
+    return common.weighted_sum(positive + tf.reduce_sum(negative, axis=1), sample_weight)
 
 
 def guidance_loss(key_logits: tf.Tensor, sample_weight: tf.Tensor | None = None) -> tf.Tensor:
     """`-log sigmoid(teacher(u, key))` per query, summed."""
-    return _weighted_sum(tf.math.softplus(-key_logits), sample_weight)
+    return common.weighted_sum(tf.math.softplus(-key_logits), sample_weight)
 
 
 def similarity_reward(key: tf.Tensor, clicked: tf.Tensor,
@@ -89,19 +85,19 @@ def similarity_reward(key: tf.Tensor, clicked: tf.Tensor,
     """`-cos(key, stop_gradient(clicked))` per query, summed (a loss: lower is better)."""
     cosine = tf.reduce_sum(tf.math.l2_normalize(key, axis=-1) *
                            tf.math.l2_normalize(tf.stop_gradient(clicked), axis=-1), axis=-1)
-    return _weighted_sum(-cosine, sample_weight)
+    return common.weighted_sum(-cosine, sample_weight)
 
 
 def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
                        sample_weight: tf.Tensor | None = None) -> tf.Tensor:
     """Per query `-log D(real) - log(1 - D(fake))`, summed."""
-    return _weighted_sum(tf.math.softplus(-real_logits) + tf.math.softplus(fake_logits),
+    return common.weighted_sum(tf.math.softplus(-real_logits) + tf.math.softplus(fake_logits),
                          sample_weight)
 
 
 def adversarial_loss(fake_logits: tf.Tensor, sample_weight: tf.Tensor | None = None) -> tf.Tensor:
     """`-log D(key)` per query, summed: the query tower's side of the game."""
-    return _weighted_sum(tf.math.softplus(-fake_logits), sample_weight)
+    return common.weighted_sum(tf.math.softplus(-fake_logits), sample_weight)
 
 
 class MLP(tf.keras.layers.Layer):
@@ -158,21 +154,22 @@ class TeacherRanker(tf.keras.layers.Layer):
 class TeacherGuidance(tf.keras.layers.Layer):
     """Teacher, optional discriminator, the guidance switch and all teacher-side losses."""
 
-    def __init__(self, user_dim: int, hparams: HParams, **kwargs):
+    def __init__(self, user_dim: int, config, **kwargs):
         super().__init__(**kwargs)
-        self.hparams = hparams
-        dim = hparams.embedding_dim
-        self.teacher = TeacherRanker(user_dim, dim, hparams.teacher_hidden_layers,
-                                     hparams.seed + 100, name="teacher")
-        self.discriminator = (MLP(dim, hparams.teacher_hidden_layers, hparams.seed + 200,
+        self.settings = settings = config.teacher
+        dim = config.towers.embedding_dim
+        seed = config.training.seed
+        self.teacher = TeacherRanker(user_dim, dim, settings.hidden_layers, seed + 100,
+                                     name="teacher")
+        self.discriminator = (MLP(dim, settings.hidden_layers, seed + 200,
                                   name="discriminator")
-                              if hparams.teacher_discriminator else None)
+                              if settings.discriminator else None)
         # 1.0 once the teacher is pre-trained (GuidanceSchedule); multiplies the
         # query tower's guidance terms.
         self.active = self.add_weight(
             name="guidance_active", shape=(), trainable=False,
             initializer=tf.keras.initializers.Constant(
-                1.0 if hparams.teacher_pretrain_epochs == 0 else 0.0),
+                1.0 if settings.pretrain_epochs == 0 else 0.0),
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     def terms(self, user: tf.Tensor, key: tf.Tensor, candidates: tf.Tensor,
@@ -196,9 +193,9 @@ class TeacherGuidance(tf.keras.layers.Layer):
         candidates = tf.stop_gradient(candidates)
         batch = tf.shape(key)[0]
         clicked = candidates[:batch]
-        columns = losses.pair_negatives(batch, tf.shape(candidates)[0],
-                                        self.hparams.teacher_negatives)  # [B, k]
-        hits = tf.gather(tf.cast(losses.accidental_hits(positive_ids, candidate_ids),
+        columns = common.pair_negatives(batch, tf.shape(candidates)[0],
+                                        self.settings.negatives)  # [B, k]
+        hits = tf.gather(tf.cast(common.accidental_hits(positive_ids, candidate_ids),
                                  tf.float32), columns, batch_dims=1)
         out = {
             "teacher_bce": teacher_bce_loss(
@@ -217,13 +214,13 @@ class TeacherGuidance(tf.keras.layers.Layer):
 
     def total(self, terms: dict[str, tf.Tensor]) -> tf.Tensor:
         """What is added to the retrieval loss: own losses + gated, weighted guidance."""
-        hparams = self.hparams
-        guidance = (hparams.teacher_loss_weight * terms["teacher_key"]
-                    + hparams.teacher_similarity_weight * terms["similarity"])
+        settings = self.settings
+        guidance = (settings.loss_weight * terms["teacher_key"]
+                    + settings.similarity_weight * terms["similarity"])
         own = terms["teacher_bce"]
         if "discriminator" in terms:
             own += terms["discriminator"]
-            guidance += hparams.teacher_adversarial_weight * terms["adversarial"]
+            guidance += settings.adversarial_weight * terms["adversarial"]
         return own + self.active * guidance
 
 
@@ -239,7 +236,7 @@ class GuidanceSchedule(tf.keras.callbacks.Callback):
         self.guidance.active.assign(1.0 if epoch >= self.pretrain_epochs else 0.0)
 
 
-def teacher_auc(model, dataset: tf.data.Dataset, item_ids: list[str],
+def teacher_auc(model, dataset: tf.data.Dataset, item_ids: list[str], max_history: int,
                 num_negatives: int = AUC_NEGATIVES, max_examples: int = AUC_EXAMPLES,
                 seed: int = 0) -> float:
     """The teacher's AUC on clicks: clicked item vs items sampled uniformly from the corpus.
@@ -250,12 +247,13 @@ def teacher_auc(model, dataset: tf.data.Dataset, item_ids: list[str],
     wins, ties counting half. Clicks of items outside `item_ids` are skipped.
 
     Args:
-      model: a `RetrievalModel` built with `teacher_guided`.
+      model: a `RetrievalModel` built with `model.teacher.enabled`.
       dataset: batches of parsed click examples (`models/data.py`).
       item_ids: the candidate corpus.
+      max_history: history items the query tower sees (the most recent).
     """
     guidance = model.guidance
-    candidates = early_stopping.corpus_embeddings(model.candidate_tower, item_ids)
+    candidates = corpus_embeddings(model.candidate_tower, item_ids)
     index = {item: n for n, item in enumerate(item_ids)}
     rng = np.random.default_rng(seed)
     wins, pairs, seen_examples = 0.0, 0.0, 0
@@ -267,7 +265,8 @@ def teacher_auc(model, dataset: tf.data.Dataset, item_ids: list[str],
         if not len(keep):
             continue
         seen_examples += len(keep)
-        batch = {name: tf.gather(value, keep) for name, value in batch.items()}
+        batch = query_batch({name: tf.gather(value, keep) for name, value in batch.items()},
+                            max_history)
         targets = targets[keep]
         history = [{index.get(i.decode(), -1) for i in row}
                    for row in batch[features.HISTORY].numpy()]

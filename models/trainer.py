@@ -1,14 +1,13 @@
 """TFX Trainer entry point: `run_fn(fn_args)` trains and saves the towers.
 
 This is the only place the model layer touches TFX, and only through
-`fn_args`: `custom_config["hparams"]` (a plain dict of `HParams`) and
+`fn_args`: `custom_config["model"]` (the `ModelConfig` as a plain dict) and
 `custom_config["vocab_stats_uri"]` (set by the RetrievalTrainer executor from
 its VocabStats input artifact).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import random
@@ -18,9 +17,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from clicklog.config import parse  # noqa: E402
 from models import (  # noqa: E402
     ensemble,
-    features,
     prior_calibration,
     teacher,
     towers_export,
@@ -28,14 +27,17 @@ from models import (  # noqa: E402
     warm_start,
 )
 from models import vocab as vocab_lib  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
 from models.data import make_dataset  # noqa: E402
 from models.early_stopping import HitRateEarlyStopping  # noqa: E402
-from models.hparams import HParams  # noqa: E402
 from models.retrieval import RetrievalModel  # noqa: E402
+from models.towers.inputs import query_input_specs  # noqa: E402
 from models.vocab import read_vocab  # noqa: E402
 
 VOCAB_STATS_URI_KEY = "vocab_stats_uri"
-HPARAMS_KEY = "hparams"
+MODEL_CONFIG_KEY = "model"
+# Eval clicks per batch of the training-time checks (early stopping, prior calibration).
+EVAL_BATCH = 1024
 
 
 def set_seeds(seed: int) -> None:
@@ -45,7 +47,7 @@ def set_seeds(seed: int) -> None:
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy named by `hparams.distribution_strategy`."""
+    """The tf.distribute strategy named by `model.training.distribution_strategy`."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":
@@ -60,31 +62,20 @@ def _build(model: RetrievalModel, vocab) -> None:
     model.candidate_tower(tf.constant(vocab.item_ids[:1]))
 
 
-def item_side_inputs(vocab_dir: str, hparams: HParams) -> dict:
-    """The candidate tower's per-item inputs beyond counts, from VocabStats.
-
-    `item_features` (catalogue features, when the VocabStats has them and
-    `use_item_side_features` is on) and `item_first_timestamps` (for
-    `use_freshness_features`), as `RetrievalModel` keyword arguments.
-    """
-    inputs: dict = {}
-    if hparams.use_item_side_features or hparams.history_item_side_features:
-        inputs["item_features"] = vocab_lib.read_item_features(vocab_dir)
-    if hparams.use_freshness_features:
-        if not os.path.exists(os.path.join(vocab_dir, vocab_lib.ITEM_STATS_FILE)):
-            raise ValueError(f"hparams.use_freshness_features needs {vocab_lib.ITEM_STATS_FILE} "
-                             f"in the VocabStats {vocab_dir!r}; it is missing")
-        inputs["item_first_timestamps"] = [
-            float(row.first_timestamp) for row in vocab_lib.read_item_stats(vocab_dir)]
-    return inputs
+def item_features(vocab_dir: str, config: ModelConfig) -> dict | None:
+    """The catalogue tokens of every candidate (VocabStats `item_features.tsv`)
+    when a tower reads them, else None."""
+    if config.towers.item_side_features or config.history.item_side_features:
+        return vocab_lib.read_item_features(vocab_dir)
+    return None
 
 
-def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
+def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
           log_dir: str | None = None, eval_files=None,
           base_model_dir: str | None = None) -> dict:
     """Trains the two-tower model and writes the towers SavedModel.
 
-    With `hparams.ensemble_size` K > 1, K members are trained one after the
+    With `model.ensemble.size` K > 1, K members are trained one after the
     other with seeds seed, seed + 1, ... (each with its own early stopping,
     TensorBoard run `member-k` and warm start) and exported as one pair of
     towers scoring the mean of their scores (models/ensemble.py).
@@ -92,10 +83,11 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
     Args:
       train_files: glob(s) of training example files.
       vocab_dir: a VocabStats directory.
-      hparams: model and training hyperparameters.
+      config: the model's configuration.
       output_dir: where the towers SavedModel is written.
       log_dir: TensorBoard log directory, if any.
-      eval_files: glob(s) of eval example files, for early stopping.
+      eval_files: glob(s) of eval example files, for early stopping and the
+        trending prior's calibration.
       base_model_dir: towers of an earlier model to warm start from.
 
     Returns:
@@ -104,50 +96,51 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
       an ensemble, member 0's, and every member's under `members`.
     """
     vocab = read_vocab(vocab_dir)
-    extra = features.query_input_specs(hparams)[2:]  # recency, user/context features
+    extra = query_input_specs(config)[2:]  # recency, user/context features
+    # Eval batches carry enough history for the query tower and the exclusion.
+    eval_history = max(config.history.max_history, config.export.exclude_history, 1)
 
     def eval_dataset():
-        return make_dataset(eval_files, 1024, hparams.max_history, shuffle=False,
+        return make_dataset(eval_files, EVAL_BATCH, eval_history, shuffle=False,
                             extra_specs=extra)
 
     # The prior's click counts do not depend on the seed: read once, for all members.
-    counted = (trending.count_table(train_files, vocab) if hparams.trending_prior_training
-               else None)
+    counted = trending.count_table(train_files, vocab) if config.prior.in_training else None
     models, finals = [], []
-    for member in range(hparams.ensemble_size):
-        member_hparams = dataclasses.replace(
-            hparams, seed=ensemble.member_seed(hparams.seed, member))
+    for member in range(config.ensemble.size):
+        member_config = config.with_changes(
+            training={"seed": ensemble.member_seed(config.training.seed, member)})
         member_log_dir = log_dir
-        if log_dir and hparams.ensemble_size > 1:
+        if log_dir and config.ensemble.size > 1:
             member_log_dir = os.path.join(log_dir, f"member-{member}")
-        model, final = _train_member(train_files, vocab_dir, vocab, member_hparams,
+        model, final = _train_member(train_files, vocab_dir, vocab, member_config,
                                      member_log_dir, eval_files, eval_dataset,
                                      base_model_dir, member, counted)
         models.append(model)
         finals.append(final)
     trained = ensemble.Ensemble(models)
     report: dict = {}
+    prior = config.prior
     learned = [model.trending_prior for model in models if model.trending_prior is not None]
     if learned:
         # Learned in the logits (scores / temperature): w = temperature * beta
         # (the members' mean), one more candidate of the grid's choice below,
         # or the weight itself.
-        weight = round(max(hparams.temperature * float(
-            np.mean([prior.beta.numpy() for prior in learned])), 0.0), 4)
+        weight = round(max(config.loss.temperature * float(
+            np.mean([layer.beta.numpy() for layer in learned])), 0.0), 4)
         report["trending_prior_learned_weight"] = weight
-        hparams = dataclasses.replace(
-            hparams, trending_prior_weight=weight,
-            trending_prior_grid=tuple(sorted(set(hparams.trending_prior_grid) | {weight}))
-            if hparams.trending_prior_grid else ())
-    if hparams.trending_prior_grid and eval_files:
+        prior = prior.replace(weight=weight, grid=tuple(sorted(set(prior.grid) | {weight}))
+                              if prior.grid else ())
+    config = config.replace(prior=prior)
+    if prior.grid and eval_files:
         weight, report["trending_prior"] = prior_calibration.choose_weight(
-            trained, eval_dataset(), vocab, hparams)
-        # hparams.json of the towers records the weight the export applies.
-        hparams = dataclasses.replace(hparams, trending_prior_weight=weight)
-    elif hparams.trending_prior_grid:
-        report["trending_prior"] = {"weight": hparams.trending_prior_weight,
+            trained, eval_dataset(), vocab, config)
+        # The saved configuration records the weight the export applies.
+        config = config.with_changes(prior={"weight": weight})
+    elif prior.grid:
+        report["trending_prior"] = {"weight": prior.weight,
                                     "reason": "no eval examples: the fixed weight is kept"}
-    towers_export.save_towers(output_dir, trained.query_tower, trained.candidate_tower, hparams,
+    towers_export.save_towers(output_dir, trained.query_tower, trained.candidate_tower, config,
                               vocab_dir)
     for member, model in enumerate(models):
         warm_start.save(os.path.join(output_dir, warm_start.weights_file(member)), model)
@@ -159,44 +152,46 @@ def train(train_files, vocab_dir: str, hparams: HParams, output_dir: str,
     return final
 
 
-def _train_member(train_files, vocab_dir: str, vocab, hparams: HParams, log_dir,
+def _train_member(train_files, vocab_dir: str, vocab, config: ModelConfig, log_dir,
                   eval_files, eval_dataset, base_model_dir, member: int, counted):
     """Trains one model (one ensemble member); returns it and its final logs.
 
-    `counted`: `trending.count_table`'s result with `trending_prior_training`,
+    `counted`: `trending.count_table`'s result with `model.prior.in_training`,
     else None."""
-    set_seeds(hparams.seed)
-    extra = features.query_input_specs(hparams)[2:]
-    dataset = make_dataset(train_files, hparams.batch_size, hparams.max_history,
-                           shuffle=True, seed=hparams.seed,
-                           cache=hparams.cache_train_examples, extra_specs=extra)
-    strategy = distribution_strategy(hparams.distribution_strategy)
+    training = config.training
+    set_seeds(training.seed)
+    extra = query_input_specs(config)[2:]
+    dataset = make_dataset(train_files, training.batch_size, config.history.max_history,
+                           shuffle=True, seed=training.seed, cache=training.cache_examples,
+                           extra_specs=extra)
+    strategy = distribution_strategy(training.distribution_strategy)
     with strategy.scope():
         prior = trending.build(vocab, counted) if counted is not None else None
-        model = RetrievalModel(vocab, hparams, trending_prior=prior,
-                               **item_side_inputs(vocab_dir, hparams))
+        model = RetrievalModel(vocab, config, item_features=item_features(vocab_dir, config),
+                               trending_prior=prior)
         _build(model, vocab)
-        model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=hparams.learning_rate))
+        model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=training.learning_rate))
     report: dict = {}
-    if base_model_dir and hparams.warm_start:
+    if base_model_dir and training.warm_start:
         old_vocab = read_vocab(os.path.join(base_model_dir, towers_export.VOCAB_DIR))
         report["warm_start"] = warm_start.restore(model, base_model_dir, old_vocab, vocab,
                                                   member=member)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     if model.guidance is not None:  # teacher-guided: guidance on after the pre-training
         callbacks.append(teacher.GuidanceSchedule(model.guidance,
-                                                  hparams.teacher_pretrain_epochs))
+                                                  config.teacher.pretrain_epochs))
     stopper = None
-    if hparams.early_stopping_patience:
+    if training.early_stopping_patience:
         if not eval_files:
-            raise ValueError("hparams.early_stopping_patience > 0 needs eval examples; "
+            raise ValueError("model.training.early_stopping_patience > 0 needs eval examples; "
                              "the Trainer passes its eval split")
-        batches = -(-hparams.early_stopping_examples // 1024)
+        batches = -(-training.early_stopping_examples // EVAL_BATCH)
         stopper = HitRateEarlyStopping(
-            eval_dataset().take(batches), vocab.item_ids, hparams.early_stopping_k,
-            hparams.early_stopping_patience)
+            eval_dataset().take(batches), vocab.item_ids, training.early_stopping_k,
+            training.early_stopping_patience, config.export.exclude_history,
+            config.history.max_history)
         callbacks.insert(0, stopper)
-    history = model.fit(dataset, epochs=hparams.epochs, callbacks=callbacks, verbose=2)
+    history = model.fit(dataset, epochs=training.epochs, callbacks=callbacks, verbose=2)
     final = {name: float(values[-1]) for name, values in history.history.items()}
     final["epochs_trained"] = len(history.history.get("loss", []))
     if stopper is not None:
@@ -204,22 +199,22 @@ def _train_member(train_files, vocab_dir: str, vocab, hparams: HParams, log_dir,
         final[stopper.metric] = stopper.best
         final[f"{stopper.metric}_by_epoch"] = stopper.history
     if model.guidance is not None and eval_files:
-        final["teacher_auc"] = teacher.teacher_auc(
-            model, eval_dataset(), vocab.item_ids)
+        final["teacher_auc"] = teacher.teacher_auc(model, eval_dataset(), vocab.item_ids,
+                                                   config.history.max_history)
     final.update(report)
     return model, final
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer `run_fn`."""
-    config = fn_args.custom_config or {}
-    if VOCAB_STATS_URI_KEY not in config:
+    custom = fn_args.custom_config or {}
+    if VOCAB_STATS_URI_KEY not in custom:
         raise ValueError(f"custom_config lacks {VOCAB_STATS_URI_KEY!r}; run this module through "
                          "the RetrievalTrainer component, which sets it from its vocab_stats input")
-    hparams = HParams.from_dict(config.get(HPARAMS_KEY))
+    config = parse(ModelConfig, custom.get(MODEL_CONFIG_KEY))
     # The Trainer's optional base_model input (the last blessed model, from a
     # LatestBlessedModelStrategy resolver): its Format-Serving path.
     base_model = getattr(fn_args, "base_model", None)
-    train(fn_args.train_files, config[VOCAB_STATS_URI_KEY], hparams,
+    train(fn_args.train_files, custom[VOCAB_STATS_URI_KEY], config,
           fn_args.serving_model_dir, log_dir=fn_args.model_run_dir,
           eval_files=fn_args.eval_files, base_model_dir=base_model)

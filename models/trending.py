@@ -1,4 +1,4 @@
-"""The trending prior inside training (`hparams.trending_prior_training`).
+"""The trending prior inside training (`model.prior.in_training`).
 
 The served score can add `w * log1p(item's clicks in VocabStats' recent
 window)` (the trending prior, `towers_export.TowersModule`). Without this
@@ -58,25 +58,14 @@ def _cumulative(table: np.ndarray) -> np.ndarray:
     return np.cumsum(table, axis=1)
 
 
-def counts_before(item_ids: list[str], clicked_items: list[str], timestamps: np.ndarray,
-                  oldest: float, bucket_seconds: float) -> np.ndarray:
-    """`[N + 1, buckets + 1]` float32: row r (item r - 1; row 0 the OOV
-    bucket, all zeros) holds, at column b, the item's clicks in time buckets
-    `< b`. Bucket of a click: `floor((timestamp - oldest) / bucket_seconds)`;
-    clicks of items outside `item_ids` are not counted."""
-    index = {item: n + 1 for n, item in enumerate(item_ids)}
-    rows = np.array([index.get(item, 0) for item in clicked_items], np.int64)
-    buckets = _buckets(timestamps, oldest, bucket_seconds)
-    width = int(buckets.max()) + 2 if len(buckets) else 2
-    table = np.zeros((len(item_ids) + 1, width), np.float32)
-    np.add.at(table, (rows, buckets + 1), 1.0)
-    return _cumulative(table)
-
-
 def counts_before_from_files(train_files, item_ids: list[str], oldest: float,
                              bucket_seconds: float, batch_size: int = 65536) -> np.ndarray:
-    """`counts_before` of the training example files, read batch by batch:
-    memory is the table (vocabulary x buckets), not the clicks."""
+    """`[N + 1, buckets + 1]` float32 counts of the training example files:
+    row r (item r - 1 of `item_ids`; row 0 the OOV bucket, all zeros) holds,
+    at column b, the item's clicks in time buckets `< b`. Bucket of a click:
+    `floor((timestamp - oldest) / bucket_seconds)`, at least 0; clicks of
+    items outside `item_ids` are not counted. Read batch by batch: memory is
+    the table (vocabulary x buckets), not the clicks."""
     spec = {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
             features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
     lookup = tf.keras.layers.StringLookup(vocabulary=item_ids, mask_token=None,
@@ -129,7 +118,7 @@ def count_table(train_files, vocab) -> tuple[np.ndarray, float, float]:
     ensemble member's layer (`build`)."""
     stats = vocab.stats
     if stats.get("min_timestamp") is None:
-        raise ValueError("hparams.trending_prior_training needs the training period's "
+        raise ValueError("model.prior.in_training needs the training period's "
                          "min_timestamp in the VocabStats stats.json; it is missing (expected "
                          "a VocabStats written by VocabStatsGen)")
     oldest = float(stats["min_timestamp"])

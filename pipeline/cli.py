@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output directory (local run) or pipeline spec JSON (--kubeflow)")
     parser.add_argument("--config", help="YAML config file (sections: see docs/configuration.md)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one config value; repeatable")
+                        help="override one config value (e.g. model.training.epochs=3); "
+                             "repeatable")
     parser.add_argument("--kubeflow", action="store_true",
                         help="compile a Kubeflow Pipelines v2 spec to --output instead of running")
     parser.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/retrieval",
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     reports.print_summary(summary)
     if summary["pushed"]:
         names = [os.path.basename(d) for d in
-                 serving_dirs(where["serving"], config["pipeline"]["model_name"]).values()]
+                 serving_dirs(where["serving"], config.pipeline.model_name).values()]
         configs = serving_config.write_configs(where["serving"], names)
         print(f"TF Serving model config: {configs['local']} (container paths: "
               f"{configs['docker']})")

@@ -1,14 +1,18 @@
 """Pipeline configuration: one YAML file plus ``--set key=value`` overrides.
 
-Sections and their typed owners:
-  ingestion  -> components.ingestion.IngestionConfig
-  vocab      -> components.vocab_stats.VocabConfig
-  hparams    -> models.hparams.HParams
-  evaluation -> components.evaluation.EvaluationConfig
-  index      -> IndexBuilder settings (top_k, exclude_history)
-  pipeline   -> name, model_name, beam_args
-Each section is validated by its owner when the pipeline is built, so a typo
-fails before any component runs. Nested keys take a longer path:
+The whole configuration is one tree of checked sections (`clicklog.config`):
+
+  pipeline    -> PipelineSettings (name, model_name, beam_args)
+  ingestion   -> components/click_example_gen/config.py: IngestionConfig
+  vocab       -> components/vocab_stats_gen/config.py: VocabConfig
+  model       -> models/config.py: ModelConfig (towers, history, negatives,
+                 loss, prior, ensemble, teacher, training, export)
+  evaluation  -> components/topk_evaluator/config.py: EvaluationConfig
+
+`load_config` reads the YAML, applies the overrides and checks every value
+before any component is built, so a typo or a bad value fails at once with
+one line naming the key, the value and what is allowed. Nested keys take a
+longer path: ``--set model.towers.embedding_dim=32``,
 ``--set vocab.item_catalog.path=movies.dat`` (``--set vocab.item_catalog=null``
 turns the catalog off).
 """
@@ -16,18 +20,62 @@ turns the catalog off).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 
 import yaml
 
-SECTIONS = ("pipeline", "ingestion", "vocab", "hparams", "evaluation", "index")
-DEFAULT_PIPELINE = {
-    "name": "retrieval",
-    "model_name": "retrieval",
-    # DirectRunner in multi-processing mode; replace with Dataflow/Flink/Spark
-    # args to scale out.
-    "beam_args": ["--direct_running_mode=multi_processing", "--direct_num_workers=0"],
-}
+from clicklog.config import Config, ConfigError, parse, section, setting
+from components.click_example_gen.config import IngestionConfig
+from components.topk_evaluator.config import EvaluationConfig
+from components.vocab_stats_gen.config import VocabConfig
+from models.config import ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings(Config):
+    """Names and the Beam arguments of every Beam component."""
+
+    KEY = "pipeline"
+    name: str = "retrieval"  # pipeline name in MLMD
+    model_name: str = "retrieval"  # push directory: serving/<model_name>
+    # DirectRunner in multi-processing mode; Dataflow/Flink/Spark args scale out.
+    beam_args: tuple[str, ...] = setting(
+        ("--direct_running_mode=multi_processing", "--direct_num_workers=0"))
+
+    def check(self) -> None:
+        for name in ("name", "model_name"):
+            if not getattr(self, name) or "/" in getattr(self, name):
+                raise self.error(name, "a non-empty name without '/'")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig(Config):
+    """Every section of a pipeline run (see the module docstring)."""
+
+    pipeline: PipelineSettings = section(PipelineSettings)
+    ingestion: IngestionConfig = section(IngestionConfig)
+    vocab: VocabConfig = section(VocabConfig)
+    model: ModelConfig = section(ModelConfig)
+    evaluation: EvaluationConfig = section(EvaluationConfig)
+
+    def check(self) -> None:
+        # The Trainer reads query features from the click examples
+        # ClickExampleGen writes: they must be declared there, with that type.
+        schema = self.ingestion.schema
+        declared = dict(schema.user_features + schema.context_features)
+        for name, kind in self.model.towers.query_features:
+            if name not in declared:
+                raise ConfigError(f"model.towers.query_features.{name}", kind,
+                                  f"a user or context feature declared in ingestion.schema "
+                                  f"(declared: {sorted(declared)}); item features belong to "
+                                  "the candidate tower")
+            if declared[name] != kind:
+                raise ConfigError(f"model.towers.query_features.{name}", kind,
+                                  f"{declared[name]!r}, the type ingestion.schema declares")
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(PipelineConfig))
 
 
 def _parse_value(text: str):
@@ -43,7 +91,7 @@ def apply_override(config: dict, assignment: str) -> None:
     """
     if "=" not in assignment:
         raise ValueError(f"--set {assignment!r}: expected section.key=value, "
-                         "e.g. hparams.epochs=3")
+                         "e.g. model.training.epochs=3")
     path, value = assignment.split("=", 1)
     parts = path.strip().split(".")
     if len(parts) < 2 or parts[0] not in SECTIONS or not all(parts[1:]):
@@ -61,9 +109,13 @@ def apply_override(config: dict, assignment: str) -> None:
     target[parts[-1]] = _parse_value(value)
 
 
-def load_config(path: str | None = None, overrides: list[str] | None = None) -> dict:
-    """Reads the YAML file (if any), applies overrides, fills pipeline defaults."""
-    config: dict = {}
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Reads the YAML file (if any), applies the overrides, checks everything.
+
+    Raises:
+      ValueError (`ConfigError` for a bad value): one line naming the problem.
+    """
+    values: dict = {}
     if path:
         if not os.path.exists(path):
             raise ValueError(f"--config {path!r}: no such file")
@@ -76,12 +128,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         if unknown:
             raise ValueError(f"--config {path!r}: unknown section(s) {unknown}; expected some "
                              f"of {list(SECTIONS)}")
-        config = copy.deepcopy(loaded)
+        values = copy.deepcopy(loaded)
     for assignment in overrides or []:
-        apply_override(config, assignment)
-    pipeline = dict(DEFAULT_PIPELINE)
-    pipeline.update(config.get("pipeline") or {})
-    config["pipeline"] = pipeline
-    for section in SECTIONS:
-        config.setdefault(section, {})
-    return config
+        apply_override(values, assignment)
+    return parse(PipelineConfig, values)

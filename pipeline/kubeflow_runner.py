@@ -14,21 +14,16 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx  # noqa: E402
 
+from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
 
 def compile_pipeline(output_file: str, data_path: str, pipeline_root: str, image: str,
-                     config: dict, serving_base: str) -> str:
+                     config: PipelineConfig, serving_base: str) -> str:
     """Writes the KFP v2 pipeline job JSON to `output_file`; returns its path."""
-    pipeline = create_pipeline(
-        pipeline_name=config["pipeline"]["name"],
-        pipeline_root=pipeline_root,
-        data_path=data_path,
-        serving_base=serving_base,
-        config=config,
-        metadata_connection_config=None,
-        beam_pipeline_args=list(config["pipeline"]["beam_args"]),
-    )
+    pipeline = create_pipeline(pipeline_root=pipeline_root, data_path=data_path,
+                               serving_base=serving_base, config=config,
+                               metadata_connection_config=None)
     output_file = os.path.abspath(output_file)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),

@@ -16,6 +16,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx  # noqa: E402
 
+from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
 
@@ -29,19 +30,17 @@ def paths(output_dir: str) -> dict[str, str]:
     }
 
 
-def run(data_path: str, output_dir: str, config: dict) -> dict[str, str]:
+def run(data_path: str, output_dir: str, config: PipelineConfig) -> dict[str, str]:
     """Runs the whole pipeline once; returns the paths used."""
     where = paths(output_dir)
     os.makedirs(where["pipeline_root"], exist_ok=True)
     pipeline = create_pipeline(
-        pipeline_name=config["pipeline"]["name"],
         pipeline_root=where["pipeline_root"],
         data_path=os.path.abspath(data_path),
         serving_base=where["serving"],
         config=config,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             where["metadata"]),
-        beam_pipeline_args=list(config["pipeline"]["beam_args"]),
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return where

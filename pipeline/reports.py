@@ -9,11 +9,11 @@ import shutil
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from components import ingestion_report
 from components.artifacts import QuarantinedClicks
-from components.click_example_gen import REPORT_FILE
-from components.topk_evaluator import METRICS_FILE
-from components.topk_evaluator import REPORT_FILE as EVALUATION_REPORT_FILE
+from components.click_example_gen import report as ingestion_report
+from components.click_example_gen.executor import REPORT_FILE
+from components.topk_evaluator.executor import METRICS_FILE
+from components.topk_evaluator.executor import REPORT_FILE as EVALUATION_REPORT_FILE
 
 
 def _store(metadata_path: str) -> mlmd.MetadataStore:
@@ -73,7 +73,7 @@ def print_summary(summary: dict) -> None:
     if "metrics" in summary:
         with open(summary["metrics"]) as f:
             metrics = json.load(f)
-        seen = "seen items excluded" if metrics["config"]["exclude_history"] else "seen items kept"
+        seen = "seen items excluded" if metrics["exclude_history"] else "seen items kept"
         print(f"evaluation: {metrics['num_examples']} eval clicks, "
               f"{metrics['num_candidates']} candidates (full catalogue, {seen})")
         ks = sorted(metrics["config"]["ks"])

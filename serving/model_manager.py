@@ -213,14 +213,6 @@ class ModelManager:
         self._drains = [t for t in self._drains if t.is_alive()] + [thread]
         thread.start()
 
-    def reload_file(self, path: str) -> ReloadResult:
-        """Reads, validates and applies ``path``.
-
-        Raises:
-            ConfigError: If the file cannot be read or is invalid; nothing changes.
-        """
-        return self.apply(parse_config_text(read_config_text(path), path))
-
     def start_config_polling(
         self,
         path: str,

@@ -282,10 +282,6 @@ def array_to_proto(value) -> tensor_pb2.TensorProto:
     return proto
 
 
-# Kept for callers of the original name.
-tensor_to_proto = array_to_proto
-
-
 def warmup_tensors(specs: Mapping[str, tf.TensorSpec]) -> dict[str, tf.Tensor]:
     """Builds a tiny request matching ``specs``: unknown dims become 1.
 

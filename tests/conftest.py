@@ -1,27 +1,46 @@
-"""Shared fixtures: a towers SavedModel trained for one epoch on tiny data."""
+"""Shared fixtures and config helpers: tiny data, small models, one towers model."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from clicklog.config import parse
 from clicklog.formats import Click
-from components.ingestion import to_example
+from components.click_example_gen.examples import to_example
 from models import vocab
-from models.hparams import HParams
+from models.config import ModelConfig
+from models.trainer import train
 
 # Tests of one model option build a single small model unless they set these
 # themselves: the default three-member ensemble would triple their training
 # time, and the default trending prior in training and history dropout would
 # change what they measure. tests/models/test_ensemble.py and the pipeline
 # tests run the defaults.
-SINGLE_MODEL = {"ensemble_size": 1, "history_dropout": 0.0, "trending_prior_training": False,
-                "max_history": 10}
+SINGLE_MODEL = {"ensemble": {"size": 1}, "history": {"dropout": 0.0, "max_history": 10},
+                "prior": {"in_training": False}}
 
 
-def single_model_hparams(**overrides) -> HParams:
-    """HParams of one small model: SINGLE_MODEL, then `overrides`."""
-    return HParams(**{**SINGLE_MODEL, **overrides})
-from models.trainer import train
+def merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied section by section (nested dicts merge)."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def model_config(**sections) -> ModelConfig:
+    """The default ModelConfig with some sections' fields changed:
+    `model_config(towers={"embedding_dim": 8}, training={"epochs": 1})`."""
+    return parse(ModelConfig, sections)
+
+
+def single_model_config(**sections) -> ModelConfig:
+    """One small model: SINGLE_MODEL, then `sections` (as `model_config`)."""
+    return parse(ModelConfig, merged(SINGLE_MODEL, sections))
+
 
 ITEMS = [f"i{n}" for n in range(30)]
 
@@ -48,12 +67,15 @@ def write_tiny_data(root) -> dict:
     return {"train": path, "vocab": str(root / "vocab")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def towers_dir(tmp_path_factory):
+    """Towers of the default model (a three-member ensemble with the prior in
+    training) with a user id, 8 dimensions, one epoch, top 5, 3 items excluded."""
     root = tmp_path_factory.mktemp("train")
     data = write_tiny_data(root)
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, serving_top_k=5,
-                      serving_exclude_history=3, use_user_id=True)
-    logs = train(data["train"], data["vocab"], hparams, str(root / "towers"))
+    config = model_config(towers={"embedding_dim": 8, "user_id": True},
+                          training={"batch_size": 16, "epochs": 1},
+                          export={"top_k": 5, "exclude_history": 3})
+    logs = train(data["train"], data["vocab"], config, str(root / "towers"))
     assert np.isfinite(logs["loss"])
     return str(root / "towers")

@@ -4,6 +4,7 @@ import pytest
 
 from clicklog import catalog
 from clicklog.catalog import CatalogConfig
+from clicklog.config import ConfigError, parse
 from clicklog.formats import RowRejected
 
 MOVIES = CatalogConfig(path="movies.dat", format="dat", columns=("item_id", "title", "genres"),
@@ -69,19 +70,24 @@ def test_rejected_rows_carry_their_reason(line, fmt, reason):
 
 
 @pytest.mark.parametrize("values,message", [
-    ({}, r"path='': expected a file, glob or directory"),
-    ({"path": "m.dat", "format": "xml"}, r"format='xml': expected 'auto' or one of"),
-    ({"path": "m.dat", "format": "dat"}, r"columns: the `dat` format has no header"),
-    ({"path": "m.dat", "features": {"title": "txt"}}, r"features.title='txt': expected one of"),
+    ({}, r"vocab.item_catalog.path='': expected a file, glob or directory"),
+    ({"path": "m.dat", "format": "xml"},
+     r"vocab.item_catalog.format='xml': expected one of \['auto', 'csv'"),
+    ({"path": "m.dat", "format": "dat"},
+     r"vocab.item_catalog.columns=\(\): expected the list of the `dat` format's fields"),
+    ({"path": "m.dat", "features": {"title": "txt"}},
+     r"vocab.item_catalog.features={'title': 'txt'}: expected a mapping of name to values from"),
     ({"path": "m.dat", "columns": ["item_id", "title"], "features": {"genres": "string_list"}},
-     r"lack \['genres'\]"),
+     r"columns=\('item_id', 'title'\): expected the item id and every feature column; "
+     r"\['genres'\] are missing"),
     ({"path": "m.dat", "features": {"item_id": "string"}}, "expected side features only"),
-    ({"path": "m.dat", "include_unclicked": "yes"}, "include_unclicked='yes'"),
-    ({"path": "m.dat", "colums": []}, r"unknown key\(s\) \['colums'\]"),
+    ({"path": "m.dat", "include_unclicked": "yes"},
+     "vocab.item_catalog.include_unclicked='yes': expected true or false"),
+    ({"path": "m.dat", "colums": []}, r"vocab.item_catalog.colums=\[\]: expected a known key"),
 ])
 def test_config_errors_name_the_key_and_the_value(values, message):
-    with pytest.raises(ValueError, match=message):
-        CatalogConfig.from_dict(values)
+    with pytest.raises(ConfigError, match=message):
+        parse(CatalogConfig, values)
 
 
 def test_format_from_the_file_name():

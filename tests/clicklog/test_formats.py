@@ -52,9 +52,10 @@ def test_detect_format_rejects_unknown_extension():
 
 
 def test_declared_schema_maps_columns_units_event_type_and_features():
+    from clicklog.config import parse
     from clicklog.schema import ClickSchema
 
-    schema = ClickSchema.from_dict({
+    schema = parse(ClickSchema, {
         "user_id": "uid", "item_id": "movie", "timestamp": "ts",
         "timestamp_unit": "iso8601", "weight": "rating", "event_type": "action",
         "item_features": {"genres": "string_list"}, "context_features": {"hour": "int",

@@ -1,4 +1,4 @@
-"""Seed ensembles (`hparams.ensemble_size`): one dot product scores the mean."""
+"""Seed ensembles (`model.ensemble.size`): one dot product scores the mean."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from clicklog.config import ConfigError
 from models import ensemble, serving_export, warm_start
-from models.hparams import HParams
+from models.config import EnsembleConfig
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import write_tiny_data
+from tests.conftest import model_config, write_tiny_data
 
 USERS = ["u1", "u2", "u3"]
 HISTORIES = [["i1", "i2"] + [""] * 8, ["i3"] + [""] * 9, [""] * 10]
@@ -59,9 +60,9 @@ def test_one_member_keeps_its_own_towers():
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True])
 def test_ensemble_size_must_be_a_positive_integer(value):
-    with pytest.raises(ValueError, match=rf"hparams.ensemble_size={value!r}: expected a "
-                                         "positive integer"):
-        HParams(ensemble_size=value)
+    with pytest.raises(ConfigError, match=rf"model.ensemble.size={value!r}: expected an "
+                                          "integer >= 1"):
+        EnsembleConfig(size=value)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +80,11 @@ def test_trained_ensemble_scores_the_mean_of_separately_trained_members(data, tm
     # Training is deterministic for a seed, so members 0 and 1 of the
     # ensemble are the single models trained with seeds 42 and 43.
     # No trending prior: each member would learn its own weight.
-    common = {"embedding_dim": 8, "batch_size": 16, "epochs": 2, "trending_prior_grid": (),
-              "trending_prior_training": False}
-    for name, extra in (("s42", {"ensemble_size": 1}), ("s43", {"seed": 43, "ensemble_size": 1}),
-                        ("ens", {"ensemble_size": 2})):
-        logs = train(data["train"], data["vocab"], HParams(**common, **extra),
-                     str(tmp_path / name))
+    for name, size, seed in (("s42", 1, 42), ("s43", 1, 43), ("ens", 2, 42)):
+        config = model_config(towers={"embedding_dim": 8}, ensemble={"size": size},
+                              prior={"grid": [], "in_training": False},
+                              training={"batch_size": 16, "epochs": 2, "seed": seed})
+        logs = train(data["train"], data["vocab"], config, str(tmp_path / name))
     assert len(logs["members"]) == 2 and logs["loss"] == logs["members"][0]["loss"]
     expected = (_scores(str(tmp_path / "s42")) + _scores(str(tmp_path / "s43"))) / 2
     np.testing.assert_allclose(_scores(str(tmp_path / "ens")), expected, atol=1e-5)
@@ -98,13 +98,14 @@ def test_trained_ensemble_scores_the_mean_of_separately_trained_members(data, tm
 def test_ensemble_with_trending_prior_exports_and_serves_its_scores(data, tmp_path):
     # The defaults: three members, trending prior in training (the members'
     # mean learned weight is served when the grid is empty).
-    hparams = HParams(embedding_dim=8, batch_size=16, epochs=1, trending_prior_grid=(),
-                      serving_top_k=5, serving_exclude_history=10)
-    assert hparams.ensemble_size == 3 and hparams.trending_prior_training
-    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
+    config = model_config(towers={"embedding_dim": 8}, prior={"grid": []},
+                          training={"batch_size": 16, "epochs": 1},
+                          export={"top_k": 5, "exclude_history": 10})
+    assert config.ensemble.size == 3 and config.prior.in_training
+    logs = train(data["train"], data["vocab"], config, str(tmp_path / "towers"))
     towers = Towers(str(tmp_path / "towers"))
     weight = logs["trending_prior_learned_weight"]
-    assert towers.hparams.trending_prior_weight == weight > 0
+    assert towers.config.prior.weight == weight > 0
     query = towers.query_embeddings(USERS, HISTORIES).numpy()
     corpus = towers.candidate_embeddings().numpy()
     # Three members of 8 dimensions, plus the prior column: w on the query
@@ -131,12 +132,11 @@ def test_ensemble_with_trending_prior_exports_and_serves_its_scores(data, tmp_pa
 
 
 def test_warm_start_member_k_starts_from_the_earlier_member_k_or_member_0(data, tmp_path):
-    base = HParams(embedding_dim=8, batch_size=16, epochs=1, ensemble_size=2,
-                   trending_prior_grid=())
-    assert base.trending_prior_training  # its learned beta is not a tower weight: never skipped
+    base = model_config(towers={"embedding_dim": 8}, ensemble={"size": 2}, prior={"grid": []},
+                        training={"batch_size": 16, "epochs": 1})
+    assert base.prior.in_training  # its learned beta is not a tower weight: never skipped
     train(data["train"], data["vocab"], base, str(tmp_path / "base"))
-    grown = HParams(embedding_dim=8, batch_size=16, epochs=1, ensemble_size=3,
-                    trending_prior_grid=(), warm_start=True)
+    grown = base.with_changes(ensemble={"size": 3}, training={"warm_start": True})
     logs = train(data["train"], data["vocab"], grown, str(tmp_path / "grown"),
                  base_model_dir=str(tmp_path / "base"))
     sources = [member["warm_start"]["from_member"] for member in logs["members"]]
@@ -144,5 +144,5 @@ def test_warm_start_member_k_starts_from_the_earlier_member_k_or_member_0(data, 
     for member in logs["members"]:
         assert member["warm_start"]["weights_skipped"] == 0
         assert member["warm_start"]["ids_copied"]["candidate_tower.item_embedding"] == 30
-    with open(tmp_path / "grown" / "hparams.json") as f:
-        assert json.load(f)["ensemble_size"] == 3
+    with open(tmp_path / "grown" / "model_config.json") as f:
+        assert json.load(f)["ensemble"]["size"] == 3

@@ -13,16 +13,22 @@ import tensorflow as tf
 from models import serving_export, warm_start
 from models import vocab as vocab_lib
 from models.retrieval import RetrievalModel
-from models.towers import CandidateTower, QueryTower, item_token_tables
+from models.towers import CandidateTower, QueryTower
+from models.towers.tokens import item_token_tables
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import single_model_hparams, write_tiny_data
+from tests.conftest import single_model_config, write_tiny_data
 from tests.models import graph_mode
 
 USERS = ["u1", "u2"]
 ITEMS = ["i1", "i2"]
 STRANGERS = [f"stranger{n}" for n in range(30)]
-LINEAR = dict(embedding_dim=2, query_hidden_layers=(), use_popularity_features=False)
+LINEAR = {"embedding_dim": 2, "query_hidden_layers": [], "popularity": False}
+
+
+def linear(**towers):
+    """A linear single model of 2 dimensions without popularity inputs."""
+    return single_model_config(towers={**LINEAR, **towers})
 
 
 def query_inputs(user_ids, histories) -> dict:
@@ -30,7 +36,7 @@ def query_inputs(user_ids, histories) -> dict:
 
 
 def test_unknown_users_spread_over_the_k_oov_rows_in_front_of_the_vocabulary():
-    tower = QueryTower(USERS, ITEMS, single_model_hparams(use_user_id=True, **LINEAR),
+    tower = QueryTower(USERS, ITEMS, linear(user_id=True),
                                                           num_oov_buckets=3)
     index = tower.user_lookup(tf.constant(STRANGERS + USERS)).numpy()
     # No mask token on the user side: OOV rows 0, 1, 2, then u1 = 3, u2 = 4.
@@ -41,7 +47,7 @@ def test_unknown_users_spread_over_the_k_oov_rows_in_front_of_the_vocabulary():
 
 
 def test_unknown_history_items_spread_over_the_oov_rows_after_the_mask():
-    tower = QueryTower(USERS, ITEMS, single_model_hparams(**LINEAR), num_oov_buckets=3)
+    tower = QueryTower(USERS, ITEMS, linear(), num_oov_buckets=3)
     index = tower.history_lookup(tf.constant([[""] + STRANGERS + ITEMS])).numpy()[0]
     # Row 0 is the padding mask, 1 .. 3 the OOV buckets, then i1 = 4, i2 = 5.
     assert index[0] == 0
@@ -52,7 +58,7 @@ def test_unknown_history_items_spread_over_the_oov_rows_after_the_mask():
 
 
 def test_an_unknown_history_item_embeds_as_its_own_oov_row():
-    tower = QueryTower(USERS, ITEMS, single_model_hparams(**LINEAR), num_oov_buckets=3)
+    tower = QueryTower(USERS, ITEMS, linear(), num_oov_buckets=3)
     first = STRANGERS[0]
     other = next(s for s in STRANGERS if int(tower.history_lookup(tf.constant([s]))[0])
                  != int(tower.history_lookup(tf.constant([first]))[0]))
@@ -65,8 +71,8 @@ def test_an_unknown_history_item_embeds_as_its_own_oov_row():
 
 
 def test_one_oov_bucket_is_the_old_layout():
-    hparams = single_model_hparams(use_user_id=True, **LINEAR)
-    tower = QueryTower(USERS, ITEMS, hparams)
+    config = linear(user_id=True)
+    tower = QueryTower(USERS, ITEMS, config)
     assert tower.num_oov_buckets == 1
     assert tower.user_lookup(tf.constant(["x", "u1"])).numpy().tolist() == [0, 1]
     assert tower.history_lookup(tf.constant([["", "x", "i1"]])).numpy().tolist() == [[0, 1, 2]]
@@ -74,14 +80,14 @@ def test_one_oov_bucket_is_the_old_layout():
     out = tower(inputs).numpy()
     assert tower.user_embedding.embeddings.shape == (2 + 1, 2)
     assert tower.history_embedding.embeddings.shape == (2 + 2, 2)
-    explicit = QueryTower(USERS, ITEMS, hparams, num_oov_buckets=1)
+    explicit = QueryTower(USERS, ITEMS, config, num_oov_buckets=1)
     np.testing.assert_array_equal(explicit(inputs).numpy(), out)  # same seeds, same shapes
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, "3", True])
 def test_a_bad_bucket_count_is_rejected_by_value(bad):
     with pytest.raises(ValueError, match=f"num_oov_buckets={bad!r}"):
-        QueryTower(USERS, ITEMS, single_model_hparams(**LINEAR), num_oov_buckets=bad)
+        QueryTower(USERS, ITEMS, linear(), num_oov_buckets=bad)
 
 
 def test_history_token_tables_have_k_empty_oov_rows_after_the_padding_row():
@@ -98,37 +104,19 @@ def test_history_token_tables_have_k_empty_oov_rows_after_the_padding_row():
 
 
 def test_history_items_find_their_catalogue_tokens_past_the_oov_rows():
-    hparams = single_model_hparams(history_item_side_features=True, **LINEAR)
-    tower = QueryTower(USERS, ITEMS, hparams, item_features={"genre": [["drama"], []]},
+    config = single_model_config(towers=LINEAR, history={"item_side_features": True})
+    tower = QueryTower(USERS, ITEMS, config, item_features={"genre": [["drama"], []]},
                        num_oov_buckets=3)
     representation = tower.representation(
         query_inputs(["u1", "u1"], [["i1", ""], ["stranger0", ""]])).numpy()
     ids = tower.history_embedding.embeddings.numpy()  # padding, OOV x 3, i1, i2
     _, _, table = tower.history_side[0]
-    drama = int(tf.strings.to_hash_bucket_fast(["drama"], hparams.item_feature_buckets)[0])
+    drama = int(tf.strings.to_hash_bucket_fast(["drama"],
+                                               config.towers.item_feature_buckets)[0])
     np.testing.assert_allclose(representation[0], ids[4] + table.embeddings.numpy()[drama],
                                rtol=1e-5)
     oov = int(tower.history_lookup(tf.constant(["stranger0"]))[0])
     np.testing.assert_allclose(representation[1], ids[oov], rtol=1e-6)  # no tokens
-
-
-def test_shared_item_embeddings_line_up_with_k_oov_buckets():
-    hparams = single_model_hparams(embedding_dim=2, query_hidden_layers=(),
-                                   share_item_embeddings=True)
-    query = QueryTower(USERS, ITEMS, hparams, num_oov_buckets=3)
-    tower = CandidateTower(ITEMS, hparams, item_counts=[4.0, 1.0],
-                           item_recent_counts=[1.0, 0.0], shared_history=query)
-    pooled = query.representation(query_inputs(["u1", "u1"], [["i1", ""], ["i2", ""]])).numpy()
-    out = tower(tf.constant(["i1", "i2", "unknown"])).numpy()
-    popularity = tower.dense_projection(tf.gather(tower.dense_features, [1, 2, 0])).numpy()
-    # A vocabulary item's id embedding is the row the history gives it.
-    np.testing.assert_allclose(out[:2] - popularity[:2], pooled, rtol=1e-5, atol=1e-7)
-    rows = query.history_embedding.embeddings.numpy()
-    np.testing.assert_allclose(out[:2] - popularity[:2], rows[[4, 5]], rtol=1e-5, atol=1e-7)
-    # An unknown candidate: a history OOV row, and the per-item tables' one OOV row.
-    oov = int(query.history_lookup(tf.constant(["unknown"]))[0])
-    assert 1 <= oov <= 3
-    np.testing.assert_allclose(out[2], rows[oov] + popularity[2], rtol=1e-5, atol=1e-7)
 
 
 def tiny_vocab(stats: dict) -> vocab_lib.Vocab:
@@ -139,12 +127,11 @@ def tiny_vocab(stats: dict) -> vocab_lib.Vocab:
 
 def test_the_model_takes_k_from_the_vocabulary_stats_and_1_when_absent():
     assert tiny_vocab({}).num_oov_buckets == 1
-    model = RetrievalModel(tiny_vocab({"num_oov_buckets": 3}), single_model_hparams(
-        embedding_dim=2))
+    config = single_model_config(towers={"embedding_dim": 2})
+    model = RetrievalModel(tiny_vocab({"num_oov_buckets": 3}), config)
     assert model.query_tower.num_oov_buckets == 3
     assert model.candidate_tower.item_lookup.num_oov_indices == 1  # candidates keep one row
-    old = RetrievalModel(tiny_vocab({"max_timestamp": 0}), single_model_hparams(
-        embedding_dim=2))
+    old = RetrievalModel(tiny_vocab({"max_timestamp": 0}), config)
     assert old.query_tower.num_oov_buckets == 1
     with pytest.raises(ValueError, match="stats.json num_oov_buckets=0"):
         vocab_lib.oov_buckets({"num_oov_buckets": 0})
@@ -153,7 +140,7 @@ def test_the_model_takes_k_from_the_vocabulary_stats_and_1_when_absent():
 @pytest.fixture(scope="module")
 def towers_dir(tmp_path_factory):
     """Towers trained on the tiny data with `num_oov_buckets: 3` in stats.json,
-    user ids, shared item embeddings and history catalogue tokens on."""
+    user ids and history catalogue tokens on."""
     root = tmp_path_factory.mktemp("oov_buckets")
     data = write_tiny_data(root)
     stats_path = os.path.join(data["vocab"], vocab_lib.STATS_FILE)
@@ -166,10 +153,10 @@ def towers_dir(tmp_path_factory):
         f.write("item_id\tgenre\n")
         for n, item in enumerate(item_ids):
             f.write(f"{item}\tg{n % 3}\n")
-    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1, serving_top_k=5,
-                                   use_user_id=True, share_item_embeddings=True,
-                                   history_item_side_features=True)
-    logs = train(data["train"], data["vocab"], hparams, str(root / "towers"))
+    config = single_model_config(towers={"embedding_dim": 8, "user_id": True},
+                                 history={"item_side_features": True},
+                                 training={"batch_size": 16, "epochs": 1}, export={"top_k": 5})
+    logs = train(data["train"], data["vocab"], config, str(root / "towers"))
     assert np.isfinite(logs["loss"])
     return str(root / "towers")
 
@@ -208,9 +195,13 @@ def test_export_serves_unknown_users_and_items_as_tf_serving_runs_it(towers_dir,
 
 
 def _towers(users, items, k):
-    hparams = single_model_hparams(use_user_id=True, **LINEAR)
-    query = QueryTower(users, items, hparams, num_oov_buckets=k)
-    candidate = CandidateTower(items, hparams)
+    config = linear(user_id=True)
+    query = QueryTower(users, items, config, num_oov_buckets=k)
+    candidate = CandidateTower(vocab_lib.Vocab(
+        item_ids=items, item_counts=[1.0] * len(items),
+        item_sampling_probability=[1.0 / len(items)] * len(items),
+        item_recent_counts=[1.0] * len(items), user_ids=users, user_counts=[1.0] * len(users),
+        stats={}), config)
     query(query_inputs([users[0]], [[items[0]]]))
     candidate(tf.constant([items[0]]))
     return SimpleNamespace(query_tower=query, candidate_tower=candidate)

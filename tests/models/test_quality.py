@@ -17,13 +17,14 @@ import pytest
 import tensorflow as tf
 
 from clicklog import synthetic
+from clicklog.config import parse
 from clicklog.formats import Click
-from components.ingestion import to_example
+from components.click_example_gen.examples import to_example
 from models import vocab
-from models.hparams import HParams
+from models.config import ModelConfig
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import SINGLE_MODEL
+from tests.conftest import SINGLE_MODEL, merged
 
 K = 10
 MAX_HISTORY = 10
@@ -90,27 +91,32 @@ def _model_hit_rate(towers_dir, data) -> float:
     # prior in training, history dropout. The options below each change one
     # thing on a single model (SINGLE_MODEL, to keep the test's time down).
     {},
-    {**SINGLE_MODEL, "num_mixed_negatives": 64, "mixed_negative_distribution": "popularity"},
+    merged(SINGLE_MODEL, {"negatives": {"mixed": 64, "mixed_distribution": "popularity"}}),
     # Hard negatives and BCE with a linear query tower: with the default
     # query MLP [128] they reach only hit@10 0.165 and 0.122 here (popularity
     # 0.113), short of the margin; the ablation also finds both worse than the
-    # default softmax (README).
-    {**SINGLE_MODEL, "num_hard_negatives": 32, "query_hidden_layers": []},
-    {**SINGLE_MODEL, "history_pooling": "attention", "query_hidden_layers": [32]},
-    {**SINGLE_MODEL, "loss": "bce", "pair_negatives": 8, "query_hidden_layers": []},
-    {**SINGLE_MODEL, "loss": "triplet_hinge", "pair_negatives": 8, "triplet_margin": 0.5},
-    {**SINGLE_MODEL, "loss": "triplet_logistic", "pair_negatives": 8},
+    # default softmax (docs/ablation.md).
+    merged(SINGLE_MODEL, {"negatives": {"hard": 32}, "towers": {"query_hidden_layers": []}}),
+    merged(SINGLE_MODEL, {"history": {"pooling": "attention"},
+                          "towers": {"query_hidden_layers": [32]}}),
+    merged(SINGLE_MODEL, {"loss": {"kind": "bce", "pair_negatives": 8},
+                          "towers": {"query_hidden_layers": []}}),
+    merged(SINGLE_MODEL, {"loss": {"kind": "triplet_hinge", "pair_negatives": 8,
+                                   "triplet_margin": 0.5}}),
+    merged(SINGLE_MODEL, {"loss": {"kind": "triplet_logistic", "pair_negatives": 8}}),
     # The held-out clicks go to the Trainer as eval examples for the teacher's
     # AUC; the trending prior must not be calibrated on them.
-    {**SINGLE_MODEL, "teacher_guided": True, "trending_prior_grid": []},
+    merged(SINGLE_MODEL, {"teacher": {"enabled": True}, "prior": {"grid": []}}),
 ], ids=["softmax", "mixed_negatives", "hard_negatives", "attention_mlp", "bce",
         "triplet_hinge", "triplet_logistic", "teacher_guided"])
 def test_model_beats_popularity_on_known_tastes(data, options, tmp_path):
-    hparams = HParams.from_dict({"embedding_dim": 16, "batch_size": 128, "epochs": 6,
-                         "learning_rate": 0.1, "recency_half_life_days": 0.0, **options})
-    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"),
-                 eval_files=data["eval"] if hparams.teacher_guided else None)
-    if hparams.teacher_guided:
+    config = parse(ModelConfig, merged(
+        {"towers": {"embedding_dim": 16},
+         "training": {"batch_size": 128, "epochs": 6, "learning_rate": 0.1,
+                      "recency_half_life_days": 0.0}}, options))
+    logs = train(data["train"], data["vocab"], config, str(tmp_path / "towers"),
+                 eval_files=data["eval"] if config.teacher.enabled else None)
+    if config.teacher.enabled:
         # The teacher ranks held-out clicks above random items, clearly.
         print(f"teacher AUC on held-out clicks {logs['teacher_auc']:.3f}")
         assert logs["teacher_auc"] >= 0.5 + TEACHER_AUC_MARGIN, logs

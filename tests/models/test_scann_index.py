@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.scann_index import EXACT_BELOW, ScannIndex, ScannSettings
+from models.config import ScannConfig
+from models.scann_index import EXACT_BELOW, ScannIndex, resolve
 
 
 def _data(num_items, dim=16, queries=50, seed=0, clusters=40):
@@ -18,7 +19,7 @@ def _data(num_items, dim=16, queries=50, seed=0, clusters=40):
 
 def test_small_catalogue_is_exact():
     items, queries = _data(50)
-    index = ScannIndex(items, tf.range(50), 10, ScannSettings())
+    index = ScannIndex(items, tf.range(50), 10, ScannConfig())
     assert index.settings.num_leaves == 0
     scores, ids = index(queries)
     exact = tf.math.top_k(tf.matmul(queries, items, transpose_b=True), 10)
@@ -29,7 +30,7 @@ def test_small_catalogue_is_exact():
 def test_tree_path_has_high_recall_and_distinct_ids():
     num_items = EXACT_BELOW + 1000
     items, queries = _data(num_items)
-    index = ScannIndex(items, tf.range(num_items), 20, ScannSettings())
+    index = ScannIndex(items, tf.range(num_items), 20, ScannConfig())
     assert index.settings.num_leaves == 55  # round(sqrt(3000))
     assert index.settings.num_leaves_to_search == 11
     _, ids = index(queries)
@@ -41,9 +42,9 @@ def test_tree_path_has_high_recall_and_distinct_ids():
 
 
 @pytest.mark.parametrize("settings,message", [
-    (ScannSettings(num_leaves=5000), "num_leaves=5000"),
-    (ScannSettings(num_leaves=10, num_leaves_to_search=11), "num_leaves_to_search=11"),
+    (ScannConfig(num_leaves=5000), "num_leaves=5000"),
+    (ScannConfig(num_leaves=10, num_leaves_to_search=11), "num_leaves_to_search=11"),
 ])
 def test_impossible_settings_are_rejected(settings, message):
     with pytest.raises(ValueError, match=message):
-        settings.resolve(3000, 10)
+        resolve(settings, 3000, 10)

@@ -20,12 +20,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from clicklog.config import ConfigError
 from models import features, teacher, vocab, warm_start
-from models.hparams import HParams
+from models.losses import LOSSES
+from models.losses.common import LossInputs
 from models.retrieval import RetrievalModel
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import single_model_hparams, write_tiny_data
+from tests.conftest import single_model_config, write_tiny_data
 
 
 def softplus(x: float) -> float:
@@ -38,10 +40,12 @@ IDS = tf.constant(["a", "b", "a"])
 KEY = tf.constant([[3.0], [-1.0]])
 
 
-def _tiny_guidance(**overrides) -> teacher.TeacherGuidance:
-    hparams = single_model_hparams(embedding_dim=1, teacher_guided=True, teacher_hidden_layers=(),
-                                   teacher_negatives=2, teacher_discriminator=True, **overrides)
-    guidance = teacher.TeacherGuidance(1, hparams)
+def _tiny_guidance(training=None, **teacher_settings) -> teacher.TeacherGuidance:
+    config = single_model_config(
+        towers={"embedding_dim": 1}, training=training or {},
+        teacher={"enabled": True, "hidden_layers": [], "negatives": 2, "discriminator": True,
+                 **teacher_settings})
+    guidance = teacher.TeacherGuidance(1, config)
     guidance.teacher.interaction.assign([[1.0]])
     guidance.teacher.mlp.kernels[0].assign([[0.0], [0.0], [1.0]])
     guidance.discriminator.kernels[0].assign([[2.0]])
@@ -107,8 +111,8 @@ def test_sample_weight_scales_every_term_per_query():
 
 
 def test_total_gates_and_weights_the_guidance():
-    guidance = _tiny_guidance(teacher_loss_weight=0.5, teacher_similarity_weight=2.0,
-                              teacher_adversarial_weight=3.0, teacher_pretrain_epochs=1)
+    guidance = _tiny_guidance(loss_weight=0.5, similarity_weight=2.0, adversarial_weight=3.0,
+                              pretrain_epochs=1)
     terms = guidance.terms(USER, KEY, CANDIDATES, IDS[:2], IDS)
     values = {name: float(value) for name, value in terms.items()}
     own = values["teacher_bce"] + values["discriminator"]
@@ -143,14 +147,14 @@ def test_teacher_scores_pairs_like_single_items():
 
 
 def test_schedule_switches_guidance_on_after_pretraining():
-    guidance = _tiny_guidance(teacher_pretrain_epochs=2, epochs=4)
+    guidance = _tiny_guidance(training={"epochs": 4}, pretrain_epochs=2)
     schedule = teacher.GuidanceSchedule(guidance, 2)
     seen = []
     for epoch in range(4):
         schedule.on_epoch_begin(epoch)
         seen.append(float(guidance.active))
     assert seen == [0.0, 0.0, 1.0, 1.0]
-    assert float(_tiny_guidance(teacher_pretrain_epochs=0).active) == 1.0
+    assert float(_tiny_guidance(pretrain_epochs=0).active) == 1.0
 
 
 # --- the teacher inside the retrieval model -------------------------------
@@ -175,11 +179,12 @@ def _batch() -> dict:
                                            ["i4", "i7", "i8"], ["i2", "i9", ""]])}
 
 
-def _model(vocab_dir, **overrides) -> RetrievalModel:
-    hparams = single_model_hparams(embedding_dim=4, teacher_guided=True,
-                                   teacher_discriminator=True, teacher_hidden_layers=(8,),
-                                   teacher_negatives=3, **overrides)
-    model = RetrievalModel(vocab.read_vocab(vocab_dir), hparams)
+def _model(vocab_dir, **teacher_settings) -> RetrievalModel:
+    config = single_model_config(
+        towers={"embedding_dim": 4},
+        teacher={"enabled": True, "discriminator": True, "hidden_layers": [8], "negatives": 3,
+                 **teacher_settings})
+    model = RetrievalModel(vocab.read_vocab(vocab_dir), config)
     model.candidate_tower(tf.constant(ITEMS[:1]))
     return model
 
@@ -220,8 +225,7 @@ def test_each_term_trains_only_its_own_side(vocab_dir):
 
 
 def test_guidance_off_before_pretraining_adds_nothing_to_the_towers(vocab_dir):
-    model = _model(vocab_dir, teacher_loss_weight=1.0, teacher_similarity_weight=1.0,
-                   teacher_adversarial_weight=1.0)
+    model = _model(vocab_dir, loss_weight=1.0, similarity_weight=1.0, adversarial_weight=1.0)
     batch = _batch()
     towers = model.query_tower.trainable_variables + model.candidate_tower.trainable_variables
 
@@ -230,8 +234,10 @@ def test_guidance_off_before_pretraining_adds_nothing_to_the_towers(vocab_dir):
             total = model.compute_loss(batch, training=True)
             query = model.query_tower(batch)
             ids = batch[features.ITEM_ID]
-            retrieval = model.retrieval_loss(query, model.candidate_tower(ids), ids, ids,
-                                             model.recency_weight(batch[features.TIMESTAMP]))
+            retrieval = LOSSES["softmax"](LossInputs(
+                query=query, candidates=model.candidate_tower(ids), positive_ids=ids,
+                candidate_ids=ids, sample_weight=model.recency_weight(batch[features.TIMESTAMP]),
+                log_q=model.sampler.log_q(ids, tf.shape(ids)[0])), model.config)
         return tape, total, retrieval
 
     assert float(model.guidance.active) == 0.0  # teacher_pretrain_epochs=1 by default
@@ -250,33 +256,37 @@ def test_guidance_off_before_pretraining_adds_nothing_to_the_towers(vocab_dir):
 
 
 def test_guidance_leaves_the_default_model_alone(vocab_dir):
-    model = RetrievalModel(vocab.read_vocab(vocab_dir), single_model_hparams(
-        embedding_dim=4))
+    model = RetrievalModel(vocab.read_vocab(vocab_dir),
+                           single_model_config(towers={"embedding_dim": 4}))
     assert model.guidance is None
     names = {v.name for v in model.trainable_variables}
     assert not any("guidance" in name for name in names)
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"teacher_guided": 1}, "teacher_guided=1: expected true or false"),
-    ({"teacher_hidden_layers": (0,)}, "teacher_hidden_layers=(0,): expected a list"),
-    ({"teacher_negatives": 0}, "teacher_negatives=0: expected a positive integer"),
-    ({"teacher_pretrain_epochs": -1}, "teacher_pretrain_epochs=-1: expected an integer >= 0"),
-    ({"teacher_loss_weight": -0.5}, "teacher_loss_weight=-0.5: expected a number >= 0"),
-    ({"teacher_discriminator": True}, "teacher_discriminator=True: expected teacher_guided"),
-    ({"teacher_guided": True, "epochs": 2, "teacher_pretrain_epochs": 2},
-     "teacher_pretrain_epochs=2: expected fewer than epochs=2"),
-    ({"teacher_guided": True, "teacher_loss_weight": 0.0, "teacher_similarity_weight": 0.0},
-     "expected at least one > 0"),
+    ({"teacher": {"enabled": 1}}, "model.teacher.enabled=1: expected true or false"),
+    ({"teacher": {"hidden_layers": [0]}},
+     "model.teacher.hidden_layers=[0]: expected a list of integers >= 1"),
+    ({"teacher": {"negatives": 0}}, "model.teacher.negatives=0: expected an integer >= 1"),
+    ({"teacher": {"pretrain_epochs": -1}},
+     "model.teacher.pretrain_epochs=-1: expected an integer >= 0"),
+    ({"teacher": {"loss_weight": -0.5}}, "model.teacher.loss_weight=-0.5: expected a number >= 0"),
+    ({"teacher": {"discriminator": True}},
+     "model.teacher.discriminator=True: expected false unless model.teacher.enabled is true"),
+    ({"teacher": {"enabled": True, "pretrain_epochs": 2}, "training": {"epochs": 2}},
+     "model.teacher.pretrain_epochs=2: expected fewer than model.training.epochs=2"),
+    ({"teacher": {"enabled": True, "loss_weight": 0.0, "similarity_weight": 0.0}},
+     "expected a weight > 0 among loss_weight, similarity_weight"),
 ])
-def test_hparams_reject_bad_teacher_values(values, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        single_model_hparams(**values)
+def test_config_rejects_bad_teacher_values(values, message):
+    with pytest.raises(ConfigError) as error:
+        single_model_config(**values)
+    assert message in str(error.value)
 
 
-def test_hparams_from_dict_turns_hidden_layers_into_a_tuple():
-    hparams = HParams.from_dict({"teacher_guided": True, "teacher_hidden_layers": [16, 8]})
-    assert hparams.teacher_hidden_layers == (16, 8)
+def test_config_turns_hidden_layers_into_a_tuple():
+    config = single_model_config(teacher={"enabled": True, "hidden_layers": [16, 8]})
+    assert config.teacher.hidden_layers == (16, 8)
 
 
 # --- through the Trainer ------------------------------------------------------
@@ -289,15 +299,14 @@ def _checkpoint_keys(directory: str) -> set[str]:
 
 def test_trainer_option_trains_and_exports_only_the_towers(tmp_path):
     data = write_tiny_data(tmp_path)
-    base = dict(embedding_dim=8, batch_size=16, epochs=2)
-    guided = single_model_hparams(**base, teacher_guided=True, teacher_discriminator=True)
+    base = {"towers": {"embedding_dim": 8}, "training": {"batch_size": 16, "epochs": 2}}
+    guided = single_model_config(teacher={"enabled": True, "discriminator": True}, **base)
     # (The teacher's AUC, logged with eval examples, is checked in test_quality.py.)
     logs = train(data["train"], data["vocab"], guided, str(tmp_path / "guided"))
     for name in ("loss", "teacher_bce", "teacher_key", "similarity", "discriminator",
                  "adversarial"):
         assert np.isfinite(logs[name]), (name, logs)
-    train(data["train"], data["vocab"], single_model_hparams(
-        **base), str(tmp_path / "plain"))
+    train(data["train"], data["vocab"], single_model_config(**base), str(tmp_path / "plain"))
     # Same SavedModel variables and warm-start weights as without the teacher.
     assert _checkpoint_keys(str(tmp_path / "guided")) == _checkpoint_keys(str(tmp_path / "plain"))
     assert not any("teacher" in key or "discriminator" in key or "guidance" in key
@@ -308,7 +317,7 @@ def test_trainer_option_trains_and_exports_only_the_towers(tmp_path):
 
     assert npz_keys("guided") == npz_keys("plain")
     towers = Towers(str(tmp_path / "guided"))
-    assert towers.hparams.teacher_guided
+    assert towers.config.teacher.enabled
     assert towers.query_embeddings(["u1"], [["i1", "i2"]]).shape == (1, 8)
 
 
@@ -323,20 +332,20 @@ def test_mirrored_strategy_trains_the_teacher_and_switches_every_replica(tmp_pat
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from models import teacher, trainer
-        from tests.conftest import single_model_hparams
+        from tests.conftest import single_model_config
         from models.retrieval import RetrievalModel
         from models.vocab import read_vocab
-        hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=2,
-                                       teacher_guided=True, teacher_discriminator=True,
-                                       distribution_strategy="mirrored")
+        config = single_model_config(
+            towers={{"embedding_dim": 8}}, teacher={{"enabled": True, "discriminator": True}},
+            training={{"batch_size": 16, "epochs": 2, "distribution_strategy": "mirrored"}})
         strategy = trainer.distribution_strategy("mirrored")
         with strategy.scope():
-            model = RetrievalModel(read_vocab({data["vocab"]!r}), hparams)
+            model = RetrievalModel(read_vocab({data["vocab"]!r}), config)
         teacher.GuidanceSchedule(model.guidance, 1).on_epoch_begin(1)
         seen = strategy.experimental_local_results(
             strategy.run(lambda: tf.identity(model.guidance.active)))
         assert [float(v) for v in seen] == [1.0, 1.0], seen
-        logs = trainer.train({data["train"]!r}, {data["vocab"]!r}, hparams,
+        logs = trainer.train({data["train"]!r}, {data["vocab"]!r}, config,
                              {str(tmp_path / "towers")!r})
         assert all(math.isfinite(logs[k]) for k in ("loss", "teacher_bce", "teacher_key",
                                                      "discriminator")), logs

@@ -21,9 +21,9 @@ from tests.models import graph_mode
 def _width(towers: Towers) -> int:
     """The default model's embedding width: three members of embedding_dim,
     plus the trending prior's column when its weight is > 0."""
-    hparams = towers.hparams
-    assert hparams.embedding_dim == 8 and hparams.ensemble_size == 3
-    return 3 * 8 + (1 if hparams.trending_prior_weight else 0)
+    config = towers.config
+    assert config.towers.embedding_dim == 8 and config.ensemble.size == 3
+    return 3 * 8 + (1 if config.prior.weight else 0)
 
 
 def test_towers_contract(towers_dir):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -12,26 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import topk_metrics
 from models import vocab as vocab_lib
 from models.data import make_dataset
-from models.early_stopping import hit_rate
 from models.towers_export import Towers
 from models.trainer import train
-from tests.conftest import single_model_hparams, write_tiny_data
+from tests.conftest import single_model_config, write_tiny_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def test_hit_rate_excludes_seen_and_counts_targets_outside_the_corpus_as_misses():
-    query = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    candidates = tf.constant([[3.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
-    # Row 0 ranks c0, c1, c2: target c1 is 2nd, a miss at k=1 unless c0 is seen.
-    # Row 1 ranks c2 first: a hit. Row 2's target is not in the corpus (-1).
-    target = tf.constant([1, 2, -1])
-    nothing_seen = tf.constant([[-1], [-1], [-1]])
-    assert float(hit_rate(query, candidates, target, nothing_seen, 1)) == pytest.approx(1 / 3)
-    seen = tf.constant([[0], [-1], [-1]])
-    assert float(hit_rate(query, candidates, target, seen, 1)) == pytest.approx(2 / 3)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +28,11 @@ def data(tmp_path_factory):
 
 def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data, tmp_path):
     # No trending prior: the saved towers are re-scored below without one.
-    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=8, learning_rate=0.5,
-                                   early_stopping_patience=1, early_stopping_k=5,
-                                   trending_prior_grid=())
-    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"),
+    config = single_model_config(
+        towers={"embedding_dim": 8}, prior={"grid": []},
+        training={"batch_size": 16, "epochs": 8, "learning_rate": 0.5,
+                  "early_stopping_patience": 1, "early_stopping_k": 5})
+    logs = train(data["train"], data["vocab"], config, str(tmp_path / "towers"),
                  eval_files=data["train"])
     by_epoch = logs["val_hit_rate@5_by_epoch"]
     assert len(by_epoch) == logs["epochs_trained"] <= 8
@@ -54,27 +42,29 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data, tmp_
         assert logs["epochs_trained"] - logs["best_epoch"] == 1
     # The saved towers are the best epoch's: re-scoring them gives its value.
     towers = Towers(str(tmp_path / "towers"))
-    index = {item: n for n, item in enumerate(towers.vocab.item_ids)}
-    batch = next(iter(make_dataset(data["train"], 1000, hparams.max_history, shuffle=False)))
-    query = towers.query_embeddings(batch["user_id"], batch["history"])
-    target = tf.constant([index.get(i.decode(), -1) for i in batch["item_id"].numpy()])
-    seen = tf.constant([[index.get(i.decode(), -1) for i in row]
-                        for row in batch["history"].numpy()])
-    rescored = float(hit_rate(query, towers.candidate_embeddings(), target, seen, 5))
-    assert rescored == pytest.approx(max(by_epoch), abs=1e-6)
+    candidates = towers.candidate_embeddings()
+
+    def score(batch):
+        query = towers.query_embeddings(batch["user_id"], batch["history"])
+        return {"saved": tf.matmul(query, candidates, transpose_b=True)}
+
+    ranked = topk_metrics.rank_clicks(make_dataset(data["train"], 1000, 50, shuffle=False),
+                                      score, towers.vocab.item_ids, (5,),
+                                      config.export.exclude_history)
+    assert ranked["saved"].metrics()["recall@5"] == pytest.approx(max(by_epoch), abs=1e-6)
 
 
 def test_early_stopping_needs_eval_files(data, tmp_path):
     with pytest.raises(ValueError, match="early_stopping_patience > 0 needs eval examples"):
-        train(data["train"], data["vocab"], single_model_hparams(
-            early_stopping_patience=1, epochs=1),
+        train(data["train"], data["vocab"],
+              single_model_config(training={"early_stopping_patience": 1, "epochs": 1}),
               str(tmp_path / "t"))
 
 
 def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
     # No popularity features: they depend on the vocabulary's counts, which differ.
-    first = single_model_hparams(embedding_dim=8, batch_size=16, epochs=2,
-                                 use_popularity_features=False)
+    first = single_model_config(towers={"embedding_dim": 8, "popularity": False},
+                                training={"batch_size": 16, "epochs": 2})
     train(data["train"], data["vocab"], first, str(tmp_path / "first"))
     old = Towers(str(tmp_path / "first"))
     # A new vocabulary: the first 20 items in another order, plus two new ones.
@@ -82,8 +72,8 @@ def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
     vocab_lib.write_vocab(str(tmp_path / "vocab2"), [(i, 3.0, 1.0) for i in items],
                           [("u0", 1.0)], old.vocab.stats)
     # A learning rate so small that training leaves the copied weights as they are.
-    second = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9,
-                                  use_popularity_features=False, warm_start=True)
+    second = first.with_changes(training={"epochs": 1, "learning_rate": 1e-9,
+                                          "warm_start": True})
     logs = train(data["train"], str(tmp_path / "vocab2"), second, str(tmp_path / "second"),
                  base_model_dir=str(tmp_path / "first"))
     report = logs["warm_start"]
@@ -99,9 +89,9 @@ def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
                                old.module.query_embedding(*query_args)["embedding"].numpy(),
                                atol=1e-5)
     # Without warm start the same run starts from fresh weights.
-    cold = train(data["train"], str(tmp_path / "vocab2"), single_model_hparams(
-         embedding_dim=8, batch_size=16, epochs=1, learning_rate=1e-9),
-        str(tmp_path / "cold"), base_model_dir=str(tmp_path / "first"))
+    cold = train(data["train"], str(tmp_path / "vocab2"),
+                 second.with_changes(training={"warm_start": False}), str(tmp_path / "cold"),
+                 base_model_dir=str(tmp_path / "first"))
     assert "warm_start" not in cold
 
 
@@ -114,11 +104,13 @@ def test_mirrored_strategy_trains_on_two_replicas(data, tmp_path):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from models import trainer
-        from tests.conftest import single_model_hparams
+        from tests.conftest import single_model_config
         assert trainer.distribution_strategy("mirrored").num_replicas_in_sync == 2
         logs = trainer.train({data["train"]!r}, {data["vocab"]!r},
-                             single_model_hparams(embedding_dim=8, batch_size=16, epochs=2,
-                                                  distribution_strategy="mirrored"),
+                             single_model_config(
+                                 towers={{"embedding_dim": 8}},
+                                 training={{"batch_size": 16, "epochs": 2,
+                                            "distribution_strategy": "mirrored"}}),
                              {str(tmp_path / "towers")!r})
         import math
         assert math.isfinite(logs["loss"]), logs
@@ -132,9 +124,9 @@ def test_mirrored_strategy_trains_on_two_replicas(data, tmp_path):
 
 
 def test_trending_prior_adds_weighted_log_recent_count_to_every_score(data, tmp_path):
-    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1,
-                                   trending_prior_weight=0.5, serving_top_k=5)
-    train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
+    config = single_model_config(towers={"embedding_dim": 8}, prior={"weight": 0.5},
+                                 training={"batch_size": 16, "epochs": 1}, export={"top_k": 5})
+    train(data["train"], data["vocab"], config, str(tmp_path / "towers"))
     towers = Towers(str(tmp_path / "towers"))
     candidates = towers.candidate_embeddings().numpy()
     query = towers.query_embeddings(["u1"], [["i1", "i2"]]).numpy()
@@ -157,9 +149,9 @@ def test_trending_prior_adds_weighted_log_recent_count_to_every_score(data, tmp_
 
 
 def test_trending_prior_weight_is_chosen_on_eval_clicks_and_saved(data, tmp_path):
-    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1, early_stopping_k=3,
-                                   trending_prior_grid=(0.0, 0.5, 50.0))
-    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"),
+    config = single_model_config(towers={"embedding_dim": 8}, prior={"grid": [0.0, 0.5, 50.0]},
+                                 training={"batch_size": 16, "epochs": 1, "early_stopping_k": 3})
+    logs = train(data["train"], data["vocab"], config, str(tmp_path / "towers"),
                  eval_files=data["train"])
     report = logs["trending_prior"]
     rates = {float(w): r for w, r in report["hit_rate_by_weight"].items()}
@@ -168,7 +160,7 @@ def test_trending_prior_weight_is_chosen_on_eval_clicks_and_saved(data, tmp_path
     best = min(w for w, r in rates.items() if r == max(rates.values()))
     assert report["weight"] == best
     towers = Towers(str(tmp_path / "towers"))
-    assert towers.hparams.trending_prior_weight == best
+    assert towers.config.prior.weight == towers.contract["prior_weight"] == best
     # A weight of 50 ranks by recent popularity alone; the tiny data's training
     # clicks are each user's 6 distinct items, so that can't be the best.
     assert rates[50.0] < max(rates.values())
@@ -176,29 +168,9 @@ def test_trending_prior_weight_is_chosen_on_eval_clicks_and_saved(data, tmp_path
 
 
 def test_trending_prior_grid_without_eval_clicks_keeps_the_fixed_weight(data, tmp_path):
-    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1,
-                                   trending_prior_weight=0.2)
-    logs = train(data["train"], data["vocab"], hparams, str(tmp_path / "towers"))
+    config = single_model_config(towers={"embedding_dim": 8}, prior={"weight": 0.2},
+                                 training={"batch_size": 16, "epochs": 1})
+    logs = train(data["train"], data["vocab"], config, str(tmp_path / "towers"))
     assert logs["trending_prior"] == {"weight": 0.2,
                                       "reason": "no eval examples: the fixed weight is kept"}
-    assert Towers(str(tmp_path / "towers")).hparams.trending_prior_weight == 0.2
-
-
-def test_shared_item_embeddings_train_export_and_warm_start(data, tmp_path):
-    hparams = single_model_hparams(embedding_dim=8, batch_size=16, epochs=1,
-                                   share_item_embeddings=True)
-    train(data["train"], data["vocab"], hparams, str(tmp_path / "first"))
-    towers = Towers(str(tmp_path / "first"))
-    weights = np.load(str(tmp_path / "first" / "warm_start.npz"))
-    assert "candidate_tower.item_embedding" not in weights.files
-    history_table = weights["query_tower.history_embedding"]
-    # Candidates are their history-table rows (+ the popularity projection).
-    item = towers.vocab.item_ids[0]
-    query_side = towers.query_embeddings(["nobody"], [[item]]).numpy()
-    assert query_side.shape == (1, 8)
-    assert towers.candidate_embeddings().shape == (towers.vocab.num_items, 8)
-    logs = train(data["train"], data["vocab"], dataclasses.replace(hparams, warm_start=True),
-                 str(tmp_path / "second"), base_model_dir=str(tmp_path / "first"))
-    copied = logs["warm_start"]["ids_copied"]
-    assert copied == {"query_tower.history_embedding": towers.vocab.num_items}
-    assert history_table.shape[0] == towers.vocab.num_items + 2
+    assert Towers(str(tmp_path / "towers")).config.prior.weight == 0.2

@@ -1,51 +1,23 @@
-"""The blessing gates the push: two pipeline runs into the same MLMD.
+"""The blessing gates the push: two pipeline runs into the same MLMD
+(tests/pipeline/conftest.py).
 
 Run 1 trains a real model: blessed (it beats all-time popularity), both
 exports pushed, nothing blessed before so no last-blessed baseline. Run 2
-trains a deliberately bad model (learning rate 1e-9, no popularity features, no trending prior:
-the towers stay at their random initialisation): the LatestBlessedModel
-resolver hands the evaluator run 1's towers, whose metrics appear as
-`last_blessed`; the model fails the lift and regression checks, is NOT
-blessed, and the Pushers push nothing new.
+trains a deliberately bad model (learning rate 1e-9, no popularity input, no
+trending prior: the towers stay at their random initialisation) into a copy
+of run 1's output: the LatestBlessedModel resolver hands the evaluator run
+1's towers, whose metrics appear as `last_blessed`; the model fails the lift
+and regression checks, is NOT blessed, and the Pushers push nothing new.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
-
-from clicklog import synthetic
-from tests.serving import support
-
-COMMON = ["--set", "evaluation.ks=[5,10,20]", "--set", "evaluation.blessing_k=20",
-          "--set", "evaluation.ann_queries=100", "--set", "evaluation.ann_latency_calls=20",
-          "--set", "hparams.embedding_dim=32", "--set", "hparams.serving_top_k=20",
-          "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
-GOOD = ["--set", "hparams.epochs=4"]
-# No trending prior either (served or in training): its weight would be
-# chosen on the eval clicks or learned, and recent popularity alone would make
-# the random towers a reasonable model.
-BAD = ["--set", "hparams.epochs=1", "--set", "hparams.learning_rate=1.0e-9",
-       "--set", "hparams.use_popularity_features=false",
-       "--set", "hparams.trending_prior_grid=[]",
-       "--set", "hparams.trending_prior_training=false"]
-
-
-def _run(clicks: str, output, extra: list[str]) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--data", clicks, "--output", str(output),
-         *COMMON, *extra],
-        cwd=support.REPO_ROOT, env=support.subprocess_env(), capture_output=True, text=True,
-        timeout=1200)
-    assert result.returncode == 0, result.stderr[-5000:]
-    with open(output / "reports" / "metrics.json") as f:
-        return {"stdout": result.stdout, "metrics": json.load(f)}
 
 
 def _versions(output, name: str) -> list[str]:
@@ -60,18 +32,18 @@ def _blessings(output) -> list:
     return sorted(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)
 
 
+def _summary(run) -> dict:
+    with open(run["output"] / "reports" / "metrics.json") as f:
+        metrics = json.load(f)
+    return {"stdout": run["stdout"], "metrics": metrics,
+            "versions": {n: _versions(run["output"], n)
+                         for n in ("retrieval", "retrieval_brute_force")}}
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("blessing")
-    clicks = synthetic.write(synthetic.SyntheticConfig(
-        num_users=250, num_items=150, num_categories=6, clicks_per_user=14, seed=5),
-        str(root / "data"))
-    output = root / "out"
-    good = _run(clicks, output, GOOD)
-    good["versions"] = {n: _versions(output, n) for n in ("retrieval", "retrieval_brute_force")}
-    bad = _run(clicks, output, BAD)
-    bad["versions"] = {n: _versions(output, n) for n in ("retrieval", "retrieval_brute_force")}
-    return {"good": good, "bad": bad, "output": output}
+def runs(first_run, second_run):
+    return {"good": _summary(first_run), "bad": _summary(second_run),
+            "output": second_run["output"]}
 
 
 def test_good_model_is_blessed_and_pushed(runs):
@@ -80,7 +52,7 @@ def test_good_model_is_blessed_and_pushed(runs):
     assert set(metrics["metrics"]) == {"model", "popularity", "recent_popularity"}
     assert metrics["baseline_model_uri"] is None
     assert any(r.startswith("skipped: no blessed model") for r in metrics["reasons"])
-    assert metrics["ann"]["recall@20"] == 1.0  # 150 candidates: exact scan
+    assert metrics["ann"]["recall@20"] == 1.0  # 120 candidates: an exact scan
     assert runs["good"]["versions"]["retrieval"] and runs["good"]["versions"][
         "retrieval_brute_force"]
     assert "pushed: " in runs["good"]["stdout"]

@@ -1,31 +1,54 @@
+"""The pipeline configuration: YAML plus overrides, checked as one tree."""
+
 import os
 
 import pytest
 
-from pipeline.config import load_config
+from clicklog.config import ConfigError
+from pipeline.config import PipelineConfig, load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_overrides_are_typed_and_land_in_their_section(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("hparams:\n  epochs: 2\nevaluation:\n  ks: [5, 10]\n")
-    config = load_config(str(path), ["hparams.epochs=3", "hparams.similarity=cosine",
+    path.write_text("model:\n  training:\n    epochs: 2\nevaluation:\n  ks: [5, 10]\n"
+                    "  blessing_k: 10\n")
+    config = load_config(str(path), ["model.training.epochs=3", "model.towers.similarity=cosine",
                                      "evaluation.min_lift=1.5"])
-    assert config["hparams"] == {"epochs": 3, "similarity": "cosine"}
-    assert config["evaluation"] == {"ks": [5, 10], "min_lift": 1.5}
-    assert config["pipeline"]["model_name"] == "retrieval"
+    assert isinstance(config, PipelineConfig)
+    assert config.model.training.epochs == 3 and config.model.towers.similarity == "cosine"
+    assert config.evaluation.ks == (5, 10) and config.evaluation.min_lift == 1.5
+    assert config.pipeline.model_name == "retrieval"
+    assert config.model.towers.embedding_dim == 64  # the rest keeps its defaults
 
 
 @pytest.mark.parametrize("assignment,message", [
     ("epochs=3", "expected section.key=value"),
-    ("model.epochs=3", "section one of"),
-    ("hparams.epochs", "expected section.key=value"),
+    ("hparams.epochs=3", "section one of"),
+    ("model.training.epochs", "expected section.key=value"),
 ])
 def test_bad_override_names_the_input(assignment, message):
     with pytest.raises(ValueError, match=message) as error:
         load_config(None, [assignment])
     assert assignment in str(error.value)
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("model.towers.user_id=maybe", "model.towers.user_id='maybe': expected true or false"),
+    ("model.towers.embedding_dim=0", "model.towers.embedding_dim=0: expected an integer >= 1"),
+    ("model.loss.kind=soft", r"model.loss.kind='soft': expected one of \['softmax', 'bce', "
+                             r"'triplet_hinge', 'triplet_logistic'\]"),
+    ("model.training.learning_rate=-0.1",
+     "model.training.learning_rate=-0.1: expected a number > 0"),
+    ("model.export.top_k=0", "model.export.top_k=0: expected an integer >= 1"),
+    ("model.training.epochs=3.5", "model.training.epochs=3.5: expected an integer >= 1"),
+    ("pipeline.model_name=a/b", "pipeline.model_name='a/b': expected a non-empty name"),
+])
+def test_every_bad_value_fails_before_any_component_runs(assignment, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(None, [assignment])
+    assert "\n" not in str(error.value)
 
 
 def test_unknown_section_in_file(tmp_path):
@@ -38,29 +61,53 @@ def test_unknown_section_in_file(tmp_path):
 def test_nested_override_sets_and_clears_the_item_catalog():
     config = load_config(None, ["vocab.item_catalog.path=m.dat",
                                 "vocab.item_catalog.features={title: text}"])
-    assert config["vocab"] == {"item_catalog": {"path": "m.dat", "features": {"title": "text"}}}
-    assert load_config(None, ["vocab.item_catalog.path=m.dat", "vocab.item_catalog=null"])[
-        "vocab"] == {"item_catalog": None}
+    assert config.vocab.item_catalog.path == "m.dat"
+    assert config.vocab.item_catalog.features == (("title", "text"),)
+    assert load_config(None, ["vocab.item_catalog.path=m.dat",
+                              "vocab.item_catalog=null"]).vocab.item_catalog is None
     with pytest.raises(ValueError, match=r"vocab.max_items is 3, not a mapping"):
         load_config(None, ["vocab.max_items=3", "vocab.max_items.x=1"])
 
 
+SCHEMA = ["ingestion.schema.user_features={country: string}",
+          "ingestion.schema.item_features={genres: string_list}",
+          "ingestion.schema.context_features={device: string, hour: int}"]
+
+
+def test_declared_user_and_context_features_are_accepted_as_query_features():
+    config = load_config(None, SCHEMA + ["model.towers.query_features={country: string, "
+                                         "hour: int}", "model.towers.recency=true"])
+    assert config.model.towers.query_features == (("country", "string"), ("hour", "int"))
+
+
+@pytest.mark.parametrize("query_features, message", [
+    ("{browser: string}", r"model.towers.query_features.browser='string': expected a user or "
+                          r"context feature declared in ingestion.schema \(declared: "
+                          r"\['country', 'device', 'hour'\]\)"),
+    ("{genres: string_list}", r"model.towers.query_features.genres='string_list': expected a "
+                              "user or context feature"),
+    ("{hour: float}", r"model.towers.query_features.hour='float': expected 'int', the type "
+                      "ingestion.schema declares"),
+])
+def test_query_features_must_match_the_schema(query_features, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, SCHEMA + [f"model.towers.query_features={query_features}"])
+
+
 def test_demo_config_joins_the_bundled_movies_catalog(monkeypatch):
-    from clicklog.catalog import CatalogConfig
-    from components import item_catalog
-    from components.vocab_stats import VocabConfig
+    from components.vocab_stats_gen import item_catalog
     from pipeline.pipeline import with_absolute_catalog_path
 
     monkeypatch.chdir(REPO_ROOT)
-    config = load_config(os.path.join("configs", "movietweetings.yaml"))
-    vocab = VocabConfig.from_dict(with_absolute_catalog_path(config["vocab"]))
-    catalog = vocab.item_catalog
+    config = with_absolute_catalog_path(load_config(os.path.join("configs",
+                                                                 "movietweetings.yaml")))
+    catalog = config.vocab.item_catalog
     assert catalog.path == os.path.join(REPO_ROOT, "data", "movietweetings-100k", "movies.dat")
     assert dict(catalog.features) == {"title": "text", "genres": "string_list"}
     assert list(item_catalog.resolve_catalog_files(catalog).values()) == [("dat", None)]
     # Unclicked catalog movies are not candidates: in this movies.dat they are
     # exactly the eval period's new movies (configs/movietweetings.yaml).
-    assert isinstance(catalog, CatalogConfig) and not catalog.include_unclicked
+    assert not catalog.include_unclicked
     # URLs are left as they are.
-    remote = {"item_catalog": {"path": "gs://b/movies.dat"}}
+    remote = load_config(None, ["vocab.item_catalog.path=gs://b/movies.dat"])
     assert with_absolute_catalog_path(remote) == remote

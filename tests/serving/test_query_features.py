@@ -14,12 +14,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from clicklog.formats import Click
-from components.click_features import ClickFeatures
-from components.ingestion import to_example
+from components.click_example_gen.click_features import ClickFeatures
+from components.click_example_gen.examples import to_example
 from models import serving_export, vocab
 from models.trainer import train
 from serving import client
-from tests.conftest import single_model_hparams
+from tests.conftest import single_model_config
 from tests.serving import support
 
 ITEMS = [f"i{n}" for n in range(20)]
@@ -44,10 +44,11 @@ def feature_server(tmp_path_factory):
     vocab.write_vocab(str(root / "vocab"), [(i, c, c) for i, c in counts.items()],
                       [(f"u{u}", 4) for u in range(60)],
                       {"max_timestamp": 1_600_000_180, "min_timestamp": 1_600_000_000})
-    hparams = single_model_hparams(embedding_dim=8, batch_size=32, epochs=1, serving_top_k=5,
-                                   serving_exclude_history=2, trending_prior_grid=(),
-                                   use_recency_features=True, query_features={"device": "string"})
-    train(path, str(root / "vocab"), hparams, str(root / "towers"))
+    config = single_model_config(
+        towers={"embedding_dim": 8, "recency": True, "query_features": {"device": "string"}},
+        training={"batch_size": 32, "epochs": 1}, export={"top_k": 5, "exclude_history": 2},
+        prior={"grid": []})
+    train(path, str(root / "vocab"), config, str(root / "towers"))
     base = root / "models" / "retrieval"
     base.mkdir(parents=True)
     serving_export.export(str(root / "towers"), str(base / "1"), "brute_force")

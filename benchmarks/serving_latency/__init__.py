@@ -1,0 +1,1 @@
+"""The serving latency benchmark (`python -m benchmarks.serving_latency`)."""

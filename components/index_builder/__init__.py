@@ -1,0 +1,1 @@
+"""IndexBuilder: component.py and executor.py; the exports are `models.serving_export`."""

@@ -1,0 +1,31 @@
+"""IndexBuilder's executor: the towers' two serving exports
+(`models.serving_export`), with the towers' own `model.export` settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+EXPORTS = (("scann_model", "scann"), ("brute_force_model", "brute_force"))
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
+           output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        from models import serving_export
+
+        towers_dir = path_utils.serving_model_path(
+            artifact_utils.get_single_uri(input_dict["model"]))
+        for key, kind in EXPORTS:
+            artifact = artifact_utils.get_single_instance(output_dict[key])
+            metadata = serving_export.export(towers_dir, path_utils.serving_model_dir(artifact.uri),
+                                             kind)
+            artifact.set_string_custom_property("export", kind)
+            artifact.set_int_custom_property("num_candidates", metadata["num_candidates"])
+            recall_key = f"ann_recall@{metadata['top_k']}"
+            artifact.set_float_custom_property(recall_key.replace("@", "_at_"),
+                                               metadata[recall_key])

@@ -1,0 +1,1 @@
+"""RetrievalTrainer: component.py and executor.py; the training itself is `models.trainer`."""

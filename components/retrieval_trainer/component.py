@@ -1,0 +1,69 @@
+"""RetrievalTrainer: the stock TFX Trainer spec plus a VocabStats input.
+
+The stock Trainer has no slot for the vocabulary artifact; this component
+keeps its spec, adds ``vocab_stats``, and trains with `run_fn` (default
+`models.trainer.run_fn`) given the `ModelConfig` as ``custom_config["model"]``.
+Inputs: `Examples` (train and eval splits), `retrieval.VocabStats`, optional
+`Schema` and `base_model` (the last blessed model, for warm start). Outputs:
+`Model` (the towers SavedModel, models/towers_export.py) and `ModelRun`
+(TensorBoard logs).
+"""
+
+from __future__ import annotations
+
+import json
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from clicklog.config import parse
+from components.artifacts import VocabStats
+from components.retrieval_trainer.executor import Executor
+from models.config import ModelConfig
+from models.trainer import MODEL_CONFIG_KEY
+
+DEFAULT_RUN_FN = "models.trainer.run_fn"
+
+
+class RetrievalTrainerSpec(ComponentSpec):
+    PARAMETERS = {
+        "train_args": ExecutionParameter(type=trainer_pb2.TrainArgs),
+        "eval_args": ExecutionParameter(type=trainer_pb2.EvalArgs),
+        "run_fn": ExecutionParameter(type=str),
+        "custom_config": ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "vocab_stats": ChannelParameter(type=VocabStats),
+        "schema": ChannelParameter(type=standard_artifacts.Schema, optional=True),
+        "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
+    }
+
+
+class RetrievalTrainer(base_component.BaseComponent):
+    """Trains the two-tower model with `run_fn` (default `models.trainer.run_fn`)."""
+
+    SPEC_CLASS = RetrievalTrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, examples: types.BaseChannel, vocab_stats: types.BaseChannel,
+                 config: ModelConfig | dict | None = None,
+                 schema: types.BaseChannel | None = None,
+                 base_model: types.BaseChannel | None = None,
+                 run_fn: str = DEFAULT_RUN_FN):
+        config = parse(ModelConfig, config)  # checked at pipeline build time
+        super().__init__(spec=RetrievalTrainerSpec(
+            examples=examples, vocab_stats=vocab_stats, schema=schema, base_model=base_model,
+            train_args=trainer_pb2.TrainArgs(splits=["train"]),
+            eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
+            run_fn=run_fn,
+            custom_config=json.dumps({MODEL_CONFIG_KEY: config.to_dict()}, sort_keys=True),
+            model=types.Channel(type=standard_artifacts.Model),
+            model_run=types.Channel(type=standard_artifacts.ModelRun)))

@@ -1,0 +1,24 @@
+"""RetrievalTrainer's executor: the stock TFX `GenericExecutor`, which also
+hands `run_fn` the VocabStats input's URI as
+``custom_config["vocab_stats_uri"]``. No Channel ever enters custom_config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfx import types
+from tfx.components.trainer import executor as trainer_executor
+from tfx.types import artifact_utils
+
+from models.trainer import VOCAB_STATS_URI_KEY
+
+
+class Executor(trainer_executor.GenericExecutor):
+    def _GetFnArgs(self, input_dict: dict[str, list[types.Artifact]],
+                   output_dict: dict[str, list[types.Artifact]],
+                   exec_properties: dict[str, Any]):
+        fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+        fn_args.custom_config = dict(fn_args.custom_config or {})
+        fn_args.custom_config[VOCAB_STATS_URI_KEY] = artifact_utils.get_single_uri(
+            input_dict["vocab_stats"])
+        return fn_args

@@ -1,0 +1,69 @@
+"""The blessing rule: which checks a new model must pass to be pushed.
+
+All checks look at recall@blessing_k on the same eval clicks:
+  * min_recall: at least `min_recall`;
+  * min_lift: at least `min_lift` x the best baseline in `lift_baselines`;
+  * max_regression: at least (1 - `max_regression`) x the last blessed model's
+    (skipped, and passed, when nothing was blessed before);
+  * min_ann_recall: the ScaNN export's recall@K against exact search at least
+    `min_ann_recall` (skipped when no export was checked).
+"""
+
+from __future__ import annotations
+
+from components.topk_evaluator.config import LAST_BLESSED, MODEL, EvaluationConfig
+
+
+def _check(name: str, value: float, needed: float, text: str) -> dict:
+    passed = value >= needed
+    return {"check": name, "passed": passed, "value": value, "threshold": needed,
+            "reason": f"{'pass' if passed else 'FAIL'}: {text.format(op='>=' if passed else '<')}"}
+
+
+def _skipped(name: str, why: str) -> dict:
+    return {"check": name, "passed": True, "value": None, "threshold": None,
+            "reason": f"skipped: {why}"}
+
+
+def decide_blessing(result: dict, config: EvaluationConfig,
+                    ann: dict | None = None) -> tuple[bool, list[dict]]:
+    """Applies the blessing thresholds.
+
+    Args:
+      result: `evaluation.evaluate` output (metrics per scorer).
+      config: the thresholds.
+      ann: `ann_check` output, if the exports were checked.
+
+    Returns:
+      (blessed, checks): each check is {"check", "passed", "value",
+      "threshold", "reason"}; `reason` is one human-readable line.
+    """
+    key = f"recall@{config.blessing_k}"
+    metrics = result["metrics"]
+    model = metrics[MODEL][key]
+    checks = [_check("min_recall", model, config.min_recall,
+                     f"{key} {model:.4f} {{op}} min_recall {config.min_recall:.4f}")]
+    if config.lift_baselines:
+        best = max(config.lift_baselines, key=lambda name: metrics[name][key])
+        best_value = metrics[best][key]
+        checks.append(_check(
+            "min_lift", model, config.min_lift * best_value,
+            f"{key} {model:.4f} {{op}} {config.min_lift:g} x best baseline {best} "
+            f"{best_value:.4f}"))
+    if LAST_BLESSED in metrics:
+        last = metrics[LAST_BLESSED][key]
+        checks.append(_check(
+            "max_regression", model, (1 - config.max_regression) * last,
+            f"{key} {model:.4f} {{op}} (1 - {config.max_regression:g}) x last blessed model "
+            f"{last:.4f}"))
+    else:
+        checks.append(_skipped("max_regression", "no blessed model to compare with yet"))
+    ann_key = next((k for k in (ann or {}) if k.startswith("recall@")), None)
+    if ann_key:
+        checks.append(_check(
+            "min_ann_recall", ann[ann_key], config.min_ann_recall,
+            f"ANN {ann_key} {ann[ann_key]:.4f} {{op}} min_ann_recall "
+            f"{config.min_ann_recall:.4f}"))
+    else:
+        checks.append(_skipped("min_ann_recall", "no ScaNN export to check"))
+    return all(c["passed"] for c in checks), checks

@@ -1,0 +1,167 @@
+"""Evaluating trained towers and the baselines on the same eval clicks.
+
+`evaluate` reads the eval examples once and ranks the full candidate
+catalogue (the vocabulary in the towers) for every click with every scorer:
+the model, all-time popularity, recent popularity (VocabStats' trending
+window) and, when there is one, the last blessed model. `evaluate_scorers`
+is the scorer-agnostic part (benchmarks call it with synthetic scorers); the
+ranking loop itself is `models.topk_metrics.rank_clicks`, shared with early
+stopping and the prior's calibration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from components.topk_evaluator.config import (  # noqa: E402
+    LAST_BLESSED,
+    MODEL,
+    POPULARITY,
+    RECENT_POPULARITY,
+    EvaluationConfig,
+)
+from components.topk_evaluator.scorers import extra_inputs, towers_scorer  # noqa: E402
+from models import features, topk_metrics  # noqa: E402
+from models.data import make_dataset  # noqa: E402
+from models.towers_export import Towers, query_specs_of, read_contract  # noqa: E402
+
+Scorer = Callable[[dict], tf.Tensor]
+
+
+def evaluate_scorers(batches: Iterable[dict], scorers: dict[str, Scorer],
+                     item_ids: list[str], item_counts, config: EvaluationConfig,
+                     exclude_history: int) -> dict:
+    """Streams eval click batches through every scorer.
+
+    Args:
+      batches: dicts with `user_id` `[B]`, `item_id` `[B]`, `history` `[B, L]`
+        (most recent last, `""` padding).
+      scorers: {name: batch -> float32 `[B, N]` scores over `item_ids`}.
+      item_ids: the N candidates, in score-column order.
+      item_counts: `[N]` training clicks per candidate (popularity buckets).
+      config: cut-offs and breakdown settings.
+      exclude_history: the click's most recent history items removed from
+        every ranking (the model's `model.export.exclude_history`).
+
+    Returns:
+      {"num_examples", "num_candidates", "exclude_history", "metrics":
+      {scorer: {metric: value}}, "recall_curves": {scorer: [recall@1 .. recall@max K]},
+      "breakdowns": {scorer: {breakdown: {group: {...}}}}}.
+    """
+    buckets = topk_metrics.popularity_buckets(item_counts, config.head_click_share,
+                                              config.torso_click_share)
+
+    def groups(batch: dict, target_index: np.ndarray) -> dict[str, list]:
+        history = tf.convert_to_tensor(batch[features.HISTORY])
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(history, features.PADDING), tf.int32),
+                                axis=1).numpy()
+        return {
+            "user_activity": ["cold" if n <= config.cold_user_max_history else "warm"
+                              for n in lengths],
+            # Clicks on items outside the catalogue have no popularity bucket.
+            "item_popularity": [topk_metrics.POPULARITY_BUCKETS[buckets[i]] if i >= 0 else None
+                                for i in target_index],
+        }
+
+    ranked = topk_metrics.rank_clicks(
+        batches, lambda batch: {name: score(batch) for name, score in scorers.items()},
+        item_ids, config.ks, exclude_history, group_batch=groups, max_rows=config.batch_size)
+    if not ranked:
+        raise ValueError("evaluation: no eval example to evaluate on")
+    return {
+        "num_examples": next(iter(ranked.values())).examples,
+        "num_candidates": len(item_ids),
+        "exclude_history": exclude_history,
+        "metrics": {name: ranked[name].metrics() for name in scorers},
+        "recall_curves": {name: ranked[name].recall_curve() for name in scorers},
+        "breakdowns": {name: ranked[name].breakdowns() for name in scorers},
+    }
+
+
+def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
+             baseline_towers_dir: str | None = None) -> dict:
+    """Metrics of the model, popularity baselines and last blessed model.
+
+    Args:
+      towers_dir: the new towers SavedModel (its vocabulary is the catalogue;
+        its `model.export.exclude_history` the seen items excluded).
+      eval_files: glob(s) of eval example files.
+      config: evaluation settings.
+      baseline_towers_dir: the last blessed towers, if any (`last_blessed`).
+
+    Returns:
+      `evaluate_scorers`' result plus "recent_popularity_source".
+    """
+    towers = Towers(towers_dir)
+    vocab = towers.vocab
+    candidates = towers.candidate_embeddings()  # [N, D]
+    exclude_history = towers.export.exclude_history
+
+    def model(batch):
+        query = towers.query_embeddings(batch[features.USER_ID], batch[features.HISTORY],
+                                        extra_inputs(towers.query_specs, batch))
+        return tf.matmul(query, candidates, transpose_b=True)
+
+    scorers: dict[str, Scorer] = {
+        MODEL: model,
+        POPULARITY: topk_metrics.popularity_scorer(vocab.item_counts),
+        RECENT_POPULARITY: topk_metrics.popularity_scorer(vocab.item_recent_counts)}
+    read_length = max(exclude_history, config.cold_user_max_history + 1, towers.max_history)
+    extra_specs = {spec.name: spec for spec in towers.query_specs[2:]}
+    if baseline_towers_dir:
+        scorers[LAST_BLESSED] = towers_scorer(baseline_towers_dir, vocab.item_ids)
+        contract = read_contract(baseline_towers_dir)
+        read_length = max(read_length, int(contract["max_history"]))
+        extra_specs.update({spec.name: spec for spec in query_specs_of(contract)[2:]})
+    dataset = make_dataset(eval_files, config.batch_size, read_length, shuffle=False,
+                           extra_specs=list(extra_specs.values()))
+    result = evaluate_scorers(dataset, scorers, vocab.item_ids, vocab.item_counts, config,
+                              exclude_history)
+    result["recent_popularity_source"] = recent_popularity_source(vocab.stats)
+    return result
+
+
+def recent_popularity_source(stats: dict) -> str:
+    """Where recent popularity comes from, in words (for the report)."""
+    window = ""
+    if "recent_start_timestamp" in stats:
+        window = f" at or after unix time {stats['recent_start_timestamp']}"
+        fraction = (stats.get("config") or {}).get("recent_fraction")
+        if fraction is not None:
+            window += f", the last {fraction:g} of the training period"
+    # Ties in recent counts (items with no recent click) fall back to the
+    # vocabulary order, i.e. all-time popularity.
+    return (f"VocabStats recent-window click counts (training clicks{window}); ties by "
+            "all-time popularity")
+
+
+def ann_requests(eval_files, count: int, history_length: int,
+                 extra_specs: list[tf.TensorSpec] | None = None
+                 ) -> tuple[list[str], list[list[str]], dict[str, list]]:
+    """The first `count` eval clicks as serving requests: (user ids,
+    histories, {extra query input: one value or token list per request})."""
+    users: list[str] = []
+    histories: list[list[str]] = []
+    extra: dict[str, list] = {spec.name: [] for spec in extra_specs or []}
+    for batch in make_dataset(eval_files, min(count, 1024), history_length, shuffle=False,
+                              extra_specs=extra_specs):
+        rows = min(count - len(users), int(batch[features.USER_ID].shape[0]))
+        users += [user.decode() for user in batch[features.USER_ID].numpy()[:rows]]
+        histories += [[h.decode() for h in history if h]
+                      for history in batch[features.HISTORY].numpy()[:rows]]
+        for name, values in extra.items():
+            for value in batch[name].numpy()[:rows]:
+                if isinstance(value, np.ndarray):  # a token list, padded with b""
+                    value = [token.decode() for token in value if token]
+                elif isinstance(value, bytes):
+                    value = value.decode()
+                values.append(value.item() if isinstance(value, np.generic) else value)
+        if len(users) == count:
+            break
+    return users, histories, extra

@@ -1,0 +1,239 @@
+"""The model's configuration: a small tree of frozen, checked sections.
+
+    model:
+      towers:     embedding size, query MLP, similarity, the towers' inputs
+      history:    how the query tower reads the user's recent items
+      negatives:  mixed (sampled from the corpus) and hard negatives
+      loss:       which loss (`models/losses`), temperature, logQ correction
+      prior:      the trending prior: served weight, its grid, in training
+      ensemble:   seed ensemble size
+      teacher:    teacher-guided retrieval (Recallnet-style, training only)
+      training:   batch, epochs, optimiser, early stopping, warm start
+      export:     the serving contract: top K, history exclusion, ScaNN
+
+It crosses into the TFX Trainer as a plain dict (`custom_config`), is rebuilt
+in `run_fn` with `parse(ModelConfig, ...)`, is saved beside the trained
+towers, and its `export` section is the one source of K and of the history
+exclusion for the serving exports, the evaluator and the training-time
+hit-rate checks (early stopping, prior calibration). Every value is checked
+as it enters (`clicklog.config`); docs/model.md documents each option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from clicklog.config import Config, ConfigError, section, setting
+from clicklog.schema import FEATURE_TYPES, RESERVED_FEATURES
+from models.losses import LOSSES
+from models.towers.pooling import POOLINGS
+
+SIMILARITIES = ("dot", "cosine")
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
+
+
+@dataclasses.dataclass(frozen=True)
+class TowersConfig(Config):
+    """Shape of the two towers and the inputs beyond item ids and history."""
+
+    KEY = "model.towers"
+    embedding_dim: int = setting(64, min=1)
+    # ReLU layer widths between the query tower's pooled inputs and its final
+    # projection; [] is a single linear projection.
+    query_hidden_layers: tuple[int, ...] = setting((128,), min=1)
+    similarity: str = setting("dot", choices=SIMILARITIES)
+    # A user id embedding in the query tower; on sparse logs (median
+    # MovieTweetings user: 2 clicks) it overfits, the history carries the signal.
+    user_id: bool = False
+    # Query input: seconds since the user's previous click, log-bucketed.
+    recency: bool = False
+    # Query inputs: declared user/context features, name -> type as in
+    # ingestion.schema, hashed into `query_feature_buckets` buckets.
+    query_features: tuple[tuple[str, str], ...] = setting(
+        (), mapping=True, choices=FEATURE_TYPES)
+    query_feature_buckets: int = setting(4096, min=1)
+    # Candidate input: scaled log all-time and recent click counts.
+    popularity: bool = True
+    # Candidate input: catalogue features (VocabStats item_features.tsv),
+    # hashed into `item_feature_buckets` buckets and mean-pooled.
+    item_side_features: bool = True
+    item_feature_buckets: int = setting(16384, min=1)
+
+    def check(self) -> None:
+        for name, _ in self.query_features:
+            if name in RESERVED_FEATURES:
+                raise self.error("query_features", f"declared user/context features only; "
+                                 f"{name!r} is one of the click example's own features "
+                                 f"{list(RESERVED_FEATURES)} (recency: model.towers.recency)")
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryConfig(Config):
+    """How the query tower reads the user's history."""
+
+    KEY = "model.history"
+    # Most recent items the query tower sees (a served history is cut the same way).
+    max_history: int = setting(50, min=1)
+    # models/towers/pooling: "mean" (YouTube DNN) or "attention".
+    pooling: str = setting("mean", choices=tuple(POOLINGS))
+    attention_heads: int = setting(2, min=1)
+    # Training only: each history item is dropped with this probability.
+    dropout: float = setting(0.5, min=0.0, lt=1.0)
+    # Each history item also carries its catalogue tokens (own tables).
+    item_side_features: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class NegativesConfig(Config):
+    """Negatives beyond the batch's other clicked items."""
+
+    KEY = "model.negatives"
+    # Extra negatives per batch drawn from the whole corpus (mixed negative
+    # sampling); logQ then counts both ways a candidate enters the batch.
+    mixed: int = setting(0, min=0)
+    mixed_distribution: str = setting("uniform", choices=NEGATIVE_DISTRIBUTIONS)
+    popularity_alpha: float = setting(0.75, min=0.0)
+    # Softmax over the positive and only the k highest-scoring negatives.
+    hard: int = setting(0, min=0)
+    remove_accidental_hits: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig(Config):
+    """The retrieval loss (models/losses)."""
+
+    KEY = "model.loss"
+    kind: str = setting("softmax", choices=tuple(LOSSES))
+    temperature: float = setting(0.1, gt=0.0)
+    # logQ correction of in-batch sampled softmax (Yi et al., RecSys 2019).
+    logq_correction: bool = True
+    # Negatives per query of the pointwise and pairwise losses; hinge margin.
+    pair_negatives: int = setting(10, min=1)
+    triplet_margin: float = setting(0.5, min=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PriorConfig(Config):
+    """The trending prior: w * log1p(item's clicks in the recent window)."""
+
+    KEY = "model.prior"
+    # Served weight when `grid` is empty (0: no prior).
+    weight: float = setting(0.0, min=0.0)
+    # The Trainer picks the weight from these by eval hit rate (models/prior_calibration.py).
+    grid: tuple[float, ...] = setting((0.0, 0.1, 0.2, 0.3, 0.5), min=0.0)
+    calibration_examples: int = setting(5000, min=1)
+    # The prior also in the training logits, its weight learned (models/trending.py).
+    in_training: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleConfig(Config):
+    """Seed ensembles served as one dot product (models/ensemble.py)."""
+
+    KEY = "model.ensemble"
+    size: int = setting(3, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig(Config):
+    """Teacher-guided retrieval (models/teacher.py); training only."""
+
+    KEY = "model.teacher"
+    enabled: bool = False
+    hidden_layers: tuple[int, ...] = setting((64,), min=1)
+    negatives: int = setting(10, min=1)
+    pretrain_epochs: int = setting(1, min=0)
+    loss_weight: float = setting(0.1, min=0.0)
+    similarity_weight: float = setting(0.1, min=0.0)
+    discriminator: bool = False
+    adversarial_weight: float = setting(0.1, min=0.0)
+
+    def check(self) -> None:
+        if self.discriminator and not self.enabled:
+            raise self.error("discriminator", "false unless model.teacher.enabled is true "
+                             "(the discriminator only serves the teacher's guidance)")
+        if self.enabled and not (self.loss_weight or self.similarity_weight or (
+                self.discriminator and self.adversarial_weight)):
+            raise self.error("loss_weight", "a weight > 0 among loss_weight, similarity_weight "
+                             "(and adversarial_weight), or the teacher guides nothing")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig(Config):
+    """The training loop."""
+
+    KEY = "model.training"
+    batch_size: int = setting(512, min=1)
+    # With early stopping, the most epochs trained.
+    epochs: int = setting(3, min=1)
+    # Adagrad's learning rate.
+    learning_rate: float = setting(0.03, gt=0.0)
+    # Each click weighs 0.5 ** (age / half-life), age from the newest
+    # training click; 0 = equal weights.
+    recency_half_life_days: float = setting(60.0, min=0.0)
+    # Keep the decompressed training examples in memory after the first epoch.
+    cache_examples: bool = True
+    # Stop when eval hit rate@early_stopping_k has not improved for this many
+    # epochs; 0 = off.
+    early_stopping_patience: int = setting(0, min=0)
+    early_stopping_k: int = setting(100, min=1)
+    early_stopping_examples: int = setting(5000, min=1)
+    # Initialise from the base model's towers (ids matched by value).
+    warm_start: bool = False
+    # batch_size is the global batch; each replica's in-batch negatives are its share.
+    distribution_strategy: str = setting("default", choices=STRATEGIES)
+    seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class ScannConfig(Config):
+    """ScaNN index settings; 0 = derived from the catalogue size (models/scann_index.py)."""
+
+    KEY = "model.export.scann"
+    num_leaves: int = setting(0, min=0)
+    num_leaves_to_search: int = setting(0, min=0)
+    reorder: int = setting(0, min=0)
+    dimensions_per_block: int = setting(2, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig(Config):
+    """The serving contract: the one source of K and of the history exclusion."""
+
+    KEY = "model.export"
+    # Items per served answer.
+    top_k: int = setting(100, min=1)
+    # Most recent request-history items excluded from answers, from the
+    # evaluator's rankings and from the training-time hit-rate checks.
+    exclude_history: int = setting(50, min=0)
+    scann: ScannConfig = section(ScannConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Config):
+    """Everything about the retrieval model (see the module docstring)."""
+
+    KEY = "model"
+    towers: TowersConfig = section(TowersConfig)
+    history: HistoryConfig = section(HistoryConfig)
+    negatives: NegativesConfig = section(NegativesConfig)
+    loss: LossConfig = section(LossConfig)
+    prior: PriorConfig = section(PriorConfig)
+    ensemble: EnsembleConfig = section(EnsembleConfig)
+    teacher: TeacherConfig = section(TeacherConfig)
+    training: TrainingConfig = section(TrainingConfig)
+    export: ExportConfig = section(ExportConfig)
+
+    def check(self) -> None:
+        if self.teacher.enabled and self.teacher.pretrain_epochs >= self.training.epochs:
+            raise ConfigError("model.teacher.pretrain_epochs", self.teacher.pretrain_epochs,
+                              f"fewer than model.training.epochs={self.training.epochs}, or "
+                              "the guidance never switches on")
+
+    def with_changes(self, **sections: dict) -> ModelConfig:
+        """A copy with some fields of some sections changed:
+        `config.with_changes(training={"seed": 43})`."""
+        return self.replace(**{name: getattr(self, name).replace(**changes)
+                               for name, changes in sections.items()})
+

@@ -1,0 +1,69 @@
+"""Query inputs: declared user/context features (`model.towers.query_features`).
+
+Each feature declared in `ingestion.schema` as a user or context feature and
+listed here is a named input of the query tower and of every serving
+signature. `string`, `int` and `string_list` values are hashed into
+`query_feature_buckets` buckets and embedded (lists mean-pooled, `""`
+ignored); a `float` enters as `sign(x) * log1p(|x|)`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models.towers.tokens import HashedTokenEmbedding  # noqa: E402
+
+# Declared feature type (clicklog/schema.py) -> dtype of its tensor.
+FEATURE_DTYPES = {"string": tf.string, "int": tf.int64, "float": tf.float32,
+                  "string_list": tf.string}
+
+
+def feature_tokens(values: tf.Tensor, kind: str) -> tf.Tensor:
+    """Strings `[B, T]` of a declared feature's tokens (`""` = none).
+
+    A string feature is one token per row (`""` when missing), an int its
+    decimal text, a string list its values.
+    """
+    if kind == "int":
+        return tf.strings.as_string(values)[:, None]
+    if kind == "string":
+        return values[:, None]
+    return values
+
+
+class ContextFeaturesInput(tf.keras.layers.Layer):
+    """`[B, sum of widths]`: each declared feature's embedding (or signed log)."""
+
+    @staticmethod
+    def enabled(config) -> bool:
+        return bool(config.towers.query_features)
+
+    @staticmethod
+    def specs(config) -> list[tf.TensorSpec]:
+        """`[B]` of the feature's dtype, or `[B, L]` strings for a `string_list`."""
+        return [tf.TensorSpec([None, None] if kind == "string_list" else [None],
+                              FEATURE_DTYPES[kind], name=name)
+                for name, kind in config.towers.query_features]
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        towers = config.towers
+        self.features = [
+            (name, kind, None if kind == "float" else HashedTokenEmbedding(
+                towers.query_feature_buckets, towers.embedding_dim,
+                config.training.seed + 40 + n, name=f"{name}_embedding"))
+            for n, (name, kind) in enumerate(towers.query_features)]
+
+    def call(self, inputs: dict) -> tf.Tensor:
+        parts = []
+        for name, kind, embedding in self.features:
+            if embedding is None:  # float: one signed-log column
+                value = tf.cast(inputs[name], tf.float32)[:, None]
+                parts.append(tf.sign(value) * tf.math.log1p(tf.abs(value)))
+            else:
+                parts.append(embedding(feature_tokens(inputs[name], kind)))
+        return tf.concat(parts, axis=-1)

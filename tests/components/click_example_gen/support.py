@@ -1,0 +1,20 @@
+"""Shared helper of the ClickExampleGen tests: its executor on temp artifacts."""
+
+import json
+
+from tfx.types import standard_artifacts
+
+from components.artifacts import QuarantinedClicks
+from components.click_example_gen.executor import Executor
+
+
+def run_click_example_gen(tmp_path, data_path, config=None):
+    """ClickExampleGen's executor on temp artifacts; returns (examples, quarantine)."""
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    quarantine = QuarantinedClicks()
+    quarantine.uri = str(tmp_path / "quarantine")
+    Executor().Do(
+        {}, {"examples": [examples], "quarantine": [quarantine]},
+        {"input_base": str(data_path), "config": json.dumps(config or {})})
+    return examples, quarantine
