@@ -1,7 +1,8 @@
 """Model-option ablation against classic baselines, all scored in one run.
 
-For each dataset the real pipeline (`retrieval-pipeline`, one single-member
-training epoch: only its ingestion and VocabStats outputs are used here)
+For each dataset the real pipeline (`retrieval-pipeline` with one in-process
+Beam worker and one single-member training epoch: only its ingestion and
+VocabStats outputs are used here)
 produces the temporal train/eval split and the vocabularies. Then, on the
 same eval clicks:
 
@@ -138,8 +139,13 @@ def run_pipeline(name: str, spec: dict, root: str) -> dict:
         arguments += ["--set", f"vocab.item_catalog.path={os.path.join(root, 'data', 'items.csv')}",
                       "--set", "vocab.item_catalog.features={category: string}",
                       "--set", "vocab.item_catalog.include_unclicked=false"]
+    # One in-process Beam worker: the example files then hold the same clicks
+    # in the same order on every run, so the rows are reproducible from a
+    # fresh work directory (with two workers the shard files' contents vary
+    # from run to run, and with them the training order).
     command = [sys.executable, "-m", "pipeline.cli", "--data", data, "--output", output,
-               "--set", "model.training.epochs=1", "--set", "model.ensemble.size=1"] + arguments
+               "--set", "model.training.epochs=1", "--set", "model.ensemble.size=1",
+               "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"] + arguments
     started = time.time()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:

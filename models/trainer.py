@@ -8,6 +8,7 @@ its VocabStats input artifact).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -46,8 +47,16 @@ def set_seeds(seed: int) -> None:
     tf.random.set_seed(seed)
 
 
+@functools.lru_cache(maxsize=None)
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy named by `model.training.distribution_strategy`."""
+    """The tf.distribute strategy named by `model.training.distribution_strategy`.
+
+    One instance per process: models trained one after the other (ensemble
+    members, a second run in the same process) share it, because separately
+    created mirrored strategies hand out the same collective instance keys
+    and their all-reduces then collide ("Shape mismatch in the collective
+    instance").
+    """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":

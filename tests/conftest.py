@@ -79,3 +79,13 @@ def towers_dir(tmp_path_factory):
     logs = train(data["train"], data["vocab"], config, str(root / "towers"))
     assert np.isfinite(logs["loss"])
     return str(root / "towers")
+
+
+@pytest.fixture(scope="session")
+def towers_exports(towers_dir, tmp_path_factory):
+    """Both serving exports of `towers_dir`: {kind: (directory, metadata)}."""
+    from models import serving_export
+
+    root = tmp_path_factory.mktemp("exports")
+    return {kind: (str(root / kind), serving_export.export(towers_dir, str(root / kind), kind))
+            for kind in serving_export.EXPORT_KINDS}

@@ -87,10 +87,11 @@ def _model_hit_rate(towers_dir, data) -> float:
 
 
 @pytest.mark.parametrize("options", [
-    # The defaults: in-batch softmax with logQ, three-member ensemble, trending
-    # prior in training, history dropout. The options below each change one
-    # thing on a single model (SINGLE_MODEL, to keep the test's time down).
-    {},
+    # One member of the defaults: in-batch softmax with logQ, trending prior in
+    # training, history dropout (the ensemble is tests/models/test_ensemble.py's
+    # subject). The options below each change one thing on a small single
+    # model (SINGLE_MODEL).
+    {"ensemble": {"size": 1}},
     merged(SINGLE_MODEL, {"negatives": {"mixed": 64, "mixed_distribution": "popularity"}}),
     # Hard negatives and BCE with a linear query tower: with the default
     # query MLP [128] they reach only hit@10 0.165 and 0.122 here (popularity

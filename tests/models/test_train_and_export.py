@@ -7,6 +7,7 @@ Session, the signature's tensor names; the brute-force one in a process with
 no ScaNN ops registered at all.
 """
 
+import json
 import os
 
 import numpy as np
@@ -35,16 +36,16 @@ def test_towers_contract(towers_dir):
     assert query.shape == (2, width)
 
 
-def test_scann_export_matches_brute_force_and_excludes_history(towers_dir, tmp_path):
+def test_scann_export_matches_brute_force_and_excludes_history(towers_dir, towers_exports):
     answers = {}
     for kind in serving_export.EXPORT_KINDS:
-        metadata = serving_export.export(towers_dir, str(tmp_path / kind), kind)
+        export_dir, metadata = towers_exports[kind]
         assert metadata["top_k"] == 5 and metadata["export"] == kind
         # A 30-item catalogue is scanned exactly, so the recorded ANN recall is 1.
         assert metadata["ann_recall@5"] == 1.0
         if kind == "scann":
             from scann.scann_ops.py import scann_ops  # noqa: F401
-        model = tf.saved_model.load(str(tmp_path / kind))
+        model = tf.saved_model.load(export_dir)
         out = model.signatures["serving_default"](
             user_id=tf.constant(["u1", "u2"]),
             history=tf.constant([["i1", "i2", "i3", "i4"], ["", "", "", ""]]))
@@ -64,17 +65,18 @@ def test_scann_export_matches_brute_force_and_excludes_history(towers_dir, tmp_p
                                       out["item_ids"].numpy()[1])
     np.testing.assert_array_equal(answers["scann"][0], answers["brute_force"][0])
     np.testing.assert_allclose(answers["scann"][1], answers["brute_force"][1], rtol=1e-5)
-    assert os.path.exists(tmp_path / "scann" / "assets.extra" / "retrieval_export.json")
-
+    with open(os.path.join(towers_exports["scann"][0], "assets.extra",
+                           "retrieval_export.json")) as f:
+        assert json.load(f) == towers_exports["scann"][1]
 
 
 
 @pytest.mark.parametrize("kind", serving_export.EXPORT_KINDS)
-def test_export_runs_like_tf_serving_loads_it(towers_dir, tmp_path, kind):
-    serving_export.export(towers_dir, str(tmp_path / kind), kind)
-    eager = tf.saved_model.load(str(tmp_path / kind)).signatures["serving_default"](
+def test_export_runs_like_tf_serving_loads_it(towers_exports, kind):
+    export_dir, _ = towers_exports[kind]
+    eager = tf.saved_model.load(export_dir).signatures["serving_default"](
         user_id=tf.constant(["u2"]), history=tf.constant([["", "i1", "i2", "i3", "i4"]]))
     answer = graph_mode.run_serving_default(
-        str(tmp_path / kind), kind, {"user_id": ["u2"], "history": [["", "i1", "i2", "i3", "i4"]]})
+        export_dir, kind, {"user_id": ["u2"], "history": [["", "i1", "i2", "i3", "i4"]]})
     assert answer["scann_imported"] is (kind == "scann")
     assert answer["item_ids"] == eager["item_ids"].numpy().astype(str).tolist()

@@ -95,26 +95,44 @@ def test_warm_start_copies_embeddings_by_id_across_vocabularies(data, tmp_path):
     assert "warm_start" not in cold
 
 
-def test_mirrored_strategy_trains_on_two_replicas(data, tmp_path):
+def test_mirrored_strategy_trains_on_two_replicas_with_and_without_the_teacher(data,
+                                                                              tmp_path):
+    # One subprocess (two logical CPUs) for both models: TF starts once, and
+    # two models trained one after the other in one process share the
+    # strategy, as ensemble members do.
     script = textwrap.dedent(f"""
-        import os
+        import math, os
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from models import trainer
+        from models import teacher, trainer
+        from models.retrieval import RetrievalModel
+        from models.vocab import read_vocab
         from tests.conftest import single_model_config
-        assert trainer.distribution_strategy("mirrored").num_replicas_in_sync == 2
-        logs = trainer.train({data["train"]!r}, {data["vocab"]!r},
-                             single_model_config(
-                                 towers={{"embedding_dim": 8}},
-                                 training={{"batch_size": 16, "epochs": 2,
-                                            "distribution_strategy": "mirrored"}}),
+        strategy = trainer.distribution_strategy("mirrored")
+        assert strategy.num_replicas_in_sync == 2
+        plain = single_model_config(
+            towers={{"embedding_dim": 8}},
+            training={{"batch_size": 16, "epochs": 1, "distribution_strategy": "mirrored"}})
+        logs = trainer.train({data["train"]!r}, {data["vocab"]!r}, plain,
                              {str(tmp_path / "towers")!r})
-        import math
         assert math.isfinite(logs["loss"]), logs
-        print("replicas-ok", logs["loss"])
+        guided = plain.with_changes(teacher={{"enabled": True, "discriminator": True}},
+                                    training={{"epochs": 2}})
+        with strategy.scope():
+            model = RetrievalModel(read_vocab({data["vocab"]!r}), guided)
+        # The guidance switch reaches every replica.
+        teacher.GuidanceSchedule(model.guidance, 1).on_epoch_begin(1)
+        seen = strategy.experimental_local_results(
+            strategy.run(lambda: tf.identity(model.guidance.active)))
+        assert [float(v) for v in seen] == [1.0, 1.0], seen
+        logs = trainer.train({data["train"]!r}, {data["vocab"]!r}, guided,
+                             {str(tmp_path / "guided")!r})
+        assert all(math.isfinite(logs[k]) for k in ("loss", "teacher_bce", "teacher_key",
+                                                     "discriminator")), logs
+        print("replicas-ok")
     """)
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=REPO)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -7,10 +7,8 @@ from models import serving_export
 from models.towers_export import CONTRACT_FILE, read_contract
 
 
-def test_exact_scann_export_has_full_recall_and_latency_percentiles(towers_dir, tmp_path):
-    serving_export.export(towers_dir, str(tmp_path / "scann"), "scann")
-    serving_export.export(towers_dir, str(tmp_path / "bf"), "brute_force")
-    result = ann_check(str(tmp_path / "scann"), str(tmp_path / "bf"),
+def test_exact_scann_export_has_full_recall_and_latency_percentiles(towers_exports):
+    result = ann_check(towers_exports["scann"][0], towers_exports["brute_force"][0],
                        ["u1", "u2", "stranger"], [["i1", "i2"], [], ["i3"]], latency_calls=20)
     # 30 candidates are scanned exactly, so both exports return the same items.
     assert result["recall@5"] == 1.0
@@ -18,7 +16,7 @@ def test_exact_scann_export_has_full_recall_and_latency_percentiles(towers_dir, 
     assert 0 < result["latency_ms_p50"] <= result["latency_ms_p95"] <= result["latency_ms_p99"]
 
 
-def test_approximate_index_is_measured_below_one(towers_dir, tmp_path):
+def test_approximate_index_is_measured_below_one(towers_dir, towers_exports, tmp_path):
     # Force a tree over 30 items with one leaf of 15 searched and no re-ordering
     # beyond K: the check must see the misses rather than assume exactness.
     approximate = str(tmp_path / "towers")
@@ -29,8 +27,7 @@ def test_approximate_index_is_measured_below_one(towers_dir, tmp_path):
     with open(os.path.join(approximate, CONTRACT_FILE), "w") as f:
         json.dump(contract, f)
     serving_export.export(approximate, str(tmp_path / "scann"), "scann")
-    serving_export.export(towers_dir, str(tmp_path / "bf"), "brute_force")
     users = [f"u{i}" for i in range(40)]
-    result = ann_check(str(tmp_path / "scann"), str(tmp_path / "bf"), users,
+    result = ann_check(str(tmp_path / "scann"), towers_exports["brute_force"][0], users,
                        [[f"i{i % 30}"] for i in range(40)], latency_calls=5)
     assert result["recall@5"] < 1.0
