@@ -21,6 +21,8 @@ ITEM_ID = "item_id"
 TIMESTAMP = "timestamp"
 WEIGHT = "weight"
 HISTORY = "history"
+# Eval/test examples: the user's history when their split began (frozen protocol).
+HISTORY_AT_CUTOFF = "history_at_cutoff"
 SECONDS_SINCE_PREVIOUS_CLICK = "seconds_since_previous_click"
 PADDING = ""
 # ClickExampleGen writes -1 for a user's first click (no previous click).

@@ -41,7 +41,17 @@ NOT_A_CANDIDATE = -1
 # Rank of a click whose item cannot be retrieved (seen or not a candidate).
 MISS = np.iinfo(np.int64).max
 POPULARITY_BUCKETS = ("head", "torso", "tail")
-USER_GROUPS = ("cold", "warm")
+# How much history a query has: none, short (1 .. short_history_max items), long.
+HISTORY_BUCKETS = ("none", "short", "long")
+# Whether the clicked item had training clicks (`known`) or not (`new`).
+ITEM_FRESHNESS = ("known", "new")
+
+
+def history_bucket(length: int, short_history_max: int) -> str:
+    """`none`, `short` or `long` for a query with `length` history items."""
+    if length <= 0:
+        return "none"
+    return "short" if length <= short_history_max else "long"
 
 
 def mask_seen(scores: tf.Tensor, seen_index: tf.Tensor) -> tf.Tensor:
@@ -174,7 +184,7 @@ class RankingAccumulator:
         Args:
           ranks: int64 `[B]` from `target_ranks`.
           top: int64 `[B, <= max K]` from `top_candidates`.
-          groups: {breakdown: `[B]` group names}, e.g. {"user_activity":
+          groups: {breakdown: `[B]` group names}, e.g. {"history":
             ["cold", "warm", ...]}; `None` entries are left out of it.
         """
         self.examples += len(ranks)

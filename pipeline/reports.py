@@ -75,13 +75,21 @@ def print_summary(summary: dict) -> None:
             metrics = json.load(f)
         seen = "seen items excluded" if metrics["exclude_history"] else "seen items kept"
         print(f"evaluation: {metrics['num_examples']} eval clicks, "
-              f"{metrics['num_candidates']} candidates (full catalogue, {seen})")
+              f"{metrics['num_candidates']} candidates (full catalogue, {seen}), "
+              f"{metrics['protocol']} history")
         ks = sorted(metrics["config"]["ks"])
         shown = [f"recall@{k}" for k in ks] + [f"ndcg@{ks[-1]}", "mrr"]
         # metrics.json has sorted keys; print the model first.
         for name in sorted(metrics["metrics"], key=lambda scorer: scorer != "model"):
             values = metrics["metrics"][name]
             print(f"  {name:>18}: " + ", ".join(f"{k} {values[k]:.4f}" for k in shown))
+        key = f"recall@{metrics['config']['blessing_k']}"
+        for protocol, values in metrics.get("protocols", {}).items():
+            model, recent = (values["metrics"][name][key] for name in
+                             ("model", "recent_popularity"))
+            ratio = f"{model / recent:.3f}x" if recent else "-"
+            print(f"  {protocol:>6} history: model {key} {model:.4f}, recent popularity "
+                  f"{recent:.4f} ({ratio})")
         if metrics.get("ann"):
             ann = metrics["ann"]
             recall = next(k for k in ann if k.startswith("recall@"))

@@ -5,6 +5,11 @@ timestamp strictly before t (oldest first, at most N, so clicks sharing t
 never see each other), `seconds_since_previous_click` is t minus the latest
 earlier timestamp (-1 for the first), and `item_age_seconds` is t minus the
 item's first accepted click time (>= 0: the first click is never after t).
+A click of the eval or test split also carries `history_at_cutoff`: the
+user's history as it stood when that split began (the history of the user's
+first click in the split), which is what a model trained at the cut-off and
+serving recommendations computed then would have seen (the frozen protocol
+of the evaluation).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class ClickFeatures:
     history: tuple[str, ...]
     seconds_since_previous_click: int = NO_PREVIOUS_CLICK
     item_age_seconds: int | None = None
+    history_at_cutoff: tuple[str, ...] | None = None
 
 
 def user_click_features(ordered: Iterable[tuple[str, Click]], history_length: int

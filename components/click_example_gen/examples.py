@@ -3,8 +3,9 @@
 Feature names (models/features.py reads the first five): `user_id`,
 `item_id` (bytes), `timestamp` (int64, unix s), `weight` (float), `history`
 (bytes list, oldest first); then `seconds_since_previous_click` and
-`item_age_seconds` (int64), `event_type` (bytes, when the schema has one) and
-every declared user/item/context feature under its own name.
+`item_age_seconds` (int64), `history_at_cutoff` (bytes list, eval and test
+clicks only), `event_type` (bytes, when the schema has one) and every
+declared user/item/context feature under its own name.
 
 The bytes are written directly in the protobuf wire format of
 ``tensorflow.Example`` (tensorflow/core/example/{example,feature}.proto)
@@ -125,6 +126,7 @@ def _fixed_key(name: str) -> bytes:
 _USER_ID = _fixed_key("user_id")
 _ITEM_ID = _fixed_key("item_id")
 _HISTORY = _fixed_key("history")
+_HISTORY_AT_CUTOFF = _fixed_key("history_at_cutoff")
 _TIMESTAMP = _fixed_key("timestamp")
 _WEIGHT = _fixed_key("weight")
 _SINCE = _fixed_key("seconds_since_previous_click")
@@ -191,6 +193,9 @@ def to_example(click: Click, history: tuple[str, ...] | ClickFeatures,
                                   "seconds_since_previous_click"))
         if history.item_age_seconds is not None:
             entries.append(_int_entry(_ITEM_AGE, history.item_age_seconds, "item_age_seconds"))
+        if history.history_at_cutoff is not None:
+            entries.append(_fixed_entry(_HISTORY_AT_CUTOFF, _delimited(
+                b"\x0a", b"".join(map(_history_value, history.history_at_cutoff)))))
     if with_event_type:
         entries.append(_id_entry(_EVENT_TYPE, click.event_type))
     for name, value in click.features:

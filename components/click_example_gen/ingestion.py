@@ -263,13 +263,20 @@ def user_examples(element, paths: tuple[str, ...], splits: list[str], config: In
         user_split = splits[click_splits.split_by_user(
             user_id, config.eval_fraction, config.test_fraction, config.split_seed)]
     counts: dict[tuple[str, str], int] = {}
+    # Eval/test split -> the user's history when that split began (the history
+    # of the user's first click in it: clicks come in time order).
+    at_cutoff: dict[str, tuple[str, ...]] = {}
     for path, click, features in click_features.user_click_features(clicks,
                                                                      config.history_length):
         split = user_split or splits[click_splits.split_by_time(click.timestamp, cutoff)]
         age = click.timestamp - first_seen[click.item_id]
+        frozen = None
+        if split != click_splits.TRAIN:
+            frozen = at_cutoff.setdefault(split, features.history)
         yield beam.pvalue.TaggedOutput(split, to_example(
             click, click_features.ClickFeatures(features.history,
-                                                features.seconds_since_previous_click, age),
+                                                features.seconds_since_previous_click, age,
+                                                frozen),
             with_event_type))
         counts[path, split] = counts.get((path, split), 0) + 1
     for (path, split), count in counts.items():

@@ -15,6 +15,11 @@ POPULARITY = "popularity"
 RECENT_POPULARITY = "recent_popularity"
 LAST_BLESSED = "last_blessed"
 BASELINES = (POPULARITY, RECENT_POPULARITY)
+# fresh: one query per eval click with the user's whole history before it (as
+# served in real time); frozen: the history as it stood when the eval period
+# began for every eval click of the user (recommendations computed at the
+# cut-off, served until the next run).
+PROTOCOLS = ("fresh", "frozen")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +30,11 @@ class EvaluationConfig(Config):
     ks: tuple[int, ...] = setting((10, 50, 100), min=1)
     # Eval clicks ranked at once (fewer for huge catalogues).
     batch_size: int = setting(256, min=1)
-    # Users with at most this many earlier clicks are "cold", others "warm".
-    cold_user_max_history: int = setting(2, min=0)
+    # Protocols reported (PROTOCOLS) and the one the blessing checks.
+    protocols: tuple[str, ...] = setting(PROTOCOLS, choices=PROTOCOLS)
+    blessing_protocol: str = setting("fresh", choices=PROTOCOLS)
+    # History buckets of the breakdown: none, short (1 .. this), long.
+    short_history_max: int = setting(5, min=1)
     # Item popularity buckets by cumulative share of training clicks.
     head_click_share: float = setting(0.5, gt=0.0, lt=1.0)
     torso_click_share: float = setting(0.3, min=0.0, lt=1.0)
@@ -44,6 +52,8 @@ class EvaluationConfig(Config):
     def check(self) -> None:
         if not self.ks:
             raise self.error("ks", "a non-empty list of cut-offs")
+        if self.blessing_protocol not in self.protocols:
+            raise self.error("blessing_protocol", f"one of protocols={list(self.protocols)}")
         if self.blessing_k not in self.ks:
             raise self.error("blessing_k", f"one of ks={list(self.ks)}")
         if self.head_click_share + self.torso_click_share >= 1:

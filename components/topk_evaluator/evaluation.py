@@ -1,12 +1,21 @@
 """Evaluating trained towers and the baselines on the same eval clicks.
 
-`evaluate` reads the eval examples once and ranks the full candidate
-catalogue (the vocabulary in the towers) for every click with every scorer:
-the model, all-time popularity, recent popularity (VocabStats' trending
-window) and, when there is one, the last blessed model. `evaluate_scorers`
-is the scorer-agnostic part (benchmarks call it with synthetic scorers); the
-ranking loop itself is `models.topk_metrics.rank_clicks`, shared with early
-stopping and the prior's calibration.
+`evaluate` ranks the full candidate catalogue (the vocabulary in the towers)
+for every eval click with every scorer: the model, all-time popularity,
+recent popularity (VocabStats' trending window) and, when there is one, the
+last blessed model; under each protocol of `evaluation.protocols`:
+
+  * `fresh`: the query is the click's own history (every earlier click of
+    the user), as a model served in real time sees it;
+  * `frozen`: the query is the user's history when the eval period began
+    (the examples' `history_at_cutoff`), the same for every eval click of the
+    user, as recommendations computed at the cut-off and served until the
+    next run see it.
+
+`evaluate_scorers` is the scorer-agnostic part (benchmarks call it with
+synthetic scorers); the ranking loop itself is
+`models.topk_metrics.rank_clicks`, shared with early stopping and the prior's
+calibration.
 """
 
 from __future__ import annotations
@@ -56,17 +65,22 @@ def evaluate_scorers(batches: Iterable[dict], scorers: dict[str, Scorer],
     """
     buckets = topk_metrics.popularity_buckets(item_counts, config.head_click_share,
                                               config.torso_click_share)
+    counts = np.asarray(item_counts, np.float64)
 
     def groups(batch: dict, target_index: np.ndarray) -> dict[str, list]:
         history = tf.convert_to_tensor(batch[features.HISTORY])
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(history, features.PADDING), tf.int32),
                                 axis=1).numpy()
         return {
-            "user_activity": ["cold" if n <= config.cold_user_max_history else "warm"
-                              for n in lengths],
+            "history": [topk_metrics.history_bucket(int(n), config.short_history_max)
+                        for n in lengths],
             # Clicks on items outside the catalogue have no popularity bucket.
             "item_popularity": [topk_metrics.POPULARITY_BUCKETS[buckets[i]] if i >= 0 else None
                                 for i in target_index],
+            # An item without a training click: outside the catalogue, or a
+            # catalogue item nobody clicked before the cut-off.
+            "item_freshness": ["known" if i >= 0 and counts[i] > 0 else "new"
+                               for i in target_index],
         }
 
     ranked = topk_metrics.rank_clicks(
@@ -84,6 +98,12 @@ def evaluate_scorers(batches: Iterable[dict], scorers: dict[str, Scorer],
     }
 
 
+def frozen_batches(batches: Iterable[dict]) -> Iterable[dict]:
+    """The batches with each click's history replaced by `history_at_cutoff`."""
+    for batch in batches:
+        yield {**batch, features.HISTORY: batch[features.HISTORY_AT_CUTOFF]}
+
+
 def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
              baseline_towers_dir: str | None = None) -> dict:
     """Metrics of the model, popularity baselines and last blessed model.
@@ -96,7 +116,10 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
       baseline_towers_dir: the last blessed towers, if any (`last_blessed`).
 
     Returns:
-      `evaluate_scorers`' result plus "recent_popularity_source".
+      {"protocols": {name: `evaluate_scorers`' result}} for every protocol of
+      `config.protocols`, with the blessing protocol's result also at the top
+      level (`metrics`, `recall_curves`, `breakdowns`, ...), its name under
+      "protocol", and "recent_popularity_source".
     """
     towers = Towers(towers_dir)
     vocab = towers.vocab
@@ -112,17 +135,31 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
         MODEL: model,
         POPULARITY: topk_metrics.popularity_scorer(vocab.item_counts),
         RECENT_POPULARITY: topk_metrics.popularity_scorer(vocab.item_recent_counts)}
-    read_length = max(exclude_history, config.cold_user_max_history + 1, towers.max_history)
+    read_length = max(exclude_history, config.short_history_max + 1, towers.max_history)
     extra_specs = {spec.name: spec for spec in towers.query_specs[2:]}
     if baseline_towers_dir:
         scorers[LAST_BLESSED] = towers_scorer(baseline_towers_dir, vocab.item_ids)
         contract = read_contract(baseline_towers_dir)
         read_length = max(read_length, int(contract["max_history"]))
         extra_specs.update({spec.name: spec for spec in query_specs_of(contract)[2:]})
-    dataset = make_dataset(eval_files, config.batch_size, read_length, shuffle=False,
-                           extra_specs=list(extra_specs.values()))
-    result = evaluate_scorers(dataset, scorers, vocab.item_ids, vocab.item_counts, config,
-                              exclude_history)
+    # The frozen history is read as a list feature of the same length.
+    extra_specs[features.HISTORY_AT_CUTOFF] = tf.TensorSpec(
+        [None, None], tf.string, name=features.HISTORY_AT_CUTOFF)
+
+    def dataset():
+        for batch in make_dataset(eval_files, config.batch_size, read_length, shuffle=False,
+                                  extra_specs=list(extra_specs.values())):
+            batch[features.HISTORY_AT_CUTOFF] = features.recent_history(
+                batch[features.HISTORY_AT_CUTOFF], read_length)
+            yield batch
+
+    result: dict = {"protocols": {}}
+    for protocol in config.protocols:
+        batches = frozen_batches(dataset()) if protocol == "frozen" else dataset()
+        result["protocols"][protocol] = evaluate_scorers(
+            batches, scorers, vocab.item_ids, vocab.item_counts, config, exclude_history)
+    result.update(result["protocols"][config.blessing_protocol])
+    result["protocol"] = config.blessing_protocol
     result["recent_popularity_source"] = recent_popularity_source(vocab.stats)
     return result
 

@@ -1,9 +1,11 @@
 """The evaluation report: one self-contained HTML page from `metrics.json`.
 
 Tables and matplotlib plots (PNG, base64-embedded, so the page needs no
-server and no network): the blessing decision and why, every metric of the
-model next to each baseline, recall@K curves, recall by item-popularity
-bucket and by user activity, and the ANN check (recall, latency).
+server and no network): the blessing decision and why, recall@K of every
+scorer under each protocol (fresh and frozen history), every metric of the
+model next to each baseline under the blessing protocol, recall@K curves,
+recall by history bucket, item popularity and item freshness, and the ANN
+check (recall, latency).
 """
 
 from __future__ import annotations
@@ -147,9 +149,29 @@ def _breakdown_table(result: dict, breakdown: str, groups: tuple[str, ...]) -> s
     return f"<table><tr><th>{key}</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def protocol_table(result: dict) -> str:
+    """recall@blessing_k of every scorer under every protocol, and its ratio to
+    the best baseline of the same protocol."""
+    key = f"recall@{result['config']['blessing_k']}"
+    protocols = result.get("protocols") or {result.get("protocol", "fresh"): result}
+    scorers = list(next(iter(protocols.values()))["metrics"])
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in scorers)
+    rows = []
+    for name, values in protocols.items():
+        metrics = values["metrics"]
+        best = max((metrics[s][key] for s in ("popularity", "recent_popularity")
+                    if s in metrics), default=0.0)
+        cells = "".join(f"<td>{metrics[s][key]:.4f}</td>" for s in scorers)
+        ratio = f"{metrics['model'][key] / best:.3f}x" if best else "-"
+        marker = " (blessing)" if name == result.get("protocol") else ""
+        rows.append(f"<tr><td>{html.escape(name)}{marker}</td>{cells}<td>{ratio}</td></tr>")
+    return (f"<table><tr><th>{key}</th>{head}<th>model / best popularity</th></tr>"
+            f"{''.join(rows)}</table>")
+
+
 def render_html(result: dict) -> str:
     """The whole report page for an `evaluation.evaluate` result with blessing."""
-    from models.topk_metrics import POPULARITY_BUCKETS, USER_GROUPS
+    from models.topk_metrics import HISTORY_BUCKETS, ITEM_FRESHNESS, POPULARITY_BUCKETS
 
     config = result["config"]
     blessed = result["blessed"]
@@ -161,8 +183,9 @@ def render_html(result: dict) -> str:
              + (f"the {result['exclude_history']} most recent history items of each click "
                 "excluded" if result["exclude_history"] else "seen items not excluded")
              + f". Recent popularity: {html.escape(result.get('recent_popularity_source', ''))}."
-             f" Cold users: at most {config['cold_user_max_history']} earlier clicks. Item "
-             f"buckets: head = most clicked items with the first {config['head_click_share']:g}"
+             f" History buckets: none, short (1 to {config['short_history_max']} items), long."
+             f" Item buckets: head = most clicked items with the first "
+             f"{config['head_click_share']:g}"
              f" of training clicks, torso the next {config['torso_click_share']:g}, tail the "
              "rest.</p>")
     sources = (f"<p class=\"note\">model: {html.escape(str(result.get('model_uri')))}<br>"
@@ -174,6 +197,12 @@ def render_html(result: dict) -> str:
         f"<title>Retrieval evaluation</title><style>{STYLE}</style></head><body>",
         "<h1>Two-tower retrieval: evaluation</h1>", decision,
         "<h2>Blessing checks</h2>", _checks(result), setup, sources,
+        "<h2>Protocols</h2>",
+        "<p class=\"note\">fresh: each eval click is a query with the user's whole history "
+        "before it (real-time serving); frozen: the history as it stood when the eval period "
+        "began, for every eval click of the user (recommendations computed at the cut-off). "
+        "The blessing checks the protocol marked; the rest of the page shows it.</p>",
+        protocol_table(result),
         "<h2>Metrics vs baselines</h2>",
         "<p class=\"note\">One clicked item per eval click: recall@K = hit rate@K; "
         "precision@K = hit/K; MAP@K, NDCG@K with one relevant item; MRR without cut-off; "
@@ -183,8 +212,10 @@ def render_html(result: dict) -> str:
         "<h2>Item popularity buckets</h2>",
         breakdown_plot(result, "item_popularity", POPULARITY_BUCKETS),
         _breakdown_table(result, "item_popularity", POPULARITY_BUCKETS),
-        "<h2>User activity</h2>", breakdown_plot(result, "user_activity", USER_GROUPS),
-        _breakdown_table(result, "user_activity", USER_GROUPS),
+        "<h2>History of the query</h2>", breakdown_plot(result, "history", HISTORY_BUCKETS),
+        _breakdown_table(result, "history", HISTORY_BUCKETS),
+        "<h2>Items with and without training clicks</h2>",
+        _breakdown_table(result, "item_freshness", ITEM_FRESHNESS),
         "<h2>ANN index check</h2>", ann_section(result),
         "</body></html>",
     ]

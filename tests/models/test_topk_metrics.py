@@ -126,11 +126,11 @@ def test_breakdown_recall_is_within_each_group():
     accumulator = topk_metrics.RankingAccumulator([1, 2], num_candidates=4)
     ranks = np.array([0, 1, MISS, 0])
     accumulator.add(ranks, np.zeros((4, 2), np.int64),
-                    groups={"user_activity": ["cold", "warm", "warm", "warm"],
+                    groups={"history": ["none", "long", "long", "long"],
                             "item_popularity": ["head", "tail", None, "head"]})
     got = accumulator.breakdowns()
-    assert got["user_activity"]["cold"] == {"num_examples": 1, "recall@1": 1.0, "recall@2": 1.0}
-    assert got["user_activity"]["warm"] == pytest.approx(
+    assert got["history"]["none"] == {"num_examples": 1, "recall@1": 1.0, "recall@2": 1.0}
+    assert got["history"]["long"] == pytest.approx(
         {"num_examples": 3, "recall@1": 1 / 3, "recall@2": 2 / 3})
     assert got["item_popularity"] == {
         "head": {"num_examples": 2, "recall@1": 1.0, "recall@2": 1.0},

@@ -38,6 +38,9 @@ def _reference(click, history, with_event_type=False):
         put("seconds_since_previous_click", history.seconds_since_previous_click)
         if history.item_age_seconds is not None:
             put("item_age_seconds", history.item_age_seconds)
+        if history.history_at_cutoff is not None:
+            feature["history_at_cutoff"].bytes_list.value.extend(
+                v.encode() for v in history.history_at_cutoff)
     if with_event_type:
         put("event_type", click.event_type)
     for name, value in click.features:
@@ -75,7 +78,8 @@ def _random_click(rng):
     if rng.random() < 0.3:
         return click, history
     age = rng.choice([None, 0, 5, 10**9])
-    return click, ClickFeatures(history, rng.choice([-1, 0, 60, 10**9]), age)
+    frozen = rng.choice([None, (), history[:3]])
+    return click, ClickFeatures(history, rng.choice([-1, 0, 60, 10**9]), age, frozen)
 
 
 def test_bytes_parse_to_the_protobuf_built_message():

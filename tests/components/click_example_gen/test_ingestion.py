@@ -135,6 +135,31 @@ def test_ingest_counts_reconcile_and_splits_are_temporal(tmp_path, num_shards):
              ("i1", (), -1, 200, 1.0), ("i3", ("i1",), 100, 0, 1.0)]), label="train")
 
 
+def _frozen(serialized):
+    import tensorflow as tf
+
+    feature = tf.train.Example.FromString(serialized).features.feature
+    frozen = (tuple(v.decode() for v in feature["history_at_cutoff"].bytes_list.value)
+              if "history_at_cutoff" in feature else None)
+    return (feature["item_id"].bytes_list.value[0].decode(),
+            tuple(v.decode() for v in feature["history"].bytes_list.value), frozen)
+
+
+def test_eval_clicks_carry_the_history_as_it_stood_at_the_cutoff():
+    # u1: i1, i2 in training, then i3, i4 after the cut-off at 450: both eval
+    # clicks carry (i1, i2), the history when the eval period began; i4's own
+    # history also has i3. u2's only click is in the eval period: nothing then.
+    rows = ["u1,i1,100", "u1,i2,200", "u1,i3,500", "u1,i4,600", "u2,i1,700"]
+    with TestPipeline() as p:
+        out = p | beam.Create(_lines(rows)) | ingestion.IngestClicks(
+            FILES, IngestionConfig(eval_start_timestamp=450))
+        assert_that(out[EVAL] | "FrozenEVAL" >> beam.Map(_frozen), equal_to(
+            [("i3", ("i1", "i2"), ("i1", "i2")), ("i4", ("i1", "i2", "i3"), ("i1", "i2")),
+             ("i1", (), ())]), label="eval")
+        assert_that(out[TRAIN] | "FrozenTRAIN" >> beam.Map(_frozen), equal_to(
+            [("i1", (), None), ("i2", ("i1",), None)]), label="train")
+
+
 def test_ingest_cleaning_rules_and_three_way_split_with_event_weights():
     files = {"e.jsonl": ingestion.InputFile("e.jsonl", "jsonl")}
     rows = ['{"user_id": "u1", "item_id": "i1", "timestamp": 100, "type": "click"}',

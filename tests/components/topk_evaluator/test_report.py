@@ -52,7 +52,7 @@ def test_report_is_self_contained_with_every_section(result):
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched
     images = re.findall(r'<img class="plot" alt="([^"]+)" src="data:image/png;base64,', page)
     assert images == ["recall@K curves", "recall@10 by item_popularity",
-                      "recall@10 by user_activity", "ANN recall and latency"]
+                      "recall@10 by history", "ANN recall and latency"]
     for reason in result["reasons"]:
         assert html.escape(reason) in page
     assert ("BLESSED: the model will be pushed" in page) is result["blessed"]
