@@ -6,8 +6,12 @@ The structure a retrieval model should recover:
   * every user has a taste over categories drawn from a sparse Dirichlet, so
     most of a user's clicks fall in one or two categories;
   * items are released over time and a click only picks released items, so
-    popularity drifts (new items take over later weeks);
-  * a user's clicks are spread over sessions of consecutive timestamps.
+    popularity drifts (new items take over later weeks); `late_item_share`
+    of the catalogue is released during the period, the rest exists from the
+    start;
+  * a user's clicks are spread over sessions of consecutive timestamps;
+    `new_user_share` of the users join during the period (their sessions
+    start at a random time), the rest are active from the start.
 
 A model that uses the user's history should beat global popularity by a wide
 margin; tests rely on that.
@@ -34,6 +38,8 @@ class SyntheticConfig:
     zipf_exponent: float = 1.1
     start_timestamp: int = 1_600_000_000
     days: int = 60
+    late_item_share: float = 0.5
+    new_user_share: float = 0.0
     seed: int = 0
 
 
@@ -47,9 +53,10 @@ def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[
     rng = np.random.default_rng(config.seed)
     span = config.days * 86_400
     item_category = rng.integers(0, config.num_categories, size=config.num_items)
-    # The first half of the catalogue exists from the start; the rest is
-    # released uniformly over the period.
-    release = np.where(np.arange(config.num_items) < config.num_items // 2, 0,
+    # The first items exist from the start; the last `late_item_share` of the
+    # catalogue is released uniformly over the period.
+    early_items = config.num_items - int(round(config.late_item_share * config.num_items))
+    release = np.where(np.arange(config.num_items) < early_items, 0,
                        rng.integers(0, span, size=config.num_items))
     rank_in_category = np.zeros(config.num_items)
     for category in range(config.num_categories):
@@ -61,7 +68,10 @@ def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[
     for user in range(config.num_users):
         taste = rng.dirichlet(np.full(config.num_categories, config.taste_concentration))
         count = max(2, rng.poisson(config.clicks_per_user))
-        session_starts = np.sort(rng.integers(0, span, size=max(1, count // 5)))
+        joined = 0
+        if config.new_user_share and rng.random() < config.new_user_share:
+            joined = int(rng.integers(0, span - 1))
+        session_starts = np.sort(rng.integers(joined, span, size=max(1, count // 5)))
         times = np.sort(rng.choice(session_starts, size=count)
                         + rng.integers(0, 3600, size=count))
         for t in np.minimum(times, span - 1):

@@ -181,6 +181,12 @@ class TrainingConfig(Config):
     early_stopping_examples: int = setting(5000, min=1)
     # Initialise from the base model's towers (ids matched by value).
     warm_start: bool = False
+    # Train only on clicks at or after this unix time (earlier clicks still
+    # give histories, vocabularies and popularity); None: every click.
+    since: int | None = None
+    # Train only on the clicks after the base model's newest training click
+    # (a daily warm-started run: `retrieval-pipeline --since base`).
+    since_base_model: bool = False
     # batch_size is the global batch; each replica's in-batch negatives are its share.
     distribution_strategy: str = setting("default", choices=STRATEGIES)
     seed: int = 42

@@ -22,7 +22,8 @@ def _expand(file_patterns: list[str] | str) -> list[str]:
 def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: int,
                  shuffle: bool, seed: int = 0, drop_remainder: bool = False,
                  cache: bool = False,
-                 extra_specs: list[tf.TensorSpec] | None = None) -> tf.data.Dataset:
+                 extra_specs: list[tf.TensorSpec] | None = None,
+                 min_timestamp: int | None = None) -> tf.data.Dataset:
     """Batches of parsed click examples.
 
     Args:
@@ -37,6 +38,7 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
       extra_specs: the model's extra query inputs (signature specs beyond
         user_id and history, `models.towers.inputs.query_input_specs(config)[2:]`),
         parsed as well: lists as `[B, L]` strings padded with `""`.
+      min_timestamp: keep only clicks at or after this time (unix s).
 
     Returns:
       A dataset of dicts: `user_id` string `[B]`, `item_id` string `[B]`,
@@ -47,6 +49,10 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
     files = _expand(file_patterns)
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP",
                                       num_parallel_reads=tf.data.AUTOTUNE)
+    if min_timestamp is not None:
+        timestamp_spec = {features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
+        dataset = dataset.filter(lambda record: tf.io.parse_single_example(
+            record, timestamp_spec)[features.TIMESTAMP] >= min_timestamp)
     if cache:
         dataset = dataset.cache()
     if shuffle:

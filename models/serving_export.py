@@ -6,7 +6,7 @@ Two exports from one set of towers:
   * ``brute_force``: exact dot products and `tf.math.top_k`, pure TF ops,
     loads in stock TF Serving of the same TF version.
 
-Signatures (DESIGN.md serving contract):
+Signatures (the serving contract, docs/tf-serving.md):
   * ``serving_default(user_id [B], history [B, L]) -> item_ids [B, K], scores [B, K]``,
     best first, the request's history items excluded (the most recent
     `exclude_history` of them); if an approximate search finds fewer than K

@@ -96,8 +96,10 @@ def query_specs_of(contract: dict) -> list[tf.TensorSpec]:
 
 
 def save_towers(directory: str, query_tower, candidate_tower, config: ModelConfig,
-                vocab_dir: str) -> None:
-    """Writes the towers SavedModel plus its contract, config and vocab into `directory`."""
+                vocab_dir: str, trained_epochs: int | None = None) -> None:
+    """Writes the towers SavedModel plus its contract, config and vocab into
+    `directory`; `trained_epochs`: the epochs the model's weights come from
+    (the best epoch under early stopping), what a final fit repeats."""
     vocab = vocab_lib.read_vocab(vocab_dir)
     specs = query_input_specs(config)
     module = TowersModule(query_tower, candidate_tower, config.history.max_history,
@@ -111,6 +113,7 @@ def save_towers(directory: str, query_tower, candidate_tower, config: ModelConfi
                 "max_history": config.history.max_history,
                 "embedding_dim": dim,
                 "prior_weight": config.prior.weight,
+                "trained_epochs": trained_epochs or config.training.epochs,
                 "export": config.export.to_dict()}
     for name, values in ((CONTRACT_FILE, contract), (MODEL_CONFIG_FILE, config.to_dict())):
         with tf.io.gfile.GFile(os.path.join(directory, name), "w") as f:
@@ -146,7 +149,12 @@ class Towers:
     @property
     def config(self) -> ModelConfig:
         """The model's whole configuration (``model_config.json``)."""
-        with tf.io.gfile.GFile(os.path.join(self.directory, MODEL_CONFIG_FILE)) as f:
+        return self.read_config(self.directory)
+
+    @staticmethod
+    def read_config(directory: str) -> ModelConfig:
+        """``model_config.json`` of a towers directory, without loading the model."""
+        with tf.io.gfile.GFile(os.path.join(directory, MODEL_CONFIG_FILE)) as f:
             return parse(ModelConfig, json.load(f))
 
     @property

@@ -1,14 +1,17 @@
 """TFX Trainer entry point: `run_fn(fn_args)` trains and saves the towers.
 
 This is the only place the model layer touches TFX, and only through
-`fn_args`: `custom_config["model"]` (the `ModelConfig` as a plain dict) and
+`fn_args`: `custom_config["model"]` (the `ModelConfig` as a plain dict),
 `custom_config["vocab_stats_uri"]` (set by the RetrievalTrainer executor from
-its VocabStats input artifact).
+its VocabStats input artifact) and, for the final fit on every click,
+`custom_config["chosen_model_uri"]`: the evaluated model whose settings (its
+chosen trending-prior weight, its trained epochs) the fit repeats.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import random
@@ -37,6 +40,8 @@ from models.vocab import read_vocab  # noqa: E402
 
 VOCAB_STATS_URI_KEY = "vocab_stats_uri"
 MODEL_CONFIG_KEY = "model"
+CHOSEN_MODEL_URI_KEY = "chosen_model_uri"
+REPORT_FILE = "training_report.json"
 # Eval clicks per batch of the training-time checks (early stopping, prior calibration).
 EVAL_BATCH = 1024
 
@@ -47,7 +52,7 @@ def set_seeds(seed: int) -> None:
     tf.random.set_seed(seed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy named by `model.training.distribution_strategy`.
 
@@ -79,9 +84,25 @@ def item_features(vocab_dir: str, config: ModelConfig) -> dict | None:
     return None
 
 
+def since_timestamp(config: ModelConfig, base_model_dir: str | None) -> int | None:
+    """The first click timestamp trained on (`training.since`, or just after
+    the base model's newest training click with `training.since_base_model`),
+    or None for every click."""
+    training = config.training
+    if training.since_base_model and base_model_dir:
+        stats = read_vocab(os.path.join(base_model_dir, towers_export.VOCAB_DIR)).stats
+        newest = stats.get("max_timestamp")
+        if newest is None:
+            raise ValueError(f"model.training.since_base_model: the base model {base_model_dir!r} "
+                             "records no newest training click (vocab stats.json max_timestamp)")
+        return int(newest) + 1
+    return training.since
+
+
 def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
           log_dir: str | None = None, eval_files=None,
-          base_model_dir: str | None = None) -> dict:
+          base_model_dir: str | None = None,
+          served_prior_weight: float | None = None) -> dict:
     """Trains the two-tower model and writes the towers SavedModel.
 
     With `model.ensemble.size` K > 1, K members are trained one after the
@@ -97,7 +118,12 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
       log_dir: TensorBoard log directory, if any.
       eval_files: glob(s) of eval example files, for early stopping and the
         trending prior's calibration.
-      base_model_dir: towers of an earlier model to warm start from.
+      base_model_dir: towers of an earlier model to warm start from (and, with
+        `training.since_base_model`, whose newest training click bounds the
+        clicks trained on).
+      served_prior_weight: the trending prior's weight to export, fixed (the
+        final fit repeats the weight chosen for the evaluated model); None:
+        learned and/or chosen on `eval_files` as configured.
 
     Returns:
       The final epoch's training logs (loss, and val_hit_rate@K with early
@@ -105,6 +131,7 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
       an ensemble, member 0's, and every member's under `members`.
     """
     vocab = read_vocab(vocab_dir)
+    since = since_timestamp(config, base_model_dir)
     extra = query_input_specs(config)[2:]  # recency, user/context features
     # Eval batches carry enough history for the query tower and the exclusion.
     eval_history = max(config.history.max_history, config.export.exclude_history, 1)
@@ -124,7 +151,7 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
             member_log_dir = os.path.join(log_dir, f"member-{member}")
         model, final = _train_member(train_files, vocab_dir, vocab, member_config,
                                      member_log_dir, eval_files, eval_dataset,
-                                     base_model_dir, member, counted)
+                                     base_model_dir, member, counted, since)
         models.append(model)
         finals.append(final)
     trained = ensemble.Ensemble(models)
@@ -141,7 +168,11 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
         prior = prior.replace(weight=weight, grid=tuple(sorted(set(prior.grid) | {weight}))
                               if prior.grid else ())
     config = config.replace(prior=prior)
-    if prior.grid and eval_files:
+    if served_prior_weight is not None:
+        report["trending_prior"] = {"weight": served_prior_weight,
+                                    "reason": "fixed: the weight chosen for the evaluated model"}
+        config = config.with_changes(prior={"weight": served_prior_weight, "grid": []})
+    elif prior.grid and eval_files:
         weight, report["trending_prior"] = prior_calibration.choose_weight(
             trained, eval_dataset(), vocab, config)
         # The saved configuration records the weight the export applies.
@@ -149,30 +180,36 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
     elif prior.grid:
         report["trending_prior"] = {"weight": prior.weight,
                                     "reason": "no eval examples: the fixed weight is kept"}
+    trained_epochs = max(logs.get("best_epoch", logs["epochs_trained"]) for logs in finals)
     towers_export.save_towers(output_dir, trained.query_tower, trained.candidate_tower, config,
-                              vocab_dir)
+                              vocab_dir, trained_epochs)
     for member, model in enumerate(models):
         warm_start.save(os.path.join(output_dir, warm_start.weights_file(member)), model)
     final = dict(finals[0])
     if len(finals) > 1:
         final["members"] = finals
     final.update(report)
+    if since is not None:
+        final["since_timestamp"] = since
+    with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_FILE), "w") as f:
+        f.write(json.dumps(final, indent=2, sort_keys=True, default=float))
     logging.info("trained towers saved to %s; final %s", output_dir, final)
     return final
 
 
 def _train_member(train_files, vocab_dir: str, vocab, config: ModelConfig, log_dir,
-                  eval_files, eval_dataset, base_model_dir, member: int, counted):
+                  eval_files, eval_dataset, base_model_dir, member: int, counted,
+                  since: int | None):
     """Trains one model (one ensemble member); returns it and its final logs.
 
     `counted`: `trending.count_table`'s result with `model.prior.in_training`,
-    else None."""
+    else None. `since`: train only on clicks at or after this time."""
     training = config.training
     set_seeds(training.seed)
     extra = query_input_specs(config)[2:]
     dataset = make_dataset(train_files, training.batch_size, config.history.max_history,
                            shuffle=True, seed=training.seed, cache=training.cache_examples,
-                           extra_specs=extra)
+                           extra_specs=extra, min_timestamp=since)
     strategy = distribution_strategy(training.distribution_strategy)
     with strategy.scope():
         prior = trending.build(vocab, counted) if counted is not None else None
@@ -200,6 +237,10 @@ def _train_member(train_files, vocab_dir: str, vocab, config: ModelConfig, log_d
             training.early_stopping_patience, config.export.exclude_history,
             config.history.max_history)
         callbacks.insert(0, stopper)
+    if since is not None and not any(True for _ in dataset.take(1)):
+        raise ValueError(f"model.training.since: no training click at or after unix time "
+                         f"{since}; expected at least one (the clicks since the base model, "
+                         "or since the given time)")
     history = model.fit(dataset, epochs=training.epochs, callbacks=callbacks, verbose=2)
     final = {name: float(values[-1]) for name, values in history.history.items()}
     final["epochs_trained"] = len(history.history.get("loss", []))
@@ -224,6 +265,24 @@ def run_fn(fn_args) -> None:
     # The Trainer's optional base_model input (the last blessed model, from a
     # LatestBlessedModelStrategy resolver): its Format-Serving path.
     base_model = getattr(fn_args, "base_model", None)
+    served_weight, eval_files = None, fn_args.eval_files
+    if custom.get(CHOSEN_MODEL_URI_KEY):
+        config, served_weight = final_fit_config(custom[CHOSEN_MODEL_URI_KEY], config)
+        eval_files = None  # every click is trained on: nothing is held out
     train(fn_args.train_files, custom[VOCAB_STATS_URI_KEY], config,
           fn_args.serving_model_dir, log_dir=fn_args.model_run_dir,
-          eval_files=fn_args.eval_files, base_model_dir=base_model)
+          eval_files=eval_files, base_model_dir=base_model,
+          served_prior_weight=served_weight)
+
+
+def final_fit_config(chosen_towers_dir: str, config: ModelConfig) -> tuple[ModelConfig, float]:
+    """The settings of the final fit on every click: `config` with the
+    evaluated model's trained epochs and no early stopping (nothing is held
+    out), and the prior weight chosen for it."""
+    chosen = towers_export.Towers.read_config(chosen_towers_dir)
+    epochs = int(towers_export.read_contract(chosen_towers_dir).get(
+        "trained_epochs", config.training.epochs))
+    config = config.with_changes(training={"epochs": epochs, "early_stopping_patience": 0})
+    if config.teacher.enabled and config.teacher.pretrain_epochs >= epochs:
+        config = config.with_changes(teacher={"pretrain_epochs": epochs - 1})
+    return config, chosen.prior.weight

@@ -22,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config value (e.g. model.training.epochs=3); "
                              "repeatable")
+    parser.add_argument("--since", metavar="UNIX_SECONDS|base",
+                        help="train only on clicks from this time on (earlier clicks still give "
+                             "histories and statistics); `base`: the clicks after the last "
+                             "blessed model's training window, warm-starting from it (a daily "
+                             "run)")
     parser.add_argument("--kubeflow", action="store_true",
                         help="compile a Kubeflow Pipelines v2 spec to --output instead of running")
     parser.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/retrieval",
@@ -34,12 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def since_overrides(since: str | None) -> list[str]:
+    """`--since` as config overrides: a unix time, or `base` (warm start from
+    the last blessed model and train on the clicks after its window)."""
+    if since is None:
+        return []
+    if since == "base":
+        return ["model.training.warm_start=true", "model.training.since_base_model=true"]
+    try:
+        return [f"model.training.since={int(since)}"]
+    except ValueError:
+        raise ValueError(f"--since {since!r}: expected unix seconds or 'base'") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.config import load_config
 
     try:
-        config = load_config(args.config, args.set)
+        config = load_config(args.config, args.set + since_overrides(args.since))
     except ValueError as error:
         print(f"retrieval-pipeline: {error}", file=sys.stderr)
         return 2

@@ -42,6 +42,10 @@ class PipelineSettings(Config):
     # DirectRunner in multi-processing mode; Dataflow/Flink/Spark args scale out.
     beam_args: tuple[str, ...] = setting(
         ("--direct_running_mode=multi_processing", "--direct_num_workers=0"))
+    # After the evaluated model is blessed, train once more with its settings
+    # on every click (train and eval splits, vocabularies and statistics
+    # counted over both) and push that model instead.
+    final_fit: bool = True
 
     def check(self) -> None:
         for name in ("name", "model_name"):

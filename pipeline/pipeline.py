@@ -3,11 +3,17 @@
 ClickExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
                 -> VocabStatsGen -> RetrievalTrainer -> IndexBuilder -> TopKEvaluator
                      LatestBlessedModelResolver ------------------------^
+With `pipeline.final_fit` (the default):
+                -> VocabStatsGenAllClicks -> FinalTrainer -> FinalIndexBuilder
                                      -> Pusher (scann), Pusher (brute_force)
-Both Pushers gate on TopKEvaluator's blessing; the evaluator compares the new
-towers with the last blessed ones and checks the ScaNN export against exact.
-Runners (local_runner, kubeflow_runner) supply paths, the metadata backend
-and Beam args.
+The evaluated model is trained on the train split and judged on the eval
+split; the final fit repeats its settings (the trending prior's chosen
+weight, its trained epochs) on every click of the run, with vocabularies,
+popularity and the recent window counted over every click, and is the model
+pushed. Both Pushers gate on TopKEvaluator's blessing of the evaluated model;
+the evaluator compares it with the last blessed one and checks the ScaNN
+export against exact. Runners (local_runner, kubeflow_runner) supply paths,
+the metadata backend and Beam args.
 """
 
 from __future__ import annotations
@@ -84,15 +90,29 @@ def create_pipeline(
         config=config.evaluation, baseline_model=latest_blessed.outputs["model"],
         scann_model=index_builder.outputs["scann_model"],
         brute_force_model=index_builder.outputs["brute_force_model"])
+    components = [example_gen, statistics_gen, schema_gen, example_validator,
+                  vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator]
+    pushed = index_builder
+    if config.pipeline.final_fit:
+        vocab_all = VocabStatsGen(examples=example_gen.outputs["examples"],
+                                  config=config.vocab.replace(count_splits=("train", "eval"))
+                                  ).with_id("VocabStatsGenAllClicks")
+        final_trainer = RetrievalTrainer(
+            examples=example_gen.outputs["examples"], vocab_stats=vocab_all.outputs["vocab_stats"],
+            schema=schema_gen.outputs["schema"], config=config.model,
+            base_model=latest_blessed.outputs["model"], chosen_model=trainer.outputs["model"],
+            train_splits=("train", "eval")).with_id("FinalTrainer")
+        pushed = IndexBuilder(model=final_trainer.outputs["model"]).with_id("FinalIndexBuilder")
+        components += [vocab_all, final_trainer, pushed]
     destinations = serving_dirs(serving_base, config.pipeline.model_name)
     pusher = tfx.components.Pusher(
-        model=index_builder.outputs["scann_model"],
+        model=pushed.outputs["scann_model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=destinations["scann"])))
     brute_force_pusher = tfx.components.Pusher(
-        model=index_builder.outputs["brute_force_model"],
+        model=pushed.outputs["brute_force_model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
@@ -100,9 +120,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline.name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator,
-                    vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator, pusher,
-                    brute_force_pusher],
+        components=components + [pusher, brute_force_pusher],
         enable_cache=False,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.pipeline.beam_args),

@@ -7,6 +7,10 @@ Inputs: `Examples` (train and eval splits), `retrieval.VocabStats`, optional
 `Schema` and `base_model` (the last blessed model, for warm start). Outputs:
 `Model` (the towers SavedModel, models/towers_export.py) and `ModelRun`
 (TensorBoard logs).
+
+The final fit on every click is the same component with `chosen_model` (the
+evaluated model: its chosen prior weight and trained epochs are repeated),
+`train_splits=["train", "eval"]`: nothing is held out.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class RetrievalTrainerSpec(ComponentSpec):
         "vocab_stats": ChannelParameter(type=VocabStats),
         "schema": ChannelParameter(type=standard_artifacts.Schema, optional=True),
         "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        # The final fit: the evaluated model whose settings it repeats.
+        "chosen_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -57,11 +63,25 @@ class RetrievalTrainer(base_component.BaseComponent):
                  config: ModelConfig | dict | None = None,
                  schema: types.BaseChannel | None = None,
                  base_model: types.BaseChannel | None = None,
+                 chosen_model: types.BaseChannel | None = None,
+                 train_splits: tuple[str, ...] = ("train",),
                  run_fn: str = DEFAULT_RUN_FN):
+        """Args:
+          examples, vocab_stats: the click examples and their VocabStats.
+          config: the `model` section.
+          schema: the examples' schema.
+          base_model: an earlier model to warm start from.
+          chosen_model: the final fit's evaluated model (then nothing is held
+            out: the eval split is not used).
+          train_splits: the example splits trained on.
+          run_fn: the training function's module path.
+        """
         config = parse(ModelConfig, config)  # checked at pipeline build time
         super().__init__(spec=RetrievalTrainerSpec(
             examples=examples, vocab_stats=vocab_stats, schema=schema, base_model=base_model,
-            train_args=trainer_pb2.TrainArgs(splits=["train"]),
+            chosen_model=chosen_model,
+            train_args=trainer_pb2.TrainArgs(splits=list(train_splits)),
+            # With a chosen model run_fn holds nothing out and ignores it.
             eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
             run_fn=run_fn,
             custom_config=json.dumps({MODEL_CONFIG_KEY: config.to_dict()}, sort_keys=True),

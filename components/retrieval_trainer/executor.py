@@ -1,6 +1,7 @@
 """RetrievalTrainer's executor: the stock TFX `GenericExecutor`, which also
-hands `run_fn` the VocabStats input's URI as
-``custom_config["vocab_stats_uri"]``. No Channel ever enters custom_config."""
+hands `run_fn` the VocabStats input's URI as ``custom_config["vocab_stats_uri"]``
+and, for the final fit, the chosen (evaluated) model's towers directory as
+``custom_config["chosen_model_uri"]``. No Channel ever enters custom_config."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
 from tfx.types import artifact_utils
+from tfx.utils import path_utils
 
-from models.trainer import VOCAB_STATS_URI_KEY
+from models.trainer import CHOSEN_MODEL_URI_KEY, VOCAB_STATS_URI_KEY
 
 
 class Executor(trainer_executor.GenericExecutor):
@@ -21,4 +23,7 @@ class Executor(trainer_executor.GenericExecutor):
         fn_args.custom_config = dict(fn_args.custom_config or {})
         fn_args.custom_config[VOCAB_STATS_URI_KEY] = artifact_utils.get_single_uri(
             input_dict["vocab_stats"])
+        if input_dict.get("chosen_model"):
+            fn_args.custom_config[CHOSEN_MODEL_URI_KEY] = path_utils.serving_model_path(
+                artifact_utils.get_single_uri(input_dict["chosen_model"]))
         return fn_args

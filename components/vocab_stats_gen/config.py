@@ -13,6 +13,9 @@ class VocabConfig(Config):
     """Vocabulary limits, the recent window and the optional item catalog."""
 
     KEY = "vocab"
+    # The splits whose clicks make the vocabulary and statistics: the
+    # training split; the final fit on every click counts train and eval.
+    count_splits: tuple[str, ...] = setting(("train",), choices=("train", "eval", "test"))
     min_item_count: int = setting(1, min=0)
     max_items: int = setting(0, min=0)  # 0 = no limit
     min_user_count: int = setting(1, min=0)
@@ -30,3 +33,7 @@ class VocabConfig(Config):
     # Item side features from a catalog file joined by item id; its items are
     # candidates too (clicklog/catalog.py, item_catalog.py).
     item_catalog: CatalogConfig | None = None
+
+    def check(self) -> None:
+        if not self.count_splits or len(set(self.count_splits)) != len(self.count_splits):
+            raise self.error("count_splits", "a non-empty list of distinct split names")

@@ -30,9 +30,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         config = parse(VocabConfig, json.loads(exec_properties["config"] or "{}"))
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         splits = artifact_utils.decode_split_names(examples.split_names)
-        if "train" not in splits:
+        missing = [name for name in config.count_splits if name not in splits]
+        if missing:
             raise ValueError(f"VocabStatsGen: examples {examples.uri!r} have splits {splits}; "
-                             "expected a 'train' split")
+                             f"expected the counted split(s) {list(config.count_splits)} "
+                             "(vocab.count_splits)")
         output = artifact_utils.get_single_instance(output_dict["vocab_stats"])
         catalog_config = config.item_catalog
         # Before any Beam work: a missing catalog or a bad header fails naming the file.
@@ -43,11 +45,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             read = {split: pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
                         _split_pattern(examples, split))
                     for split in splits}
-            # The train split once more, for the recent-window counts: see the
-            # `train_again` argument of ComputeVocabStats (without it the local
-            # runner holds every train click in memory).
-            train_again = pipeline | "ReadAgain[train]" >> beam.io.ReadFromTFRecord(
-                _split_pattern(examples, "train"))
+            # The counted splits once more, for the recent-window counts: see
+            # the `train_again` argument of ComputeVocabStats (without it the
+            # local runner holds every counted click in memory).
+            again = [pipeline | f"ReadAgain[{split}]" >> beam.io.ReadFromTFRecord(
+                _split_pattern(examples, split)) for split in config.count_splits]
             catalog = None
             if catalog_files is not None:
                 catalog = pipeline | "ReadCatalog" >> item_catalog.ReadItemCatalog(
@@ -57,8 +59,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                      | "WriteCatalogQuarantine" >> beam.io.WriteToText(
                          os.path.join(output.uri, CATALOG_QUARANTINE_DIR, "quarantined"),
                          file_name_suffix=".jsonl"))
-            _ = read.pop("train") | "VocabStats" >> ComputeVocabStats(
-                output.uri, config, read, catalog, train_again=train_again)
+            counted = [read[split] for split in config.count_splits]
+            if len(counted) == 1:  # its summary comes from the counted input
+                read.pop(config.count_splits[0])
+            else:
+                counted = [counted | "Counted" >> beam.Flatten()]
+                again = [again | "CountedAgain" >> beam.Flatten()]
+            _ = counted[0] | "VocabStats" >> ComputeVocabStats(
+                output.uri, config, read, catalog, train_again=again[0])
         stats = vocab_lib.read_vocab(output.uri).stats
         if catalog_config is not None:
             report = stats["catalog"]

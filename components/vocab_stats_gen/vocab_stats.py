@@ -1,9 +1,11 @@
 """Beam transforms of VocabStatsGen: vocabularies and item frequency statistics.
 
-From the training split: clicks per item and user, weighted clicks, first and
-last click time per item, clicks per item in the recent window (trending),
-string feature value counts, and the time range; from every split: per-split
-totals and how many clicks fall outside the train vocabularies. Only per-key
+From the counted splits (`vocab.count_splits`: the training split; the
+training and eval splits for the final fit on every click): clicks per item
+and user, weighted clicks, first and last click time per item, clicks per
+item in the recent window (trending), string feature value counts, and the
+time range; from every split: per-split totals and how many clicks fall
+outside the vocabularies. Only per-key
 aggregates reach the single writer step (and with `max_items` / `max_users`
 only the top entries), so memory is bounded by the vocabulary, never by the
 number of clicks -- provided the caller passes the train split read a second
@@ -161,7 +163,9 @@ class ComputeVocabStats(beam.PTransform):
     Args:
       directory: output directory.
       config: limits and windows.
-      other_splits: {split name: serialized examples} for per-split stats.
+      other_splits: {split name: serialized examples} for per-split stats:
+        every split but the counted one when one split is counted (its
+        summary comes from the input), every split when several are.
       catalog: `item_catalog.ReadItemCatalog` outputs ("items", "counters")
         when `config.item_catalog` is set.
       train_again: the same serialized training examples, read a second time
@@ -236,13 +240,15 @@ class ComputeVocabStats(beam.PTransform):
             | "RecentKeys" >> beam.Map(lambda item_ts: (item_ts[0], 1))
             | "CountRecent" >> beam.CombinePerKey(sum))
         summaries, split_items = [], []
-        splits = {"train": clicks}
+        single = config.count_splits[0] if len(config.count_splits) == 1 else None
+        splits = {single: clicks} if single else {}
         for name, other in sorted(self._other_splits.items()):
             splits[name] = other | f"Parse[{name}]" >> beam.Map(parse_click)
         for name, split_clicks in splits.items():
-            # Train OOV clicks follow from the kept item counts; no second per-item pass.
+            # The counted split's OOV clicks follow from the kept item counts
+            # (one counted split); no second per-item pass.
             summary, items = split_clicks | f"Split[{name}]" >> SplitSummary(
-                name, with_items=name != "train")
+                name, with_items=name != single)
             summaries.append(summary)
             if items is not None:
                 split_items.append(items)

@@ -26,8 +26,10 @@ def negative_sampling_probabilities(counts: list[float], alpha: float) -> list[f
     return [p / total for p in powered]
 
 
-def split_stats(split_summaries, split_item_counts, kept_items: dict[str, int]) -> dict:
-    """Per-split totals plus clicks on items outside the (train) item vocabulary."""
+def split_stats(split_summaries, split_item_counts, kept_items: dict[str, int],
+                counted: tuple[str, ...] = ("train",)) -> dict:
+    """Per-split totals plus clicks on items outside the item vocabulary (of
+    the `counted` splits; one counted split has no per-item counts of its own)."""
     oov_clicks: dict[str, int] = {}
     for (split, item), count in split_item_counts:
         if item not in kept_items:
@@ -35,7 +37,7 @@ def split_stats(split_summaries, split_item_counts, kept_items: dict[str, int]) 
     result = {}
     for split, summary in split_summaries:
         entry = dict(summary)
-        if split == "train":
+        if (split,) == tuple(counted):
             entry["item_oov_clicks"] = summary["num_clicks"] - sum(kept_items.values())
         else:
             entry["item_oov_clicks"] = oov_clicks.get(split, 0)
@@ -110,7 +112,8 @@ def write_outputs(_, candidates, recent_counts, user_counts, feature_counts, tim
         "recent_start_timestamp": recent_start(min_ts, max_ts, config.recent_fraction,
                                                config.recent_window_seconds),
         "feature_vocabularies": {name: len(values) for name, values in feature_vocabs.items()},
-        "splits": split_stats(split_summaries, split_item_counts, dict(kept)),
+        "splits": split_stats(split_summaries, split_item_counts, dict(kept),
+                              config.count_splits),
         "config": config.to_dict(),
         "item_features": {},
     }

@@ -1,10 +1,15 @@
-"""Two pipeline runs shared by the pipeline tests (session fixtures).
+"""Three pipeline runs shared by the pipeline tests (session fixtures).
 
-`first_run`: `retrieval-pipeline` on seeded synthetic clicks (plus two
-malformed rows) with the default Beam runner and a single-member model: it is
-blessed and both exports are pushed. `second_run`: a copy of that output
-directory (MLMD included) with a deliberately bad model trained into it, so
-the latest-blessed resolver hands the evaluator the first run's towers.
+The data: a seeded synthetic log whose catalogue grows over time. `first_run`:
+`retrieval-pipeline` with the default Beam runner and the default graph (the
+final fit on every click included), a single-member model, on the clicks
+before the log's 80% point in time (plus two malformed rows): it is blessed
+and both exports are pushed. `second_run`: a copy of that output directory
+(MLMD included) with a deliberately bad model trained into it, so the
+latest-blessed resolver hands the evaluator the first run's towers.
+`daily_run`: another copy, on the whole log, warm-started from the first
+run's model and trained on the clicks after its window (`--since base`), as a
+daily run is.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ BAD = ["--set", "model.training.epochs=1", "--set", "model.training.learning_rat
        "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
 
 
+IN_MEMORY = ["--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
+DAILY = ["--set", "model.training.epochs=2", "--since", "base"] + IN_MEMORY
+
+
 def run_cli(clicks: str, output, extra: list[str]) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "--data", clicks, "--output", str(output),
@@ -42,22 +51,40 @@ def run_cli(clicks: str, output, extra: list[str]) -> subprocess.CompletedProces
 
 
 @pytest.fixture(scope="session")
-def first_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    clicks = synthetic.write(synthetic.SyntheticConfig(
-        num_users=300, num_items=120, num_categories=6, clicks_per_user=16, seed=3),
-        str(root / "data"))
+def log(tmp_path_factory):
+    """{"all": the whole log, "first": its clicks before the cut-off, "cutoff"}."""
+    root = tmp_path_factory.mktemp("pipeline-data")
+    config = synthetic.SyntheticConfig(num_users=300, num_items=120, num_categories=6,
+                                       clicks_per_user=16, seed=3)
+    everything = synthetic.write(config, str(root / "all"))
+    with open(everything) as f:
+        header, *rows = f.read().splitlines()
+    cutoff = config.start_timestamp + int(0.8 * config.days * 86400)
+    first = root / "first.csv"
     # Two malformed rows ride along: the run must count them and go on.
-    with open(clicks, "a") as f:
-        f.write("u1,,1600000000\nu2,i3,not-a-time\n")
-    output = root / "first"
-    result = run_cli(clicks, output, GOOD)
-    return {"output": output, "stdout": result.stdout, "clicks": clicks}
+    first.write_text("\n".join([header] + [r for r in rows if int(r.split(",")[2]) < cutoff]
+                               + ["u1,,1600000000", "u2,i3,not-a-time"]) + "\n")
+    return {"all": everything, "first": str(first), "cutoff": cutoff}
+
+
+@pytest.fixture(scope="session")
+def first_run(log, tmp_path_factory):
+    output = tmp_path_factory.mktemp("pipeline") / "first"
+    result = run_cli(log["first"], output, GOOD)
+    return {"output": output, "stdout": result.stdout, "clicks": log["first"]}
 
 
 @pytest.fixture(scope="session")
 def second_run(first_run, tmp_path_factory):
     output = tmp_path_factory.mktemp("second") / "out"
     shutil.copytree(first_run["output"], output)
-    result = run_cli(first_run["clicks"], output, BAD)
+    result = run_cli(first_run["clicks"], output, BAD + ["--set", "pipeline.final_fit=false"])
     return {"output": output, "stdout": result.stdout, "clicks": first_run["clicks"]}
+
+
+@pytest.fixture(scope="session")
+def daily_run(first_run, log, tmp_path_factory):
+    output = tmp_path_factory.mktemp("daily") / "out"
+    shutil.copytree(first_run["output"], output)
+    result = run_cli(log["all"], output, DAILY)
+    return {"output": output, "stdout": result.stdout, "clicks": log["all"]}

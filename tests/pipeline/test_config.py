@@ -111,3 +111,17 @@ def test_demo_config_joins_the_bundled_movies_catalog(monkeypatch):
     # URLs are left as they are.
     remote = load_config(None, ["vocab.item_catalog.path=gs://b/movies.dat"])
     assert with_absolute_catalog_path(remote) == remote
+
+
+def test_since_flag_becomes_training_overrides(capsys):
+    from pipeline.cli import main, since_overrides
+
+    config = load_config(None, since_overrides("1600000000"))
+    assert config.model.training.since == 1_600_000_000
+    assert not config.model.training.since_base_model
+    daily = load_config(None, since_overrides("base")).model.training
+    assert daily.warm_start and daily.since_base_model and daily.since is None
+    assert since_overrides(None) == []
+    # A bad value fails before anything runs, naming the flag and the value.
+    assert main(["--data", "d.csv", "--output", "out", "--since", "yesterday"]) == 2
+    assert "--since 'yesterday': expected unix seconds or 'base'" in capsys.readouterr().err

@@ -26,7 +26,8 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tests.serving import support
 
 COMPONENTS = ["ClickExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "VocabStatsGen", "RetrievalTrainer", "TopKEvaluator", "IndexBuilder", "Pusher",
+              "VocabStatsGen", "RetrievalTrainer", "TopKEvaluator", "IndexBuilder",
+              "VocabStatsGenAllClicks", "FinalTrainer", "FinalIndexBuilder", "Pusher",
               "BruteForcePusher"]
 
 
@@ -63,6 +64,50 @@ def test_every_component_ran_once_with_artifacts(run):
         assert artifacts, type_name
         for artifact in artifacts:
             assert os.path.exists(artifact.uri), (type_name, artifact.uri)
+
+
+def _output_uris(store, node: str) -> list[str]:
+    """URIs of the artifacts the node's latest execution wrote (a daily run's
+    store also holds the earlier run's)."""
+    [context] = [c for c in store.get_contexts_by_type("node") if c.name.endswith("." + node)]
+    execution = max(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+           if e.type == metadata_store_pb2.Event.OUTPUT]
+    return [a.uri for a in store.get_artifacts_by_id(ids)]
+
+
+def _towers_dir(store, node: str) -> str:
+    [uri] = [u for u in _output_uris(store, node) if os.path.exists(
+        os.path.join(u, "Format-Serving", "towers.json"))]
+    return os.path.join(uri, "Format-Serving")
+
+
+def test_pushed_model_is_the_final_fit_on_every_click(run):
+    store = _store(run["output"])
+    evaluated, final = _towers_dir(store, "RetrievalTrainer"), _towers_dir(store, "FinalTrainer")
+
+    def stats(towers):
+        with open(os.path.join(towers, "vocab", "stats.json")) as f:
+            return json.load(f)
+
+    # The final fit counts the train and eval splits: every accepted click.
+    with open(run["output"] / "reports" / "ingestion.json") as f:
+        accepted = json.load(f)["totals"]["accepted"]
+    assert stats(evaluated)["num_clicks"] < stats(final)["num_clicks"] == accepted
+    assert stats(final)["config"]["count_splits"] == ["train", "eval"]
+    with open(os.path.join(evaluated, "towers.json")) as f:
+        chosen = json.load(f)
+    with open(os.path.join(final, "towers.json")) as f:
+        refit = json.load(f)
+    # The evaluated model's chosen prior weight and epochs are repeated.
+    assert refit["prior_weight"] == chosen["prior_weight"]
+    assert refit["trained_epochs"] == chosen["trained_epochs"] == 4
+    with open(os.path.join(final, "training_report.json")) as f:
+        assert json.load(f)["trending_prior"]["reason"].startswith("fixed")
+    # What was pushed is the final fit's export: its candidates are every item.
+    with open(_pushed_version(run["output"], "retrieval") / "assets.extra" /
+              "retrieval_export.json") as f:
+        assert json.load(f)["num_candidates"] == stats(final)["num_items"]
 
 
 def test_ingestion_report_reconciles(run):

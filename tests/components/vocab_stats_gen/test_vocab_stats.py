@@ -130,20 +130,29 @@ def test_keep_top_breaks_ties_by_id_and_config_rejects_bad_values():
         VocabConfig(num_oov_buckets=0)
 
 
-def test_executor_reads_every_split_and_sets_properties(tmp_path):
+def _examples(tmp_path, splits):
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    examples.split_names = '["train", "eval"]'
-    for split, rows in (("train", TRAIN), ("eval", EVAL)):
+    examples.split_names = json.dumps(list(splits))
+    for split, rows in splits.items():
         os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
         with tf.io.TFRecordWriter(os.path.join(examples.uri, f"Split-{split}", "d.gz"),
                                   options="GZIP") as writer:
             for row in rows:
                 writer.write(row)
+    return examples
+
+
+def _run_executor(tmp_path, splits, config):
     output = VocabStats()
     output.uri = str(tmp_path / "vocab")
-    vocab_stats_gen.Executor().Do({"examples": [examples]}, {"vocab_stats": [output]},
-                                  {"config": json.dumps({"min_item_count": 1})})
+    vocab_stats_gen.Executor().Do({"examples": [_examples(tmp_path, splits)]},
+                                  {"vocab_stats": [output]}, {"config": json.dumps(config)})
+    return output
+
+
+def test_executor_reads_every_split_and_sets_properties(tmp_path):
+    output = _run_executor(tmp_path, {"train": TRAIN, "eval": EVAL}, {"min_item_count": 1})
     assert output.get_int_custom_property("num_items") == 3
     assert output.get_int_custom_property("num_clicks") == 5
     split_stats = json.loads(output.get_string_custom_property("split_stats"))
@@ -154,12 +163,26 @@ def test_executor_reads_every_split_and_sets_properties(tmp_path):
     assert vocab.item_recent_counts == [0.0, 0.0, 1.0]
 
 
-def test_executor_without_train_split_fails_clearly(tmp_path):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    examples.split_names = '["eval"]'
-    output = VocabStats()
-    output.uri = str(tmp_path / "vocab")
-    with pytest.raises(ValueError, match=r"splits \['eval'\]; expected a 'train' split"):
-        vocab_stats_gen.Executor().Do({"examples": [examples]}, {"vocab_stats": [output]},
-                                      {"config": "{}"})
+def test_executor_counts_every_listed_split(tmp_path):
+    # The final fit's vocabulary: train and eval clicks counted together.
+    output = _run_executor(tmp_path, {"train": TRAIN, "eval": EVAL},
+                           {"min_item_count": 1, "count_splits": ["train", "eval"]})
+    assert output.get_int_custom_property("num_clicks") == 7
+    vocab = vocab_lib.read_vocab(output.uri)
+    # i1: 3 train clicks (one weighted 2 counts once) + 1 eval click; i4 only in eval.
+    assert vocab.item_ids == ["i1", "i2", "i3", "i4"]
+    assert vocab.item_counts == [4.0, 1.0, 1.0, 1.0]
+    assert vocab.stats["min_timestamp"] == 100 and vocab.stats["max_timestamp"] == 700
+    # Recent window over the counted clicks: 700 - 0.1 * 600 = 640 -> i4 at 700.
+    assert vocab.item_recent_counts == [0.0, 0.0, 0.0, 1.0]
+    split_stats = json.loads(output.get_string_custom_property("split_stats"))
+    assert split_stats["train"]["num_clicks"] == 5 and split_stats["eval"]["num_clicks"] == 2
+    assert split_stats["eval"]["item_oov_clicks"] == 0
+
+
+def test_executor_without_a_counted_split_fails_clearly(tmp_path):
+    with pytest.raises(ValueError, match=r"splits \['eval'\]; expected the counted split\(s\) "
+                                         r"\['train'\] \(vocab.count_splits\)"):
+        _run_executor(tmp_path, {"eval": EVAL}, {})
+    with pytest.raises(ValueError, match="count_splits"):
+        VocabConfig(count_splits=("train", "train"))
