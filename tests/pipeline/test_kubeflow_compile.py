@@ -30,3 +30,17 @@ def test_compile_writes_parsable_pipeline_spec(tmp_path, capsys):
     assert images == {"registry/retrieval:1"}
     assert "--runner=DataflowRunner" in json.dumps(job["pipelineSpec"]["deploymentSpec"])
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
+
+
+def test_compiled_daily_run_warm_starts_both_trainers_from_the_last_blessed_model(tmp_path):
+    output = tmp_path / "daily.json"
+    assert cli.main(["--kubeflow", "--data", "gs://bucket/clicks/*.csv", "--output",
+                     str(output), "--pipeline_root", "gs://bucket/root", "--since", "base"]) == 0
+    job = json.loads(output.read_text())
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    for trainer in ("RetrievalTrainer", "FinalTrainer"):
+        inputs = tasks[trainer]["inputs"]
+        assert inputs["artifacts"]["base_model"]["taskOutputArtifact"]["producerTask"] == \
+            "LatestBlessedModelResolver-model-resolver", trainer
+        custom = json.dumps(inputs["parameters"]["custom_config"])
+        assert '\\"since_base_model\\": true' in custom and '\\"warm_start\\": true' in custom
