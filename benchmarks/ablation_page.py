@@ -11,12 +11,12 @@ Nothing in the page is typed by hand.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.pages import REPO, write_page
+
 RESULTS = os.path.join(REPO, "benchmarks", "results", "quality.json")
 OUTPUT = os.path.join(REPO, "docs", "ablation.md")
 KS = (10, 50, 100)
@@ -98,16 +98,7 @@ def page(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", default=RESULTS)
-    parser.add_argument("--output", default=OUTPUT)
-    args = parser.parse_args(argv)
-    with open(args.results) as f:
-        results = json.load(f)
-    with open(args.output, "w") as f:
-        f.write(page(results))
-    print(f"wrote {os.path.relpath(args.output, REPO)}")
-    return 0
+    return write_page(page, RESULTS, OUTPUT, __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
