@@ -37,7 +37,12 @@ BAD = ["--set", "model.training.epochs=1", "--set", "model.training.learning_rat
 
 
 IN_MEMORY = ["--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
-DAILY = ["--set", "model.training.epochs=2", "--since", "base"] + IN_MEMORY
+# The daily run's tests check what it trains on and serves, so its blessing
+# does not gate the push: whether two epochs on the clicks since the base
+# beat the base on this tiny log varies from run to run (recall@20 0.27 vs
+# 0.30 in one), a quality question for benchmarks/backtest.py.
+DAILY = ["--set", "model.training.epochs=2", "--since", "base",
+         "--set", "evaluation.min_lift=0", "--set", "evaluation.max_regression=1.0"] + IN_MEMORY
 
 
 def run_cli(clicks: str, output, extra: list[str]) -> subprocess.CompletedProcess:
