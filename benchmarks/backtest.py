@@ -1,7 +1,7 @@
 """Backtest: the pushed model, served, on the clicks that came after its run.
 
     .venv/bin/python -m benchmarks.backtest [--datasets movietweetings,synthetic]
-        [--cutoffs 0.8,0.85,0.9] [--name defaults] [--set section.key=value ...]
+        [--cutoffs 0.8,0.85,0.9] [--name defaults] [--set section.key=value ...] [--daily]
 
 Replays a click log in time order. For each cut-off T_k (a quantile of the
 log's timestamps), it writes the clicks before T_k in the log's own format,
@@ -23,6 +23,12 @@ model (the export's `exclude_history` most recent request items). Metrics:
 hit@10, hit@100, NDCG@100, overall, by history bucket (none, short: 1-5
 items, long) and for the clicks on items first seen after T_k.
 
+With --daily, every cut-off after the first is a daily run: the previous
+cut-off's output directory (MLMD and served versions) is copied and the
+pipeline runs with `--since base` (warm-started from the last blessed model,
+trained on the clicks after its window). If that run is not blessed, the
+previous version keeps serving and is scored, as in production.
+
 Writes benchmarks/results/backtest.json (one entry per --name and dataset,
 merged with what is there) and prints a table; `python -m
 benchmarks.backtest_page` writes docs/backtest.md from it.
@@ -34,6 +40,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -59,12 +66,20 @@ REQUEST_HISTORY = 50  # most recent items sent with each request
 BATCH = 64
 
 
-def run_pipeline(input_path: str, output: Path, sets: list[str], config: str | None) -> dict:
-    """`retrieval-pipeline` on the input; returns the pushed version's dir and the run's time."""
+def _versions(base: Path) -> list[str]:
+    return sorted(v for v in os.listdir(base) if v.isdigit()) if base.exists() else []
+
+
+def run_pipeline(input_path: str, output: Path, sets: list[str], config: str | None,
+                 extra: list[str] = ()) -> dict:
+    """`retrieval-pipeline` on the input; returns the served (newest) version's
+    dir, whether this run pushed it, and the run's time."""
     import subprocess
 
+    base = output / "serving" / "retrieval"
+    before = _versions(base)
     command = [sys.executable, "-m", "pipeline.cli", "--data", input_path,
-               "--output", str(output)]
+               "--output", str(output), *extra]
     if config:
         command += ["--config", config]
     for assignment in sets:
@@ -73,10 +88,10 @@ def run_pipeline(input_path: str, output: Path, sets: list[str], config: str | N
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"retrieval-pipeline failed on {input_path}:\n{result.stderr[-4000:]}")
-    base = output / "serving" / "retrieval"
-    versions = sorted(v for v in os.listdir(base) if v.isdigit()) if base.exists() else []
+    versions = _versions(base)
     return {"pipeline_s": round(time.time() - started, 1), "stdout": result.stdout,
-            "version_dir": base / versions[-1] if versions else None, "base": base}
+            "version_dir": base / versions[-1] if versions else None, "base": base,
+            "pushed": versions != before}
 
 
 def queries(log: dict, start: int, stop: int) -> dict:
@@ -158,9 +173,13 @@ def score_lists(lists: list[list[str]], targets: list[list[str]], histories: lis
 
 
 def backtest_cutoff(log: dict, start: int, stop: int, work: Path, sets: list[str],
-                    config: str | None, dataset: dict) -> dict:
+                    config: str | None, dataset: dict, previous: Path | None = None) -> dict:
+    """One cut-off; `previous`: the output directory a daily run continues."""
     input_path = write_input(log, start, work / "input", dataset)
-    run = run_pipeline(input_path, work / "out", sets, config)
+    if previous is not None:
+        shutil.copytree(previous, work / "out")
+    run = run_pipeline(input_path, work / "out", sets, config,
+                       ["--since", "base"] if previous is not None else [])
     before = np.asarray(log["timestamp"]) < start
     users = [u for u, b in zip(log["user"], before, strict=True) if b]
     items = [i for i, b in zip(log["item"], before, strict=True) if b]
@@ -171,7 +190,7 @@ def backtest_cutoff(log: dict, start: int, stop: int, work: Path, sets: list[str
     result = {"cutoff": int(start), "until": int(stop), "train_clicks": len(items),
               "target_clicks": len(asked["fresh"]["target"]),
               "target_users": len(asked["frozen"]["user"]), "pipeline_s": run["pipeline_s"],
-              "pushed": run["version_dir"] is not None}
+              "pushed": run["pushed"], "daily": previous is not None}
     if run["version_dir"] is None:
         result["note"] = "nothing pushed (not blessed): " + run["stdout"][-500:]
         return result
@@ -223,7 +242,8 @@ def summarize(cutoffs: list[dict]) -> dict:
     return out
 
 
-def run_dataset(name: str, fractions: list[float], sets: list[str], root: Path) -> dict:
+def run_dataset(name: str, fractions: list[float], sets: list[str], root: Path,
+                daily: bool = False) -> dict:
     dataset = DATASETS[name]
     log = load_log(dataset, root)
     times = np.asarray(log["timestamp"])
@@ -231,8 +251,10 @@ def run_dataset(name: str, fractions: list[float], sets: list[str], root: Path) 
     cutoffs = []
     for n, fraction in enumerate(fractions):
         print(f"[{name}] cut-off {fraction:g} ({bounds[n]}) ...", flush=True)
+        previous = root / name / f"cut{n - 1}" / "out" if daily and n else None
         result = backtest_cutoff(log, bounds[n], bounds[n + 1], root / name / f"cut{n}",
-                                 sets + dataset.get("sets", []), dataset.get("config"), dataset)
+                                 sets + dataset.get("sets", []), dataset.get("config"), dataset,
+                                 previous)
         result["fraction"] = fraction
         cutoffs.append(result)
         fresh = summarize([result]).get("fresh", {})
@@ -249,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                         "results (one entry per name and dataset)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config override of every pipeline run; repeatable")
+    parser.add_argument("--daily", action="store_true", help="cut-offs after the first are "
+                        "daily runs warm-started from the previous cut-off's output (--since base)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--work_dir", type=Path, help="keep the runs here (default: temporary)")
     args = parser.parse_args(argv)
@@ -264,12 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     entry["sets"] = args.set
     command = ["python -m benchmarks.backtest", f"--datasets {args.datasets}",
                f"--cutoffs {args.cutoffs}", f"--name {args.name}"] + [
-        f"--set {s}" for s in args.set]
+        f"--set {s}" for s in args.set] + (["--daily"] if args.daily else [])
     entry["command"] = " ".join(command)
     with (contextlib.nullcontext(args.work_dir) if args.work_dir
           else tempfile.TemporaryDirectory(prefix="backtest-")) as root:
         for name in names:
-            entry["datasets"][name] = run_dataset(name, fractions, args.set, Path(root))
+            entry["datasets"][name] = run_dataset(name, fractions, args.set, Path(root),
+                                                  args.daily)
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(json.dumps(results, indent=2) + "\n")
     from benchmarks.backtest_page import summary_table

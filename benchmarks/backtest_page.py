@@ -68,18 +68,20 @@ def summary_table(results: dict, name: str) -> str:
 
 
 def cutoff_rows(result: dict) -> list[str]:
-    lines = ["| cut-off | training clicks | target clicks | new-item share | pushed | "
+    lines = ["| cut-off | run | clicks before | target clicks | new-item share | pushed | "
              "fresh: model / recent popularity (hit@100) | frozen: model / recent popularity |",
-             "|---:|---:|---:|---:|---|---:|---:|"]
+             "|---:|---|---:|---:|---:|---|---:|---:|"]
     for cutoff in result["cutoffs"]:
         ratios = []
         for protocol in ("fresh", "frozen"):
             scorers = cutoff.get("protocols", {}).get(protocol, {}).get("scorers", {})
             ratios.append(_ratio(scorers.get("model", {}), scorers.get("recent_popularity", {}),
                                  "all"))
-        lines.append(f"| {cutoff['fraction']:g} | {cutoff['train_clicks']:,} | "
+        run = "daily (--since base)" if cutoff.get("daily") else "full"
+        pushed = "yes" if cutoff["pushed"] else "no: the previous version served"
+        lines.append(f"| {cutoff['fraction']:g} | {run} | {cutoff['train_clicks']:,} | "
                      f"{cutoff['target_clicks']:,} | {cutoff.get('new_item_share', '-')} | "
-                     f"{'yes' if cutoff['pushed'] else 'no'} | {ratios[0]} | {ratios[1]} |")
+                     f"{pushed} | {ratios[0]} | {ratios[1]} |")
     return lines
 
 

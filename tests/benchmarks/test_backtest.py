@@ -1,5 +1,7 @@
 """The backtest's queries, scoring and baselines on hand-made logs."""
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,40 @@ def test_baselines_rank_co_clicked_and_next_items_and_recent_ones():
     assert top("last_item", ["j2", "i0"], 1) == ["i1"]
     assert top("recent_popularity", [], 1) == ["k"]
     assert top("popularity", [], 1) != ["k"]  # 3 clicks; every other item 20
+
+
+def test_daily_cutoffs_continue_the_previous_cutoffs_output(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_cutoff(log, start, stop, work, sets, config, dataset, previous=None):
+        calls.append((start, stop, work, previous))
+        return {"cutoff": start, "protocols": {}}
+
+    monkeypatch.setattr(backtest, "load_log", lambda dataset, root: LOG)
+    monkeypatch.setattr(backtest, "backtest_cutoff", fake_cutoff)
+    backtest.run_dataset("synthetic", [0.3, 0.6, 0.9], [], tmp_path, daily=True)
+    assert [c[2] for c in calls] == [tmp_path / "synthetic" / f"cut{n}" for n in range(3)]
+    assert [c[3] for c in calls] == [None, tmp_path / "synthetic" / "cut0" / "out",
+                                     tmp_path / "synthetic" / "cut1" / "out"]
+    assert [c[1] for c in calls[:-1]] == [c[0] for c in calls[1:]]  # each scored up to the next
+    calls.clear()
+    backtest.run_dataset("synthetic", [0.3, 0.6], [], tmp_path)
+    assert [c[3] for c in calls] == [None, None]
+
+
+def test_run_pipeline_tells_a_new_version_from_the_one_already_served(monkeypatch, tmp_path):
+    served = tmp_path / "out" / "serving" / "retrieval"
+    (served / "100").mkdir(parents=True)
+    pushes = iter([False, True])
+
+    def fake_cli(command, **kwargs):
+        assert command[-2:] == ["--since", "base"]
+        if next(pushes):
+            (served / "200").mkdir()
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_cli)
+    run = backtest.run_pipeline("in.csv", tmp_path / "out", [], None, ["--since", "base"])
+    assert not run["pushed"] and run["version_dir"] == served / "100"  # not blessed: old serves
+    run = backtest.run_pipeline("in.csv", tmp_path / "out", [], None, ["--since", "base"])
+    assert run["pushed"] and run["version_dir"] == served / "200"
