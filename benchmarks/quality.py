@@ -145,7 +145,8 @@ def run_pipeline(name: str, spec: dict, root: str) -> dict:
     # from run to run, and with them the training order).
     command = [sys.executable, "-m", "pipeline.cli", "--data", data, "--output", output,
                "--set", "model.training.epochs=1", "--set", "model.ensemble.size=1",
-               "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"] + arguments
+               "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]",
+               "--set", "pipeline.final_fit=false"] + arguments
     started = time.time()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
@@ -156,8 +157,9 @@ def run_pipeline(name: str, spec: dict, root: str) -> dict:
 
 def _split_paths(output: str, seconds: float) -> dict:
     store = reports._store(os.path.join(output, "tfx", "metadata.sqlite"))
-    examples = reports.latest_artifact(store, "Examples")
-    vocab = reports.latest_artifact(store, VocabStats.TYPE_NAME)
+    examples = reports.node_output(store, "ClickExampleGen", "Examples")
+    # The evaluated model's vocabulary (train split), not the final fit's.
+    vocab = reports.node_output(store, "VocabStatsGen", VocabStats.TYPE_NAME)
     return {"train": os.path.join(examples.uri, "Split-train", "*"),
             "eval": os.path.join(examples.uri, "Split-eval", "*"),
             "vocab": vocab.uri, "pipeline_s": round(seconds, 1)}

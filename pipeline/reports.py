@@ -28,6 +28,23 @@ def latest_artifact(store: mlmd.MetadataStore, type_name: str):
     return max(artifacts, key=lambda a: a.id) if artifacts else None
 
 
+def node_output(store: mlmd.MetadataStore, node: str, type_name: str):
+    """The artifact of `type_name` that `node`'s latest execution wrote (a
+    pipeline with the final fit has two VocabStats and two Models), or None."""
+    contexts = [c for c in store.get_contexts_by_type("node") if c.name.endswith("." + node)]
+    executions = [e for c in contexts for e in store.get_executions_by_context(c.id)]
+    if not executions:
+        return None
+    latest = max(executions, key=lambda e: e.id)
+    ids = [e.artifact_id for e in store.get_events_by_execution_ids([latest.id])
+           if e.type == metadata_store_pb2.Event.OUTPUT]
+    wanted = store.get_artifact_types_by_id([a.type_id for a in store.get_artifacts_by_id(ids)])
+    for artifact, artifact_type in zip(store.get_artifacts_by_id(ids), wanted, strict=True):
+        if artifact_type.name == type_name:
+            return artifact
+    return None
+
+
 def collect(metadata_path: str, reports_dir: str) -> dict:
     """Copies the latest ingestion and evaluation reports into `reports_dir`.
 
