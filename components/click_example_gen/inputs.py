@@ -1,16 +1,21 @@
 """Finding and reading click-log files: one file, a glob or a directory.
 
 `resolve_input_files` expands the input and checks each file's header (CSV)
-or column set (Parquet) against the declared schema before any Beam work, so
-a wrong file fails fast with its name. `ReadClickRecords` reads every file
+or column set (Parquet) against the declared schema, and that each gzip or
+bzip2 text file's compressed stream is complete, before any Beam work, so a
+wrong file fails fast with its name. (Beam's reader ends a compressed file
+where its bytes end without checking for the stream's end marker: a truncated
+file would be read up to the damage, silently.) `ReadClickRecords` reads every file
 with Beam's ``ReadAll*`` transforms (files are split into bundles, so one big
 file is read in parallel) and tags each record with its file path.
 """
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
 import os
+import zlib
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -64,6 +69,44 @@ def _csv_columns(path: str, schema: ClickSchema) -> tuple[str, ...] | None:
     return tuple(formats.parse_header(text, path, schema))
 
 
+_DECOMPRESSORS = {
+    CompressionTypes.GZIP: ("gzip", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),
+    CompressionTypes.BZIP2: ("bzip2", bz2.BZ2Decompressor),
+}
+_CHUNK = 1 << 20
+
+
+def check_compressed_stream(path: str) -> None:
+    """Decompresses a gzip/bzip2 file to its end (concatenated members
+    included) and raises ValueError naming it if the stream is cut short or
+    corrupt; other files pass untouched."""
+    kind = CompressionTypes.detect_compression_type(path)
+    if kind not in _DECOMPRESSORS:
+        return
+    name, new = _DECOMPRESSORS[kind]
+    decompressor, offset = new(), 0
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        pending = f.read(_CHUNK)
+        while pending:
+            if decompressor.eof:  # the previous member ended with the previous chunk
+                decompressor = new()
+            try:
+                decompressor.decompress(pending)
+            except (zlib.error, OSError, EOFError) as error:
+                raise ValueError(f"click log {path!r}: corrupt {name} data near byte {offset:,} "
+                                 f"({error}); expected a complete {name} file") from None
+            offset += len(pending)
+            if decompressor.eof and decompressor.unused_data:  # the next member
+                pending = decompressor.unused_data
+                offset -= len(pending)
+            else:
+                pending = f.read(_CHUNK)
+    if not decompressor.eof:
+        raise ValueError(f"click log {path!r}: the {name} stream ends at byte {offset:,} before "
+                         f"its end marker (a truncated or partly copied file); expected a "
+                         f"complete {name} file")
+
+
 def _check_parquet(path: str, schema: ClickSchema) -> None:
     import pyarrow.parquet as pq
 
@@ -106,6 +149,8 @@ def resolve_input_files(input_base: str, input_format: str,
             files[path] = InputFile(path, fmt, empty=True)
             continue
         columns = None
+        if fmt in formats.TEXT_FORMATS:
+            check_compressed_stream(path)
         if fmt == "csv":
             columns = _csv_columns(path, schema)
             if columns is None:
