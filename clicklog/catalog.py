@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 from clicklog import formats
 from clicklog.config import Config, setting
+from clicklog.errors import InputError
 from clicklog.formats import RowRejected
 
 FEATURE_TYPES = ("string", "string_list", "text")
@@ -100,11 +101,11 @@ class CatalogConfig(Config):
             guessed = None
         guessed = "dat" if guessed == "movietweetings" else guessed
         if guessed not in CATALOG_FORMATS:
-            raise ValueError(f"item catalog {path!r}: cannot tell the format from the name; "
+            raise InputError(f"item catalog {path!r}: cannot tell the format from the name; "
                              "expected .csv, .jsonl/.json, .dat or .parquet (optionally .gz), "
                              f"or set vocab.item_catalog.format to one of {CATALOG_FORMATS}")
         if guessed == "dat" and not self.columns:
-            raise ValueError(f"item catalog {path!r} is a `dat` file without a header; set "
+            raise InputError(f"item catalog {path!r} is a `dat` file without a header; set "
                              "vocab.item_catalog.columns to its fields, e.g. "
                              "[item_id, title, genres]")
         return guessed
@@ -207,6 +208,6 @@ def check_header(columns: list[str], path: str, config: CatalogConfig) -> None:
     """Raises ValueError naming the file when declared columns are missing."""
     missing = [c for c in config.required_columns if c not in columns]
     if missing:
-        raise ValueError(f"item catalog {path!r}: columns {columns} lack {missing}; expected "
+        raise InputError(f"item catalog {path!r}: columns {columns} lack {missing}; expected "
                          f"the item id and feature columns {config.required_columns} "
                          "(vocab.item_catalog)")

@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping
 
 from clicklog import schema as schema_lib
+from clicklog.errors import InputError
 from clicklog.schema import ClickSchema
 
 DEFAULT_SCHEMA = ClickSchema()
@@ -70,7 +71,7 @@ def detect_format(path: str) -> str:
     """Guesses the format from a file name (a compression suffix is skipped).
 
     Raises:
-      ValueError: the extension is not one this module reads.
+      InputError: the extension is not one this module reads.
     """
     lower = path.lower()
     for compression in _COMPRESSION_SUFFIXES:
@@ -82,7 +83,7 @@ def detect_format(path: str) -> str:
     for suffix, fmt in _SUFFIXES:
         if lower.endswith(suffix) and fmt:
             return fmt
-    raise ValueError(
+    raise InputError(
         f"click log {path!r}: cannot tell the format from the extension; expected .csv, "
         ".jsonl/.json, .dat (MovieTweetings), .parquet or .tfrecord (optionally .gz), or "
         f"set ingestion.input_format to one of {FORMATS}")
@@ -100,7 +101,7 @@ def parse_header(header_line: str, path: str, schema: ClickSchema = DEFAULT_SCHE
     """Reads a CSV header and checks the declared columns are there.
 
     Raises:
-      ValueError: naming the file, the columns found and those required.
+      InputError: naming the file, the columns found and those required.
     """
     columns = [c.strip() for c in next(csv.reader([header_line.lstrip(_UTF8_BOM)]), [])]
     check_columns(columns, path, schema)
@@ -108,11 +109,11 @@ def parse_header(header_line: str, path: str, schema: ClickSchema = DEFAULT_SCHE
 
 
 def check_columns(columns: list[str], path: str, schema: ClickSchema) -> None:
-    """Raises ValueError naming the file and the missing declared columns."""
+    """Raises InputError naming the file and the missing declared columns."""
     expected = required_columns(schema)
     missing = [c for c in expected if c not in columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"click log {path!r}: header {columns} lacks required column(s) {missing}; "
             f"expected a header naming at least {expected} (ingestion.schema)")
 

@@ -71,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retrieval-pipeline: wrote Kubeflow pipeline spec {path}")
         return 0
 
+    from clicklog.errors import InputError
     from pipeline import local_runner, reports, serving_config
     from pipeline.pipeline import serving_dirs
 
-    where = local_runner.run(args.data, args.output, config)
+    try:
+        where = local_runner.run(args.data, args.output, config)
+    except InputError as error:  # unusable input: its message says which and why
+        print(f"retrieval-pipeline: {error}", file=sys.stderr)
+        return 2
     summary = reports.collect(where["metadata"], where["reports"])
     reports.print_summary(summary)
     if summary["pushed"]:

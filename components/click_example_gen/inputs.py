@@ -22,6 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from clicklog import formats
+from clicklog.errors import InputError
 from clicklog.schema import ClickSchema
 
 
@@ -61,10 +62,10 @@ def _csv_columns(path: str, schema: ClickSchema) -> tuple[str, ...] | None:
     try:
         text = header.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as error:
-        raise ValueError(f"click log {path!r}: header {header[:80]!r} is not UTF-8 ({error}); "
+        raise InputError(f"click log {path!r}: header {header[:80]!r} is not UTF-8 ({error}); "
                          "expected a UTF-8 CSV header") from None
     if not text.strip():
-        raise ValueError(f"click log {path!r}: first line is blank; expected a CSV header "
+        raise InputError(f"click log {path!r}: first line is blank; expected a CSV header "
                          f"naming {formats.required_columns(schema)}")
     return tuple(formats.parse_header(text, path, schema))
 
@@ -93,7 +94,7 @@ def check_compressed_stream(path: str) -> None:
             try:
                 decompressor.decompress(pending)
             except (zlib.error, OSError, EOFError) as error:
-                raise ValueError(f"click log {path!r}: corrupt {name} data near byte {offset:,} "
+                raise InputError(f"click log {path!r}: corrupt {name} data near byte {offset:,} "
                                  f"({error}); expected a complete {name} file") from None
             offset += len(pending)
             if decompressor.eof and decompressor.unused_data:  # the next member
@@ -102,7 +103,7 @@ def check_compressed_stream(path: str) -> None:
             else:
                 pending = f.read(_CHUNK)
     if not decompressor.eof:
-        raise ValueError(f"click log {path!r}: the {name} stream ends at byte {offset:,} before "
+        raise InputError(f"click log {path!r}: the {name} stream ends at byte {offset:,} before "
                          f"its end marker (a truncated or partly copied file); expected a "
                          f"complete {name} file")
 
@@ -114,7 +115,7 @@ def _check_parquet(path: str, schema: ClickSchema) -> None:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             columns = pq.read_schema(f).names
     except Exception as error:  # pyarrow raises several types; re-raised with the file name
-        raise ValueError(f"click log {path!r}: not a readable Parquet file ({error}); "
+        raise InputError(f"click log {path!r}: not a readable Parquet file ({error}); "
                          "expected Parquet with the schema's columns") from error
     formats.check_columns(list(columns), path, schema)
 
@@ -133,13 +134,13 @@ def resolve_input_files(input_base: str, input_format: str,
       {path: InputFile}, sorted by path.
 
     Raises:
-      ValueError: nothing matches, or a file's format, header or columns are
+      InputError: nothing matches, or a file's format, header or columns are
         unusable; the message names the file.
     """
     schema = schema or ClickSchema()
     paths = _list_paths(input_base)
     if not paths:
-        raise ValueError(f"click log input {input_base!r}: no file matches; expected a file, "
+        raise InputError(f"click log input {input_base!r}: no file matches; expected a file, "
                          "a glob or a directory of click logs")
     files = {}
     for path in paths:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from clicklog.errors import InputError
+
 COUNTER_ROWS_READ = "rows_read"
 COUNTER_ACCEPTED = "accepted"
 COUNTER_QUARANTINED = "quarantined"
@@ -64,17 +66,17 @@ def check_report(report: dict, max_bad_fraction: float) -> None:
                                f"{entry['rows_read']} != accepted={entry['accepted']} + "
                                f"quarantined={bad}")
         if entry["rows_read"] and bad / entry["rows_read"] > max_bad_fraction:
-            raise ValueError(
+            raise InputError(
                 f"click log {path!r}: {bad} of {entry['rows_read']} rows quarantined "
                 f"({bad / entry['rows_read']:.0%}) > max_bad_fraction "
                 f"{max_bad_fraction:.0%}; reasons {entry['quarantined']}")
     totals = report["totals"]
     if not sum(entry["rows_read"] for entry in report["files"].values()):
-        raise ValueError(f"click logs {sorted(report['files'])}: no rows in any file (empty or "
+        raise InputError(f"click logs {sorted(report['files'])}: no rows in any file (empty or "
                          "header-only); expected at least one click")
     for split in report.get("splits") or ["train", "eval"]:
         if totals["accepted_by_split"].get(split, 0) == 0:
-            raise ValueError(
+            raise InputError(
                 f"click logs {sorted(report['files'])}: the {split} split is empty "
                 f"(accepted by split {totals['accepted_by_split']}, split_by "
                 f"{report.get('split_by', 'time')}, eval starts at "
