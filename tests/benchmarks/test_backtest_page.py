@@ -1,0 +1,25 @@
+"""docs/backtest.md is generated from benchmarks/results/backtest.json, never typed."""
+
+import json
+
+from benchmarks import backtest_page
+
+
+def test_the_backtest_page_is_the_generated_one():
+    with open(backtest_page.RESULTS) as f:
+        results = json.load(f)
+    with open(backtest_page.OUTPUT) as f:
+        page = f.read()
+    assert page == backtest_page.page(results), (
+        "docs/backtest.md differs from benchmarks/results/backtest.json: run "
+        "`python -m benchmarks.backtest_page`")
+
+
+def test_a_daily_cutoff_that_was_not_blessed_says_the_previous_version_served():
+    scorers = {"model": {"all": {"hit@100": 0.3}}, "recent_popularity": {"all": {"hit@100": 0.2}}}
+    cutoff = {"fraction": 0.9, "train_clicks": 1000, "target_clicks": 50, "new_item_share": 0.1,
+              "pushed": False, "daily": True,
+              "protocols": {"fresh": {"scorers": scorers}, "frozen": {"scorers": scorers}}}
+    row = backtest_page.cutoff_rows({"cutoffs": [cutoff]})[-1]
+    assert row.startswith("| 0.9 | daily (--since base) | 1,000 | 50 | 0.1 | "
+                          "no: the previous version served | 1.500x | 1.500x |"), row
