@@ -41,6 +41,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,8 +52,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.backtest_baselines import Candidates, baselines, top_k  # noqa: E402
+from benchmarks.backtest_baselines import Candidates, baselines  # noqa: E402
 from benchmarks.backtest_log import DATASETS, load_log, write_input  # noqa: E402
+from benchmarks.ranking import top_k  # noqa: E402
 from benchmarks.serving_latency.grpc_load import ServerProcess  # noqa: E402
 from models.topk_metrics import history_bucket  # noqa: E402
 from serving.client import RetrievalClient  # noqa: E402
@@ -74,8 +76,6 @@ def run_pipeline(input_path: str, output: Path, sets: list[str], config: str | N
                  extra: list[str] = ()) -> dict:
     """`retrieval-pipeline` on the input; returns the served (newest) version's
     dir, whether this run pushed it, and the run's time."""
-    import subprocess
-
     base = output / "serving" / "retrieval"
     before = _versions(base)
     command = [sys.executable, "-m", "pipeline.cli", "--data", input_path,

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
+from benchmarks.ranking import top_k
+
 EASE_LAMBDAS = (50.0, 200.0, 500.0, 1000.0)
 EASE_MAX_ITEMS = 20_000
 KNN_NEIGHBOURS = 100
@@ -97,15 +99,6 @@ def knn_weights(matrix: scipy.sparse.csr_matrix, neighbours: int = KNN_NEIGHBOUR
                                           shape=row.shape)
         rows.append(row)
     return scipy.sparse.vstack(rows).tocsr()
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Each row's k best column indices, best first (all of them if k >= N)."""
-    k = min(k, scores.shape[1])
-    top = (np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1]
-           else np.tile(np.arange(k), (scores.shape[0], 1)))
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
 
 
 def _hit_rate(scores: np.ndarray, targets: np.ndarray, seen: scipy.sparse.csr_matrix,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.ranking import top_k
 from benchmarks.serving_latency import settings
 
 
@@ -28,9 +29,7 @@ def exact_top_k(items: np.ndarray, queries: np.ndarray, k: int = settings.K) -> 
     rows = []
     for start in range(0, len(queries), settings.RECALL_BATCH):
         scores = queries[start:start + settings.RECALL_BATCH] @ items.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-        rows.append(np.take_along_axis(top, order, axis=1))
+        rows.append(top_k(scores, k))
     return np.concatenate(rows)
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
