@@ -38,8 +38,9 @@ def node_output(store: mlmd.MetadataStore, node: str, type_name: str):
     latest = max(executions, key=lambda e: e.id)
     ids = [e.artifact_id for e in store.get_events_by_execution_ids([latest.id])
            if e.type == metadata_store_pb2.Event.OUTPUT]
-    wanted = store.get_artifact_types_by_id([a.type_id for a in store.get_artifacts_by_id(ids)])
-    for artifact, artifact_type in zip(store.get_artifacts_by_id(ids), wanted, strict=True):
+    artifacts = store.get_artifacts_by_id(ids)
+    types = store.get_artifact_types_by_id([a.type_id for a in artifacts])
+    for artifact, artifact_type in zip(artifacts, types, strict=True):
         if artifact_type.name == type_name:
             return artifact
     return None

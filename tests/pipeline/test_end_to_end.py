@@ -16,13 +16,13 @@ import sys
 import textwrap
 
 import grpc
-import ml_metadata as mlmd
 import numpy as np
 import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from pipeline import reports
 from tests.serving import support
 
 COMPONENTS = ["ClickExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
@@ -37,9 +37,7 @@ def run(first_run):
 
 
 def _store(output):
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(output / "tfx" / "metadata.sqlite")
-    return mlmd.MetadataStore(config)
+    return reports._store(str(output / "tfx" / "metadata.sqlite"))
 
 
 def _pushed_version(output, name):
@@ -66,20 +64,12 @@ def test_every_component_ran_once_with_artifacts(run):
             assert os.path.exists(artifact.uri), (type_name, artifact.uri)
 
 
-def _output_uris(store, node: str) -> list[str]:
-    """URIs of the artifacts the node's latest execution wrote (a daily run's
-    store also holds the earlier run's)."""
-    [context] = [c for c in store.get_contexts_by_type("node") if c.name.endswith("." + node)]
-    execution = max(store.get_executions_by_context(context.id), key=lambda e: e.id)
-    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
-           if e.type == metadata_store_pb2.Event.OUTPUT]
-    return [a.uri for a in store.get_artifacts_by_id(ids)]
-
-
 def _towers_dir(store, node: str) -> str:
-    [uri] = [u for u in _output_uris(store, node) if os.path.exists(
-        os.path.join(u, "Format-Serving", "towers.json"))]
-    return os.path.join(uri, "Format-Serving")
+    """The towers of the Model the node's latest execution wrote (a daily
+    run's store also holds the earlier run's)."""
+    towers = os.path.join(reports.node_output(store, node, "Model").uri, "Format-Serving")
+    assert os.path.exists(os.path.join(towers, "towers.json")), towers
+    return towers
 
 
 def test_pushed_model_is_the_final_fit_on_every_click(run):
