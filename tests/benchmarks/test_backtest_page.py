@@ -1,18 +1,7 @@
-"""docs/backtest.md is generated from benchmarks/results/backtest.json, never typed."""
-
-import json
+"""docs/backtest.md's cut-off rows (tests/benchmarks/test_pages.py checks the
+page is the generated one)."""
 
 from benchmarks import backtest_page
-
-
-def test_the_backtest_page_is_the_generated_one():
-    with open(backtest_page.RESULTS) as f:
-        results = json.load(f)
-    with open(backtest_page.OUTPUT) as f:
-        page = f.read()
-    assert page == backtest_page.page(results), (
-        "docs/backtest.md differs from benchmarks/results/backtest.json: run "
-        "`python -m benchmarks.backtest_page`")
 
 
 def test_a_daily_cutoff_that_was_not_blessed_says_the_previous_version_served():
