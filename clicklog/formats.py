@@ -17,10 +17,12 @@ Every function here is pure, so the Beam ingestion step and the tests share it.
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
+import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from clicklog import schema as schema_lib
 from clicklog.errors import InputError
@@ -40,6 +42,10 @@ MAX_ID_LENGTH = 256
 MIN_TIMESTAMP = 0
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01
 _UTF8_BOM = "\ufeff"
+# A quoted CSV field may span lines; a record still open after this many
+# lines is taken to be a stray quote: its first line is quarantined and
+# reading resumes on the next line.
+MAX_CSV_RECORD_LINES = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,15 +191,84 @@ def parse_fields(fields: Mapping, schema: ClickSchema = DEFAULT_SCHEMA) -> Click
     )
 
 
-def csv_record(line: str, columns) -> dict:
-    """One CSV line -> {column: value}; raises RowRejected on bad quoting or width."""
+def csv_record(text: str, columns) -> dict:
+    """One CSV record (quoted fields may hold newlines) -> {column: value};
+    raises RowRejected on bad quoting, a width other than the header's, or a
+    byte order mark inside the file."""
+    if _UTF8_BOM in text:
+        raise RowRejected("bom", "a byte order mark inside the file (files concatenated "
+                          "with their BOMs?); expected one only before the header")
     try:
-        values = next(csv.reader([line], strict=True), [])
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as error:
         raise RowRejected("bad_csv_quoting", str(error)) from None
+    values = rows[0] if len(rows) == 1 else []
+    if len(rows) > 1:
+        raise RowRejected("bad_csv_quoting", f"{len(rows)} records in one")
     if len(values) != len(columns):
         raise RowRejected("wrong_column_count", f"{len(values)} != {len(columns)}")
     return dict(zip(columns, values, strict=True))
+
+
+def _csv_state(lines: list[tuple[int, bytes]]) -> str:
+    """``open`` (these physical lines end inside a quoted field), ``bad``
+    (a quoting error) or ``whole``."""
+    if len(lines) == 1 and b'"' not in lines[0][1]:
+        return "whole"
+    text = b"".join(raw for _, raw in lines).decode("utf-8", "surrogateescape")
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+            pass
+    except csv.Error as error:
+        return "open" if "unexpected end of data" in str(error) else "bad"
+    return "whole"
+
+
+def _csv_join(lines: list[tuple[int, bytes]]) -> tuple[int, bytes]:
+    raw = b"".join(raw for _, raw in lines)
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+    return lines[0][0], raw[:-1] if raw.endswith(b"\r") else raw
+
+
+def csv_records(lines: Iterable[bytes], max_record_lines: int = MAX_CSV_RECORD_LINES
+                ) -> Iterator[tuple[int, bytes]]:
+    """Physical lines of a CSV file (with their newlines) -> records.
+
+    A record is one line, or several when a quoted field holds newlines.
+    Yields (number of the record's first line, counting from 1, record bytes
+    without the final newline). A record still inside a quoted field after
+    `max_record_lines` lines or at the end of the file, or whose lines do not
+    parse together, yields its first line alone (parsing it then fails as
+    ``bad_csv_quoting``) and reading resumes on the line after it, so one
+    stray quote costs one row.
+    """
+    source = enumerate(lines, 1)
+    replay: collections.deque = collections.deque()
+    pending: list[tuple[int, bytes]] = []
+    ended = False
+    while True:
+        if replay:
+            pending.append(replay.popleft())
+        elif not ended:
+            line = next(source, None)
+            if line is None:
+                ended = True
+            else:
+                pending.append(line)
+        if not pending:
+            if ended:
+                return
+            continue
+        state = _csv_state(pending)
+        if state == "whole" or (state == "bad" and len(pending) == 1):
+            yield _csv_join(pending)
+        elif state == "bad" or len(pending) >= max_record_lines or (ended and not replay):
+            yield _csv_join(pending[:1])
+            replay.extendleft(reversed(pending[1:]))
+        else:
+            continue  # inside a quoted field: read the next line
+        pending = []
 
 
 def json_record(line: str) -> dict:

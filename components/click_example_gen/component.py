@@ -26,6 +26,9 @@ class ClickExampleGenSpec(ComponentSpec):
     PARAMETERS = {
         "input_base": ExecutionParameter(type=str),
         "config": ExecutionParameter(type=str),
+        # Where the ingestion report (and, on failure, the quarantine) is
+        # also written; "" = only in the artifacts.
+        "report_dir": ExecutionParameter(type=str, optional=True),
     }
     INPUTS: dict = {}
     OUTPUTS = {
@@ -40,13 +43,17 @@ class ClickExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = ClickExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, config: IngestionConfig | dict | None = None):
+    def __init__(self, input_base: str, config: IngestionConfig | dict | None = None,
+                 report_dir: str = ""):
         """Args:
           input_base: a click-log file, glob or directory.
           config: the `ingestion` settings (checked here, at pipeline build time).
+          report_dir: a directory that also gets the ingestion report, and on
+            a failed run the report with the error and the quarantined rows.
         """
         config = parse(IngestionConfig, config)
         super().__init__(spec=ClickExampleGenSpec(
             input_base=input_base, config=json.dumps(config.to_dict(), sort_keys=True),
+            report_dir=report_dir,
             examples=types.Channel(type=standard_artifacts.Examples),
             quarantine=types.Channel(type=QuarantinedClicks)))

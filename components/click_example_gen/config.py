@@ -51,6 +51,16 @@ class IngestionConfig(Config):
         expected="a list of event types, or a mapping of event type to weight factor >= 0")
     # Ingestion fails when more than this share of a file's rows is quarantined.
     max_bad_fraction: float = setting(0.5, min=0.0, max=1.0)
+    # ... or more than this share of all rows (filters the config asks for,
+    # min/max_timestamp and event_types, are not counted).
+    max_quarantine_fraction: float = setting(0.05, min=0.0, max=1.0)
+    # A zero-byte, unreadable, truncated or corrupt file: `fail` stops the
+    # run naming it; `quarantine` sets the whole file aside with its reason
+    # (counted in the report) and reads the others.
+    corrupt_files: str = setting("fail", choices=("fail", "quarantine"))
+    # A CSV record still inside a quoted field after this many lines is a
+    # stray quote: its first line is quarantined.
+    csv_max_record_lines: int = setting(formats.MAX_CSV_RECORD_LINES, min=1)
     # Shuffle by user (SHUFFLES); with files, about this much input per shard.
     shuffle: str = setting("auto", choices=SHUFFLES)
     shuffle_shard_mb: int = setting(32, min=1)

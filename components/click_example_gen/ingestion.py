@@ -133,17 +133,21 @@ class ParseRecord(beam.DoFn):
             yield GlobalWindows.windowed_value(batch)
 
     def _decode(self, path: str, raw):
-        """-> fields (dict) or a text line; raises RowRejected."""
+        """-> fields (dict) or a text record; raises RowRejected."""
         fmt = self._files[path].fmt
         if fmt == "parquet":
             return raw
         if fmt == "tfrecord":
             return formats.tf_example_to_fields(raw)
+        if fmt == "csv":
+            raw = raw[1]  # (line number, record)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise formats.RowRejected("bad_encoding", str(error)) from None
-        line = line.rstrip("\r").lstrip("\ufeff")
+        line = line.rstrip("\r")
+        if fmt != "csv":
+            line = line.lstrip("\ufeff")
         if not line.strip():
             raise formats.RowRejected("empty_line")
         return line
@@ -155,7 +159,13 @@ class ParseRecord(beam.DoFn):
             return json.dumps(raw, default=str)
         if fmt == "tfrecord":
             return repr(raw[:300])
+        if fmt == "csv":
+            raw = raw[1]
         return raw.decode("utf-8", "replace").rstrip("\r")
+
+    def _where(self, path: str, raw) -> str:
+        """Where a rejected record is in its file, as a detail prefix."""
+        return f"line {raw[0]}: " if self._files[path].fmt == "csv" else ""
 
     def process(self, element):
         path, raw = element
@@ -169,14 +179,16 @@ class ParseRecord(beam.DoFn):
                 click = formats.parse_fields(record, config.schema)
         except formats.RowRejected as rejected:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
-                path, rejected.reason, self._printable(path, raw), rejected.detail))
+                path, rejected.reason, self._printable(path, raw),
+                self._where(path, raw) + rejected.detail))
             return
         weights = self._weights
         reason = click_cleaning.event_rejection(click, config.min_timestamp,
                                                 config.max_timestamp, weights)
         if reason:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
-                path, reason, self._printable(path, raw), f"timestamp {click.timestamp}, "
+                path, reason, self._printable(path, raw), self._where(path, raw) +
+                f"timestamp {click.timestamp}, "
                 f"event type {click.event_type!r}"))
             return
         if weights is not None and weights[click.event_type] != 1.0:

@@ -33,8 +33,12 @@ class InputFile:
     path: str
     fmt: str
     columns: tuple[str, ...] | None = None
-    empty: bool = False  # zero bytes: reported with 0 rows, never read
+    empty: bool = False  # no rows after decompression: reported with 0 rows, never read
     size: int = 0  # bytes as stored (sizes the shuffle shards)
+    modified: float = 0.0  # last-modified time when resolved (unix seconds)
+    # Why the whole file was set aside (ingestion.corrupt_files=quarantine);
+    # "" for a file that is read.
+    quarantined: str = ""
 
 
 def _list_paths(input_base: str) -> list[str]:
@@ -109,33 +113,98 @@ def check_compressed_stream(path: str) -> None:
 
 
 def _check_parquet(path: str, schema: ClickSchema) -> None:
+    """Reads the footer and decodes every row group of the schema's columns."""
     import pyarrow.parquet as pq
 
+    columns = formats.required_columns(schema)
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            columns = pq.read_schema(f).names
+            parquet = pq.ParquetFile(f)
+            formats.check_columns(list(parquet.schema_arrow.names), path, schema)
+            for group in range(parquet.num_row_groups):
+                try:
+                    parquet.read_row_group(group, columns=columns)
+                except Exception as error:  # pyarrow raises several types
+                    raise InputError(
+                        f"click log {path!r}: Parquet row group {group} of "
+                        f"{parquet.num_row_groups} is unreadable ({error}); expected a "
+                        "complete Parquet file") from error
+    except InputError:
+        raise
     except Exception as error:  # pyarrow raises several types; re-raised with the file name
         raise InputError(f"click log {path!r}: not a readable Parquet file ({error}); "
                          "expected Parquet with the schema's columns") from error
-    formats.check_columns(list(columns), path, schema)
+
+
+def _check_tfrecord(path: str) -> None:
+    """Reads every record's framing and checksums (a truncated last record is
+    what TensorFlow's own reader skips without a word)."""
+    from apache_beam.io.tfrecordio import _TFRecordUtil  # Beam 2.59 (requirements.lock)
+
+    number, offset = 0, 0
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        while True:
+            try:
+                record = _TFRecordUtil.read_record(f)
+            except ValueError as error:
+                raise InputError(
+                    f"click log {path!r}: TFRecord record {number:,} at byte {offset:,} is "
+                    f"cut short or corrupt ({str(error)[:120]}); expected complete records "
+                    "with valid checksums") from None
+            if record is None:
+                return
+            number += 1
+            offset += 16 + len(record)
+
+
+def _check_file(path: str, fmt: str, schema: ClickSchema) -> tuple[str, ...] | None:
+    """Reads `path` enough to know it is whole and matches `schema`; returns
+    the CSV header columns (None: no rows, or not CSV). Raises InputError."""
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.read(1)
+    except Exception as error:  # OSError and the filesystems' own types
+        raise InputError(f"click log {path!r}: cannot be read ({error}); expected a "
+                         "readable file") from None
+    if fmt in formats.TEXT_FORMATS or fmt == "tfrecord":
+        check_compressed_stream(path)
+    if fmt == "csv":
+        return _csv_columns(path, schema)
+    if fmt == "parquet":
+        _check_parquet(path, schema)
+    elif fmt == "tfrecord":
+        _check_tfrecord(path)
+    return None
+
+
+CORRUPT_FILES = ("fail", "quarantine")
 
 
 def resolve_input_files(input_base: str, input_format: str,
-                        schema: ClickSchema | None = None) -> dict[str, InputFile]:
+                        schema: ClickSchema | None = None,
+                        corrupt_files: str = "fail") -> dict[str, InputFile]:
     """Expands a file, glob or directory and checks each file against `schema`.
+
+    Every file is read before any Beam work: compressed streams to their end,
+    CSV headers, Parquet row groups and TFRecord checksums, so a truncated,
+    corrupt, empty or unreadable file stops the run at once instead of
+    becoming a shorter dataset.
 
     Args:
       input_base: a file, a glob, or a directory (files starting with ``.``
         or ``_`` in a directory are skipped).
       input_format: ``auto`` (by extension) or one of `formats.FORMATS`.
       schema: the declared columns (default: ``user_id,item_id,timestamp``).
+      corrupt_files: ``fail`` (raise) or ``quarantine``: set a zero-byte,
+        unreadable, truncated or corrupt file aside whole, with its reason
+        (`InputFile.quarantined`), and read the others.
 
     Returns:
       {path: InputFile}, sorted by path.
 
     Raises:
-      InputError: nothing matches, or a file's format, header or columns are
-        unusable; the message names the file.
+      InputError: nothing matches, or a file's format, header, columns or
+        bytes are unusable; the message names the file and the offset.
     """
     schema = schema or ClickSchema()
     paths = _list_paths(input_base)
@@ -145,52 +214,104 @@ def resolve_input_files(input_base: str, input_format: str,
     files = {}
     for path in paths:
         fmt = formats.detect_format(path) if input_format == "auto" else input_format
-        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-        if size == 0:
-            files[path] = InputFile(path, fmt, empty=True)
-            continue
+        try:
+            metadata = FileSystems.match([path])[0].metadata_list[0]
+        except Exception as error:  # a dangling link, a file removed since it was listed
+            metadata, problem = None, InputError(
+                f"click log {path!r}: cannot be read ({error}); expected a readable file")
+        else:
+            problem = None if metadata.size_in_bytes else InputError(
+                f"click log {path!r}: the file is empty (0 bytes; a failed or unfinished "
+                "export?); expected click rows (ingestion.corrupt_files=quarantine sets such "
+                "files aside)")
+        size = metadata.size_in_bytes if metadata else 0
+        modified = getattr(metadata, "last_updated_in_seconds", 0.0) if metadata else 0.0
         columns = None
-        if fmt in formats.TEXT_FORMATS:
-            check_compressed_stream(path)
-        if fmt == "csv":
-            columns = _csv_columns(path, schema)
-            if columns is None:
-                files[path] = InputFile(path, fmt, empty=True, size=size)
-                continue
-        elif fmt == "parquet":
-            _check_parquet(path, schema)
-        files[path] = InputFile(path, fmt, columns, size=size)
+        if problem is None:
+            try:
+                columns = _check_file(path, fmt, schema)
+            except InputError as error:
+                problem = error
+        if problem is not None:
+            if corrupt_files != "quarantine":
+                raise problem
+            files[path] = InputFile(path, fmt, size=size, modified=modified,
+                                    quarantined=str(problem))
+            continue
+        empty = fmt == "csv" and columns is None
+        files[path] = InputFile(path, fmt, columns, empty=empty, size=size, modified=modified)
     return files
 
 
-class ReadClickRecords(beam.PTransform):
-    """-> (path, record): raw line bytes (text formats), serialized tf.Example
-    bytes (``tfrecord``) or a column dict (``parquet``)."""
+def check_unchanged(files: dict[str, InputFile]) -> None:
+    """Raises InputError naming a file whose size or modification time differs
+    from when it was resolved: it changed while it was read, so the rows read
+    are from no single version of it."""
+    for path, spec in sorted(files.items()):
+        if spec.quarantined:
+            continue
+        try:
+            metadata = FileSystems.match([path])[0].metadata_list[0]
+            now = (metadata.size_in_bytes, getattr(metadata, "last_updated_in_seconds", 0.0))
+        except Exception as error:  # removed or unreadable since
+            now = (None, str(error))
+        if now != (spec.size, spec.modified):
+            raise InputError(
+                f"click log {path!r}: changed while it was read (size {spec.size:,} bytes, "
+                f"modified {spec.modified:.3f} -> size {now[0]}, modified {now[1]}); expected "
+                "input files that are complete and not written to during the run")
 
-    def __init__(self, files: dict[str, InputFile]):
+
+def read_csv_file(path: str, max_record_lines: int = formats.MAX_CSV_RECORD_LINES):
+    """A CSV file -> (path, (line number, record bytes)) for every record
+    after the header; a quoted field may span lines (`formats.csv_records`)."""
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        records = formats.csv_records(iter(f.readline, b""), max_record_lines)
+        next(records, None)  # the header, checked by resolve_input_files
+        for record in records:
+            yield path, record
+
+
+class ReadClickRecords(beam.PTransform):
+    """-> (path, record): (line number, record bytes) for CSV, raw line bytes
+    (other text formats), serialized tf.Example bytes (``tfrecord``) or a
+    column dict (``parquet``).
+
+    CSV files are read whole, one file per worker (a quoted field may hold a
+    newline, so a file cannot be cut at an arbitrary line); the other formats
+    are split into byte ranges read in parallel.
+    """
+
+    def __init__(self, files: dict[str, InputFile],
+                 csv_max_record_lines: int = formats.MAX_CSV_RECORD_LINES):
         super().__init__()
         self._files = files
+        self._csv_max_record_lines = csv_max_record_lines
 
     def expand(self, pbegin):
         groups: dict[str, list[str]] = {}
         for path, spec in sorted(self._files.items()):
-            if not spec.empty:
+            if not spec.empty and not spec.quarantined:
                 kind = "csv" if spec.fmt == "csv" else (
                     "text" if spec.fmt in formats.TEXT_FORMATS else spec.fmt)
                 groups.setdefault(kind, []).append(path)
         reads = []
         for kind, paths in sorted(groups.items()):
-            if kind in ("csv", "text"):
-                reader = beam.io.ReadAllFromText(
-                    skip_header_lines=1 if kind == "csv" else 0, coder=beam.coders.BytesCoder(),
-                    strip_trailing_newlines=True, with_filename=True)
+            files = pbegin | f"Paths[{kind}]" >> beam.Create(paths)
+            if kind == "csv":
+                reads.append(files
+                             | "SpreadCsvFiles" >> beam.Reshuffle()
+                             | "Read[csv]" >> beam.FlatMap(read_csv_file,
+                                                           self._csv_max_record_lines))
+                continue
+            if kind == "text":
+                reader = beam.io.ReadAllFromText(coder=beam.coders.BytesCoder(),
+                                                 strip_trailing_newlines=True, with_filename=True)
             elif kind == "parquet":
                 reader = beam.io.ReadAllFromParquet(with_filename=True)
             else:
                 reader = beam.io.ReadAllFromTFRecord(with_filename=True)
-            reads.append(pbegin
-                         | f"Paths[{kind}]" >> beam.Create(paths)
-                         | f"Read[{kind}]" >> reader)
+            reads.append(files | f"Read[{kind}]" >> reader)
         if not reads:
             return pbegin | "NoRecords" >> beam.Create([])
         return reads | "AllRecords" >> beam.Flatten()

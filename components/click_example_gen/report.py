@@ -12,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from clicklog.errors import InputError
+from components.click_example_gen import cleaning
+
+# Drops the configuration asks for (ingestion.min/max_timestamp,
+# ingestion.event_types): not counted against max_quarantine_fraction.
+FILTER_REASONS = (cleaning.OUTSIDE_TIME_WINDOW, cleaning.UNKNOWN_EVENT_TYPE)
 
 COUNTER_ROWS_READ = "rows_read"
 COUNTER_ACCEPTED = "accepted"
@@ -57,8 +62,10 @@ def summarize_counters(rows: Iterable[tuple[tuple[str, str, str], int]],
             "eval_start_timestamp": eval_start, "test_start_timestamp": test_start}
 
 
-def check_report(report: dict, max_bad_fraction: float) -> None:
-    """Raises if counts do not reconcile, a file is mostly garbage or a split is empty."""
+def check_report(report: dict, max_bad_fraction: float,
+                 max_quarantine_fraction: float = 1.0) -> None:
+    """Raises if counts do not reconcile, a file is mostly garbage, too many
+    rows in all were quarantined, or a split is empty."""
     for path, entry in report["files"].items():
         bad = sum(entry["quarantined"].values())
         if entry["rows_read"] != entry["accepted"] + bad:
@@ -71,6 +78,14 @@ def check_report(report: dict, max_bad_fraction: float) -> None:
                 f"({bad / entry['rows_read']:.0%}) > max_bad_fraction "
                 f"{max_bad_fraction:.0%}; reasons {entry['quarantined']}")
     totals = report["totals"]
+    bad = {reason: n for reason, n in totals["quarantined"].items()
+           if reason not in FILTER_REASONS}
+    if totals["rows_read"] and sum(bad.values()) / totals["rows_read"] > max_quarantine_fraction:
+        raise InputError(
+            f"click logs: {sum(bad.values()):,} of {totals['rows_read']:,} rows quarantined "
+            f"({sum(bad.values()) / totals['rows_read']:.1%}) > "
+            f"ingestion.max_quarantine_fraction={max_quarantine_fraction:g}; reasons {bad} "
+            "(the rows and their reasons are in the quarantine)")
     if not sum(entry["rows_read"] for entry in report["files"].values()):
         raise InputError(f"click logs {sorted(report['files'])}: no rows in any file (empty or "
                          "header-only); expected at least one click")

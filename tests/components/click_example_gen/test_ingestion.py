@@ -91,7 +91,12 @@ def test_split_rules():
 
 
 def _lines(rows, path="a.csv"):
-    return [(path, row.encode("utf-8") if isinstance(row, str) else row) for row in rows]
+    """Records as the reader yields them: CSV (path, (line number, bytes)) as
+    `inputs.read_csv_file`, other text formats (path, line bytes)."""
+    raws = [row.encode("utf-8") if isinstance(row, str) else row for row in rows]
+    if path.endswith(".csv"):
+        return [(path, (number, raw)) for number, raw in enumerate(raws, 2)]
+    return [(path, raw) for raw in raws]
 
 
 def _decode(serialized):
@@ -223,7 +228,8 @@ def test_user_holdout_puts_all_clicks_of_a_user_in_one_split():
 def _report(rows_read, accepted, quarantined, train=1, eval_=1):
     return {"files": {"x.csv": {"rows_read": rows_read, "accepted": accepted,
                                 "quarantined": quarantined}},
-            "totals": {"accepted_by_split": {"train": train, "eval": eval_}},
+            "totals": {"rows_read": rows_read, "quarantined": quarantined,
+                       "accepted_by_split": {"train": train, "eval": eval_}},
             "eval_start_timestamp": 5}
 
 
