@@ -19,7 +19,8 @@ def test_malformed_rows_are_counted_quarantined_and_the_rest_split(tmp_path):
     bad = ["u1,i1", "u1,i1,1600000000,extra", ",i2,1600000100", "u2,,1600000100",
            "u3,i3,not-a-number", '"u4","i4",""']
     data = _write(tmp_path / "clicks.csv", ["user_id,item_id,timestamp"] + good + bad)
-    examples, quarantine = _run(tmp_path, data, {"eval_fraction": 0.2, "max_quarantine_fraction": 1.0})
+    examples, quarantine = _run(tmp_path, data,
+                                {"eval_fraction": 0.2, "max_quarantine_fraction": 1.0})
     with open(os.path.join(quarantine.uri, "ingestion.json")) as f:
         report = json.load(f)
     entry = report["files"][str(data)]
