@@ -50,7 +50,7 @@ class CatalogConfig(Config):
     """Where the item catalog is and which of its columns are features."""
 
     KEY = "vocab.item_catalog"
-    path: str = ""
+    path: str = setting("", path=True)
     format: str = setting("auto", choices=("auto",) + CATALOG_FORMATS)  # auto: by extension
     # Field names of a `dat` row (`a::b::c`, no header); CSV takes its header.
     columns: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -52,7 +53,7 @@ def setting(default: Any = _MISSING, *, min: float | None = None, max: float | N
             gt: float | None = None, lt: float | None = None,
             choices: tuple | Callable[[], tuple] | None = None, mapping: bool = False,
             convert: Callable[[Any], Any] | None = None, expected: str | None = None,
-            default_factory: Callable[[], Any] | None = None) -> Any:
+            default_factory: Callable[[], Any] | None = None, path: bool = False) -> Any:
     """A dataclass field with constraints checked by `Config`.
 
     Args:
@@ -69,9 +70,11 @@ def setting(default: Any = _MISSING, *, min: float | None = None, max: float | N
         accept several spellings); raises ValueError with `expected` text.
       expected: what the error message says is allowed, instead of the
         phrase built from the type and constraints.
+      path: the value is a file or directory path: a relative one is read
+        from the directory of the config file that sets it (`resolve_paths`).
     """
     metadata = {"min": min, "max": max, "gt": gt, "lt": lt, "choices": choices,
-                "mapping": mapping, "convert": convert, "expected": expected}
+                "mapping": mapping, "convert": convert, "expected": expected, "path": path}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -314,3 +317,49 @@ def to_dict(config: Config) -> dict:
             value = list(value)
         out[field.name] = value
     return out
+
+
+def _join(base: str, value: Any) -> Any:
+    """`value` read from `base` when it is a relative local path."""
+    if not isinstance(value, str) or not value or "://" in value or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+
+def _section_class(hint: Any) -> type | None:
+    hint = _optional(hint) or hint
+    return hint if isinstance(hint, type) and issubclass(hint, Config) else None
+
+
+def resolve_raw_paths(cls: type[Config], values: Mapping, base: str) -> dict:
+    """A copy of the plain `values` of section `cls` (as read from a config
+    file in directory `base`) whose relative path settings are joined to
+    `base`; unknown keys are left for `parse` to reject."""
+    hints = _type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = dict(values)
+    for name, value in values.items():
+        if name not in fields:
+            continue
+        nested = _section_class(hints[name])
+        if nested is not None and isinstance(value, Mapping):
+            out[name] = resolve_raw_paths(nested, value, base)
+        elif fields[name].metadata.get("path"):
+            out[name] = _join(base, value)
+    return out
+
+
+def resolve_paths(config: T, base: str) -> T:
+    """`config` with every relative path setting joined to `base`."""
+    changes = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, Config):
+            resolved = resolve_paths(value, base)
+        elif field.metadata.get("path"):
+            resolved = _join(base, value)
+        else:
+            continue
+        if resolved is not value and resolved != value:
+            changes[field.name] = resolved
+    return config.replace(**changes) if changes else config

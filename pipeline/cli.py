@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import traceback
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -27,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "histories and statistics); `base`: the clicks after the last "
                              "blessed model's training window, warm-starting from it (a daily "
                              "run)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the traceback of an error (by default one or two lines)")
     parser.add_argument("--kubeflow", action="store_true",
                         help="compile a Kubeflow Pipelines v2 spec to --output instead of running")
     parser.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/retrieval",
@@ -52,15 +56,48 @@ def since_overrides(since: str | None) -> list[str]:
         raise ValueError(f"--since {since!r}: expected unix seconds or 'base'") from None
 
 
+def _error(error: BaseException, verbose: bool) -> int:
+    """Prints `error` as one line per problem (the traceback with --verbose);
+    -> exit code 2 for unusable input or configuration, 1 otherwise."""
+    if verbose:
+        traceback.print_exception(type(error), error, error.__traceback__)
+    if isinstance(error, ValueError):  # InputError, ConfigError: the message says it all
+        for line in str(error).strip().splitlines() or [repr(error)]:
+            print(f"retrieval-pipeline: {line}", file=sys.stderr)
+        return 2
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    print(f"retrieval-pipeline: {type(error).__name__}: {lines[-1][:500] if lines else ''}",
+          file=sys.stderr)
+    if not verbose:
+        print("retrieval-pipeline: the run failed; --verbose prints the traceback",
+              file=sys.stderr)
+    return 1
+
+
+def _failed_report(reports_dir: str, problems: list[str]) -> str:
+    """Writes the ingestion report of a run stopped before it started."""
+    os.makedirs(reports_dir, exist_ok=True)
+    path = os.path.join(reports_dir, "ingestion.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"status": "failed", "error": problems[0], "problems": problems}, f,
+                  indent=2)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # every failure ends as one or two lines and an exit code
+        return _error(error, args.verbose)
+
+
+def _main(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
 
-    try:
-        config = load_config(args.config, args.set + since_overrides(args.since))
-    except ValueError as error:
-        print(f"retrieval-pipeline: {error}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, args.set + since_overrides(args.since))
     if args.kubeflow:
         from pipeline import kubeflow_runner
 
@@ -71,15 +108,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retrieval-pipeline: wrote Kubeflow pipeline spec {path}")
         return 0
 
-    from clicklog.errors import InputError
-    from pipeline import local_runner, reports, serving_config
+    from pipeline import local_runner, preflight, reports, serving_config
     from pipeline.pipeline import serving_dirs
 
-    try:
-        where = local_runner.run(args.data, args.output, config)
-    except InputError as error:  # unusable input: its message says which and why
-        print(f"retrieval-pipeline: {error}", file=sys.stderr)
+    where = local_runner.paths(args.output)
+    problems = preflight.problems(args.data, args.output, config)
+    if problems:
+        if not any(p.startswith("--output") for p in problems):
+            _failed_report(where["reports"], problems)
+        for problem in problems:
+            print(f"retrieval-pipeline: {problem}", file=sys.stderr)
         return 2
+    try:
+        local_runner.run(args.data, args.output, config)
+    except Exception as error:
+        code = _error(error, args.verbose)
+        report = os.path.join(where["reports"], "ingestion.json")
+        if os.path.exists(report):
+            print(f"retrieval-pipeline: ingestion report {report}", file=sys.stderr)
+        return code
     summary = reports.collect(where["metadata"], where["reports"])
     reports.print_summary(summary)
     if summary["pushed"]:

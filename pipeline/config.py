@@ -11,7 +11,9 @@ The whole configuration is one tree of checked sections (`clicklog.config`):
 
 `load_config` reads the YAML, applies the overrides and checks every value
 before any component is built, so a typo or a bad value fails at once with
-one line naming the key, the value and what is allowed. Nested keys take a
+one line naming the key, the value and what is allowed. A relative path in
+the file is read from the file's directory, one given with ``--set`` from
+the working directory. Nested keys take a
 longer path: ``--set model.towers.embedding_dim=32``,
 ``--set vocab.item_catalog.path=movies.dat`` (``--set vocab.item_catalog=null``
 turns the catalog off).
@@ -25,7 +27,15 @@ import os
 
 import yaml
 
-from clicklog.config import Config, ConfigError, parse, section, setting
+from clicklog.config import (
+    Config,
+    ConfigError,
+    parse,
+    resolve_paths,
+    resolve_raw_paths,
+    section,
+    setting,
+)
 from components.click_example_gen.config import IngestionConfig
 from components.topk_evaluator.config import EvaluationConfig
 from components.vocab_stats_gen.config import VocabConfig
@@ -132,7 +142,9 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         if unknown:
             raise ValueError(f"--config {path!r}: unknown section(s) {unknown}; expected some "
                              f"of {list(SECTIONS)}")
-        values = copy.deepcopy(loaded)
+        values = resolve_raw_paths(PipelineConfig, copy.deepcopy(loaded),
+                                   os.path.dirname(os.path.abspath(path)))
     for assignment in overrides or []:
         apply_override(values, assignment)
-    return parse(PipelineConfig, values)
+    # Paths given with --set (and any left relative) are read from the working directory.
+    return resolve_paths(parse(PipelineConfig, values), os.getcwd())

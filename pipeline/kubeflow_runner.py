@@ -23,7 +23,8 @@ def compile_pipeline(output_file: str, data_path: str, pipeline_root: str, image
     """Writes the KFP v2 pipeline job JSON to `output_file`; returns its path."""
     pipeline = create_pipeline(pipeline_root=pipeline_root, data_path=data_path,
                                serving_base=serving_base, config=config,
-                               metadata_connection_config=None)
+                               metadata_connection_config=None,
+                               reports_dir=pipeline_root.rstrip("/") + "/reports")
     output_file = os.path.abspath(output_file)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),

@@ -5,7 +5,8 @@ Layout under the output directory:
   tfx/metadata.sqlite       MLMD
   serving/<model_name>/<version>/               pushed ScaNN export
   serving/<model_name>_brute_force/<version>/   pushed brute-force export
-  reports/                  ingestion.json, metrics.json (see pipeline/reports.py)
+  reports/                  ingestion.json, metrics.json (see pipeline/reports.py);
+                            after a failed ingestion also quarantine/
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def run(data_path: str, output_dir: str, config: PipelineConfig) -> dict[str, st
         config=config,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             where["metadata"]),
+        reports_dir=where["reports"],
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return where

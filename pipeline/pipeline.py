@@ -22,6 +22,7 @@ import os
 
 from tfx import v1 as tfx
 
+from clicklog.config import resolve_paths
 from components.click_example_gen.component import ClickExampleGen
 from components.index_builder.component import IndexBuilder
 from components.retrieval_trainer.component import RetrievalTrainer
@@ -38,23 +39,13 @@ def serving_dirs(serving_base: str, model_name: str) -> dict[str, str]:
             "brute_force": os.path.join(serving_base, model_name + BRUTE_FORCE_SUFFIX)}
 
 
-def with_absolute_catalog_path(config: PipelineConfig) -> PipelineConfig:
-    """`config` whose local `vocab.item_catalog.path` is absolute (relative
-    paths are read from the working directory, as ``--data``); URLs
-    (``gs://...``) are left alone."""
-    catalog = config.vocab.item_catalog
-    if catalog is None or "://" in catalog.path:
-        return config
-    vocab = config.vocab.replace(item_catalog=catalog.replace(path=os.path.abspath(catalog.path)))
-    return config.replace(vocab=vocab)
-
-
 def create_pipeline(
     pipeline_root: str,
     data_path: str,
     serving_base: str,
     config: PipelineConfig,
     metadata_connection_config=None,
+    reports_dir: str = "",
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -64,9 +55,12 @@ def create_pipeline(
       serving_base: parent of the pushed model directories.
       config: the checked configuration (pipeline/config.py).
       metadata_connection_config: MLMD connection (None for Kubeflow).
+      reports_dir: where ClickExampleGen also writes its report, and on a
+        failed run the report with the error and the quarantined rows.
     """
-    config = with_absolute_catalog_path(config)
-    example_gen = ClickExampleGen(input_base=data_path, config=config.ingestion)
+    config = resolve_paths(config, os.getcwd())  # relative paths left: the working directory's
+    example_gen = ClickExampleGen(input_base=data_path, config=config.ingestion,
+                                  report_dir=reports_dir)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
     example_validator = tfx.components.ExampleValidator(

@@ -88,11 +88,11 @@ def write_report_dir(report_dir: str, report: dict, quarantine_uri: str | None) 
     fileio.makedirs(report_dir)
     io_utils.write_string_file(os.path.join(report_dir, REPORT_FILE),
                                json.dumps(report, indent=2, sort_keys=True, default=str))
+    target = os.path.join(report_dir, "quarantine")
+    if fileio.exists(target):  # a failed run's, now stale
+        fileio.rmtree(target)
     if not quarantine_uri:
         return
-    target = os.path.join(report_dir, "quarantine")
-    if fileio.exists(target):
-        fileio.rmtree(target)
     fileio.makedirs(target)
     for path in fileio.glob(os.path.join(quarantine_uri, "quarantined-*")):
         fileio.copy(path, os.path.join(target, os.path.basename(path)))

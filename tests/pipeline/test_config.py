@@ -61,7 +61,7 @@ def test_unknown_section_in_file(tmp_path):
 def test_nested_override_sets_and_clears_the_item_catalog():
     config = load_config(None, ["vocab.item_catalog.path=m.dat",
                                 "vocab.item_catalog.features={title: text}"])
-    assert config.vocab.item_catalog.path == "m.dat"
+    assert config.vocab.item_catalog.path == os.path.abspath("m.dat")
     assert config.vocab.item_catalog.features == (("title", "text"),)
     assert load_config(None, ["vocab.item_catalog.path=m.dat",
                               "vocab.item_catalog=null"]).vocab.item_catalog is None
@@ -94,13 +94,11 @@ def test_query_features_must_match_the_schema(query_features, message):
         load_config(None, SCHEMA + [f"model.towers.query_features={query_features}"])
 
 
-def test_demo_config_joins_the_bundled_movies_catalog(monkeypatch):
+def test_demo_config_joins_the_bundled_movies_catalog(monkeypatch, tmp_path):
     from components.vocab_stats_gen import item_catalog
-    from pipeline.pipeline import with_absolute_catalog_path
 
-    monkeypatch.chdir(REPO_ROOT)
-    config = with_absolute_catalog_path(load_config(os.path.join("configs",
-                                                                 "movietweetings.yaml")))
+    monkeypatch.chdir(tmp_path)  # paths in a config file are read from its directory
+    config = load_config(os.path.join(REPO_ROOT, "configs", "movietweetings.yaml"))
     catalog = config.vocab.item_catalog
     assert catalog.path == os.path.join(REPO_ROOT, "data", "movietweetings-100k", "movies.dat")
     assert dict(catalog.features) == {"title": "text", "genres": "string_list"}
@@ -108,9 +106,19 @@ def test_demo_config_joins_the_bundled_movies_catalog(monkeypatch):
     # Unclicked catalog movies are not candidates: in this movies.dat they are
     # exactly the eval period's new movies (configs/movietweetings.yaml).
     assert not catalog.include_unclicked
-    # URLs are left as they are.
+
+
+def test_paths_from_set_are_read_from_the_working_directory_and_urls_kept(monkeypatch,
+                                                                         tmp_path):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, ["vocab.item_catalog.path=movies.dat"])
+    assert config.vocab.item_catalog.path == str(tmp_path / "movies.dat")
     remote = load_config(None, ["vocab.item_catalog.path=gs://b/movies.dat"])
-    assert with_absolute_catalog_path(remote) == remote
+    assert remote.vocab.item_catalog.path == "gs://b/movies.dat"
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "c.yaml").write_text("vocab:\n  item_catalog:\n    path: m/x.dat\n")
+    from_file = load_config(str(tmp_path / "conf" / "c.yaml"))
+    assert from_file.vocab.item_catalog.path == str(tmp_path / "conf" / "m" / "x.dat")
 
 
 def test_since_flag_becomes_training_overrides(capsys):
