@@ -2,7 +2,10 @@
 
 All checks look at recall@blessing_k on the same eval clicks:
   * min_recall: at least `min_recall`;
-  * min_lift: at least `min_lift` x the best baseline in `lift_baselines`;
+  * min_lift: more than `min_lift` x the strongest baseline in
+    `lift_baselines` (by default both popularity baselines and a 2% margin:
+    a model that only ties the best baseline, as a degenerate one does, is
+    not blessed);
   * max_regression: at least (1 - `max_regression`) x the last blessed model's
     (skipped, and passed, when nothing was blessed before);
   * min_ann_recall: the ScaNN export's recall@K against exact search at least
@@ -14,10 +17,14 @@ from __future__ import annotations
 from components.topk_evaluator.config import LAST_BLESSED, MODEL, EvaluationConfig
 
 
-def _check(name: str, value: float, needed: float, text: str) -> dict:
-    passed = value >= needed
+def _check(name: str, value: float, needed: float, text: str, strict: bool = False) -> dict:
+    passed = value > needed if strict else value >= needed
+    if strict:
+        op = ">" if passed else "<="
+    else:
+        op = ">=" if passed else "<"
     return {"check": name, "passed": passed, "value": value, "threshold": needed,
-            "reason": f"{'pass' if passed else 'FAIL'}: {text.format(op='>=' if passed else '<')}"}
+            "reason": f"{'pass' if passed else 'FAIL'}: {text.format(op=op)}"}
 
 
 def _skipped(name: str, why: str) -> dict:
@@ -49,7 +56,7 @@ def decide_blessing(result: dict, config: EvaluationConfig,
         checks.append(_check(
             "min_lift", model, config.min_lift * best_value,
             f"{key} {model:.4f} {{op}} {config.min_lift:g} x best baseline {best} "
-            f"{best_value:.4f}"))
+            f"{best_value:.4f} (evaluation.min_lift)", strict=True))
     if LAST_BLESSED in metrics:
         last = metrics[LAST_BLESSED][key]
         checks.append(_check(

@@ -41,8 +41,9 @@ class EvaluationConfig(Config):
     # Blessing (blessing.py), all on recall@blessing_k.
     blessing_k: int = setting(100, min=1)
     min_recall: float = setting(0.0, min=0.0, max=1.0)
-    min_lift: float = setting(1.0, min=0.0)
-    lift_baselines: tuple[str, ...] = setting((POPULARITY,), choices=BASELINES)
+    # The model must score more than min_lift x the strongest of lift_baselines.
+    min_lift: float = setting(1.02, min=0.0)
+    lift_baselines: tuple[str, ...] = setting(BASELINES, choices=BASELINES)
     max_regression: float = setting(0.05, min=0.0, max=1.0)
     min_ann_recall: float = setting(0.9, min=0.0, max=1.0)
     # ANN check: eval requests answered by both exports, single-request timings.

@@ -50,6 +50,23 @@ def test_each_threshold_alone_blocks_the_blessing(result, ann, failing):
     assert _by_name(checks)[failing]["reason"].startswith("FAIL: ")
 
 
+def test_by_default_the_strongest_baseline_must_be_beaten_by_a_margin():
+    """All-time popularity 0.3271 is not the bar when recent popularity
+    scored 0.3929 in the same run; a tie with it is not a win either."""
+    config = EvaluationConfig(ks=(10,), blessing_k=10)
+    assert config.min_lift > 1.0
+    blessed, checks = decide_blessing(_result(0.3929, 0.3271, 0.3929), config)
+    assert not blessed
+    assert _by_name(checks)["min_lift"]["reason"] == (
+        f"FAIL: recall@10 0.3929 <= {config.min_lift:g} x best baseline recent_popularity "
+        "0.3929 (evaluation.min_lift)")
+    blessed, _ = decide_blessing(_result(0.3929 * 1.03, 0.3271, 0.3929), config)
+    assert blessed
+    tie, _ = decide_blessing(_result(0.4, 0.3, 0.4), EvaluationConfig(
+        ks=(10,), blessing_k=10, min_lift=1.0))
+    assert not tie  # min_lift 1: the model must still beat, not tie
+
+
 def test_without_last_blessed_model_or_ann_those_checks_are_skipped():
     blessed, checks = decide_blessing(_result(0.5, 0.3, 0.4), EvaluationConfig(**CONFIG))
     assert blessed
