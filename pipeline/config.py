@@ -56,6 +56,13 @@ class PipelineSettings(Config):
     # on every click (train and eval splits, vocabularies and statistics
     # counted over both) and push that model instead.
     final_fit: bool = True
+    # Reuse a component's outputs when its inputs and settings are unchanged
+    # (TFX caching): a rerun on identical inputs retrains nothing and pushes
+    # no second version. Off by default: the cache key holds the input
+    # files' sizes and modification times and every setting, but not the
+    # code of this repository, so after changing the code a cached run
+    # would serve results of the old code.
+    enable_cache: bool = False
 
     def check(self) -> None:
         for name in ("name", "model_name"):

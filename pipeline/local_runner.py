@@ -33,8 +33,13 @@ def paths(output_dir: str) -> dict[str, str]:
 
 def run(data_path: str, output_dir: str, config: PipelineConfig) -> dict[str, str]:
     """Runs the whole pipeline once; returns the paths used."""
+    from components.click_example_gen.inputs import input_fingerprint
+
     where = paths(output_dir)
     os.makedirs(where["pipeline_root"], exist_ok=True)
+    catalog = config.vocab.item_catalog
+    fingerprint = input_fingerprint([os.path.abspath(data_path)]
+                                    + ([catalog.path] if catalog is not None else []))
     pipeline = create_pipeline(
         pipeline_root=where["pipeline_root"],
         data_path=os.path.abspath(data_path),
@@ -43,6 +48,7 @@ def run(data_path: str, output_dir: str, config: PipelineConfig) -> dict[str, st
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             where["metadata"]),
         reports_dir=where["reports"],
+        input_fingerprint=fingerprint,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return where

@@ -46,6 +46,7 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config=None,
     reports_dir: str = "",
+    input_fingerprint: str = "",
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -57,10 +58,12 @@ def create_pipeline(
       metadata_connection_config: MLMD connection (None for Kubeflow).
       reports_dir: where ClickExampleGen also writes its report, and on a
         failed run the report with the error and the quarantined rows.
+      input_fingerprint: names the input files' versions (`input_fingerprint`),
+        so that with `pipeline.enable_cache` changed inputs are read again.
     """
     config = resolve_paths(config, os.getcwd())  # relative paths left: the working directory's
     example_gen = ClickExampleGen(input_base=data_path, config=config.ingestion,
-                                  report_dir=reports_dir)
+                                  report_dir=reports_dir, input_fingerprint=input_fingerprint)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
     example_validator = tfx.components.ExampleValidator(
@@ -74,10 +77,16 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("LatestBlessedModelResolver")
+    # The trainers read the last blessed model only to warm start from it (or
+    # to train on the clicks after its window): otherwise it is not their
+    # input, so a cached rerun is not retrained because a model was blessed.
+    training = config.model.training
+    base_model = (latest_blessed.outputs["model"]
+                  if training.warm_start or training.since_base_model else None)
     trainer = RetrievalTrainer(examples=example_gen.outputs["examples"],
                                vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
                                schema=schema_gen.outputs["schema"], config=config.model,
-                               base_model=latest_blessed.outputs["model"])
+                               base_model=base_model)
     index_builder = IndexBuilder(model=trainer.outputs["model"])
     evaluator = TopKEvaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
@@ -94,7 +103,7 @@ def create_pipeline(
         final_trainer = RetrievalTrainer(
             examples=example_gen.outputs["examples"], vocab_stats=vocab_all.outputs["vocab_stats"],
             schema=schema_gen.outputs["schema"], config=config.model,
-            base_model=latest_blessed.outputs["model"], chosen_model=trainer.outputs["model"],
+            base_model=base_model, chosen_model=trainer.outputs["model"],
             train_splits=("train", "eval")).with_id("FinalTrainer")
         pushed = IndexBuilder(model=final_trainer.outputs["model"]).with_id("FinalIndexBuilder")
         components += [vocab_all, final_trainer, pushed]
@@ -115,7 +124,7 @@ def create_pipeline(
         pipeline_name=config.pipeline.name,
         pipeline_root=pipeline_root,
         components=components + [pusher, brute_force_pusher],
-        enable_cache=False,
+        enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.pipeline.beam_args),
     )

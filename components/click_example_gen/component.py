@@ -29,6 +29,9 @@ class ClickExampleGenSpec(ComponentSpec):
         # Where the ingestion report (and, on failure, the quarantine) is
         # also written; "" = only in the artifacts.
         "report_dir": ExecutionParameter(type=str, optional=True),
+        # The input files' versions (inputs.input_fingerprint): part of the
+        # cache key, so that cached runs read changed files again.
+        "input_fingerprint": ExecutionParameter(type=str, optional=True),
     }
     INPUTS: dict = {}
     OUTPUTS = {
@@ -44,16 +47,17 @@ class ClickExampleGen(base_beam_component.BaseBeamComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, input_base: str, config: IngestionConfig | dict | None = None,
-                 report_dir: str = ""):
+                 report_dir: str = "", input_fingerprint: str = ""):
         """Args:
           input_base: a click-log file, glob or directory.
           config: the `ingestion` settings (checked here, at pipeline build time).
           report_dir: a directory that also gets the ingestion report, and on
             a failed run the report with the error and the quarantined rows.
+          input_fingerprint: the input files' versions (cache key only).
         """
         config = parse(IngestionConfig, config)
         super().__init__(spec=ClickExampleGenSpec(
             input_base=input_base, config=json.dumps(config.to_dict(), sort_keys=True),
-            report_dir=report_dir,
+            report_dir=report_dir, input_fingerprint=input_fingerprint,
             examples=types.Channel(type=standard_artifacts.Examples),
             quarantine=types.Channel(type=QuarantinedClicks)))

@@ -243,6 +243,19 @@ def resolve_input_files(input_base: str, input_format: str,
     return files
 
 
+def input_fingerprint(patterns: list[str]) -> str:
+    """Names the current version of every file matched by `patterns` (a file,
+    glob or directory each) by path, size and modification time, as TFX's
+    file-based ExampleGen does for its cache key."""
+    lines = []
+    for pattern in patterns:
+        for path in _list_paths(pattern):
+            metadata = FileSystems.match([path])[0].metadata_list[0]
+            lines.append(f"{path}:{metadata.size_in_bytes}:"
+                         f"{getattr(metadata, 'last_updated_in_seconds', 0.0)}")
+    return "\n".join(lines)
+
+
 def check_unchanged(files: dict[str, InputFile]) -> None:
     """Raises InputError naming a file whose size or modification time differs
     from when it was resolved: it changed while it was read, so the rows read

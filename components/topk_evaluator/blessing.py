@@ -9,7 +9,10 @@ All checks look at recall@blessing_k on the same eval clicks:
   * max_regression: at least (1 - `max_regression`) x the last blessed model's
     (skipped, and passed, when nothing was blessed before);
   * min_ann_recall: the ScaNN export's recall@K against exact search at least
-    `min_ann_recall` (skipped when no export was checked).
+    `min_ann_recall` (skipped when no export was checked);
+  * new_model: the model is not the last blessed model itself (a cached
+    rerun on identical inputs hands the evaluator the model an earlier run
+    blessed and pushed: blessing it again would push a second copy).
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ def _skipped(name: str, why: str) -> dict:
             "reason": f"skipped: {why}"}
 
 
-def decide_blessing(result: dict, config: EvaluationConfig,
-                    ann: dict | None = None) -> tuple[bool, list[dict]]:
+def decide_blessing(result: dict, config: EvaluationConfig, ann: dict | None = None,
+                    last_blessed_id: int | None = None) -> tuple[bool, list[dict]]:
     """Applies the blessing thresholds.
 
     Args:
       result: `evaluation.evaluate` output (metrics per scorer).
       config: the thresholds.
       ann: `ann_check` output, if the exports were checked.
+      last_blessed_id: set when the model is the last blessed model (its
+        MLMD artifact id): then it is not blessed again.
 
     Returns:
       (blessed, checks): each check is {"check", "passed", "value",
@@ -73,4 +78,9 @@ def decide_blessing(result: dict, config: EvaluationConfig,
             f"{config.min_ann_recall:.4f}"))
     else:
         checks.append(_skipped("min_ann_recall", "no ScaNN export to check"))
+    if last_blessed_id is not None:
+        checks.append({"check": "new_model", "passed": False, "value": None, "threshold": None,
+                       "reason": f"FAIL: the model is the last blessed model (artifact "
+                                 f"{last_blessed_id}), reused from an earlier run on the same "
+                                 "inputs: it was pushed then"})
     return all(c["passed"] for c in checks), checks

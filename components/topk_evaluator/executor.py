@@ -67,7 +67,9 @@ class Executor(base_executor.BaseExecutor):
         ann = run_ann_check(_optional_single(input_dict, "scann_model"),
                             _optional_single(input_dict, "brute_force_model"), eval_files, config,
                             result["exclude_history"])
-        blessed, checks = blessing_lib.decide_blessing(result, config, ann)
+        same = baseline is not None and baseline.id == model.id  # a cached rerun
+        blessed, checks = blessing_lib.decide_blessing(result, config, ann,
+                                                       model.id if same else None)
         reasons = [check["reason"] for check in checks]
         result.update(blessed=blessed, reasons=reasons, checks=checks, ann=ann,
                       config=config.to_dict(), model_uri=model.uri,
