@@ -1,4 +1,4 @@
-"""Reading and writing the VocabStats files (no TensorFlow, no Beam).
+"""Reading and writing the VocabStats files (no Beam; TensorFlow only for URLs).
 
 Layout of a VocabStats directory:
   * ``items.tsv``: ``item_id<TAB>count<TAB>sampling_probability<TAB>recent_count``,
@@ -21,6 +21,10 @@ Layout of a VocabStats directory:
 
 `sampling_probability` is the item's share of training clicks: the logQ
 correction of in-batch sampled softmax subtracts its log from the logit.
+
+A directory may be a URL (``gs://``, ``s3://``, ``hdfs://``): VocabStatsGen
+writes the files from a Beam worker into the artifact's URI, which on
+Dataflow or Flink is remote storage, and the trainer reads them from there.
 """
 
 from __future__ import annotations
@@ -36,6 +40,36 @@ ITEM_STATS_FILE = "item_stats.tsv"
 FEATURES_DIR = "features"
 ITEM_FEATURES_FILE = "item_features.tsv"
 TOKEN_SEPARATOR = "|"
+
+
+def _gfile(path: str):
+    """TensorFlow's file systems when `path` is a URL (gs://, s3://, hdfs://),
+    else None: builtin `open` would take ``gs://b/x`` for a local path."""
+    if "://" not in path:
+        return None
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def _open(path: str, mode: str = "r", newline: str | None = None):
+    gfile = _gfile(path)
+    if gfile:
+        return gfile.GFile(path, mode)
+    return open(path, mode, encoding="utf-8", newline=newline)
+
+
+def _makedirs(directory: str) -> None:
+    gfile = _gfile(directory)
+    if gfile:
+        gfile.makedirs(directory)
+    else:
+        os.makedirs(directory, exist_ok=True)
+
+
+def _exists(path: str) -> bool:
+    gfile = _gfile(path)
+    return gfile.exists(path) if gfile else os.path.exists(path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,25 +128,25 @@ def write_vocab(directory: str, items: list[tuple[str, float, float]],
       users: (user_id, count) rows; written most active first.
       stats: JSON-serialisable totals.
     """
-    os.makedirs(directory, exist_ok=True)
+    _makedirs(directory)
     total = float(sum(count for _, count, _ in items))
     if total <= 0:
         raise ValueError(f"vocab for {directory!r}: no item has a positive click count")
-    with open(os.path.join(directory, ITEMS_FILE), "w", encoding="utf-8") as f:
+    with _open(os.path.join(directory, ITEMS_FILE), "w") as f:
         for item_id, count, recent in sorted(items, key=lambda r: (-r[1], r[0])):
             _check_id(item_id, "item")
             f.write(f"{item_id}\t{count:g}\t{count / total:.10g}\t{recent:g}\n")
-    with open(os.path.join(directory, USERS_FILE), "w", encoding="utf-8") as f:
+    with _open(os.path.join(directory, USERS_FILE), "w") as f:
         for user_id, count in sorted(users, key=lambda r: (-r[1], r[0])):
             _check_id(user_id, "user")
             f.write(f"{user_id}\t{count:g}\n")
-    with open(os.path.join(directory, STATS_FILE), "w", encoding="utf-8") as f:
+    with _open(os.path.join(directory, STATS_FILE), "w") as f:
         json.dump(stats, f, indent=2, sort_keys=True)
 
 
 def _read_tsv(path: str, columns: int) -> list[list[str]]:
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with _open(path) as f:
         for number, line in enumerate(f, 1):
             fields = line.rstrip("\n").split("\t")
             if len(fields) != columns:
@@ -126,7 +160,7 @@ def read_vocab(directory: str) -> Vocab:
     """Reads a VocabStats directory written by `write_vocab`."""
     items = _read_tsv(os.path.join(directory, ITEMS_FILE), 4)
     users = _read_tsv(os.path.join(directory, USERS_FILE), 2)
-    with open(os.path.join(directory, STATS_FILE), encoding="utf-8") as f:
+    with _open(os.path.join(directory, STATS_FILE)) as f:
         stats = json.load(f)
     if not items:
         raise ValueError(f"vocab {directory!r}: {ITEMS_FILE} is empty; no candidates to retrieve")
@@ -160,7 +194,7 @@ _ITEM_STATS_COLUMNS = [f.name for f in dataclasses.fields(ItemStats)]
 
 def write_item_stats(directory: str, rows: list[ItemStats]) -> None:
     """Writes ``item_stats.tsv`` (rows in items.tsv order) with a header row."""
-    with open(os.path.join(directory, ITEM_STATS_FILE), "w", encoding="utf-8") as f:
+    with _open(os.path.join(directory, ITEM_STATS_FILE), "w") as f:
         f.write("\t".join(_ITEM_STATS_COLUMNS) + "\n")
         for row in rows:
             _check_id(row.item_id, "item")
@@ -181,8 +215,8 @@ def read_item_stats(directory: str) -> list[ItemStats]:
 
 def write_feature_vocab(directory: str, name: str, values: list[tuple[str, float]]) -> None:
     """Writes ``features/<name>.tsv``: value and count, in the given order."""
-    os.makedirs(os.path.join(directory, FEATURES_DIR), exist_ok=True)
-    with open(os.path.join(directory, FEATURES_DIR, f"{name}.tsv"), "w", encoding="utf-8") as f:
+    _makedirs(os.path.join(directory, FEATURES_DIR))
+    with _open(os.path.join(directory, FEATURES_DIR, f"{name}.tsv"), "w") as f:
         for value, count in values:
             if "\t" in value or "\n" in value:
                 raise ValueError(f"feature {name!r} value {value!r}: expected no tab or newline")
@@ -213,8 +247,7 @@ def write_item_features(directory: str, names: list[str],
         if not name or name == "item_id" or any(c in name for c in "\t\n\r|"):
             raise ValueError(f"item feature name {name!r}: expected a non-empty name other "
                              "than 'item_id' without tab, line break or '|'")
-    with open(os.path.join(directory, ITEM_FEATURES_FILE), "w", encoding="utf-8",
-              newline="\n") as f:
+    with _open(os.path.join(directory, ITEM_FEATURES_FILE), "w", newline="\n") as f:
         f.write("\t".join(["item_id", *names]) + "\n")
         for item_id, values in rows:
             _check_id(item_id, "item")
@@ -242,9 +275,9 @@ def read_item_features(directory: str) -> dict[str, list[list[str]]] | None:
         not match items.tsv.
     """
     path = os.path.join(directory, ITEM_FEATURES_FILE)
-    if not os.path.exists(path):
+    if not _exists(path):
         return None
-    with open(path, encoding="utf-8", newline="\n") as f:
+    with _open(path, newline="\n") as f:
         lines = [line[:-1] if line.endswith("\n") else line for line in f]
     if not lines or not lines[0].startswith("item_id"):
         raise ValueError(f"{path}: expected a header row 'item_id<TAB><feature>...'")

@@ -1,5 +1,7 @@
 """item_features.tsv: write/read round trip in items.tsv order, absent file, bad files."""
 
+import os
+
 import pytest
 
 from models import vocab as vocab_lib
@@ -56,3 +58,26 @@ def test_missing_rows_fail(tmp_path):
 def test_writer_refuses_what_would_not_read_back(tmp_path, names, rows, message):
     with pytest.raises(ValueError, match=message):
         vocab_lib.write_item_features(str(tmp_path), names, rows)
+
+
+def test_a_url_directory_is_written_and_read_through_tensorflow_file_systems(
+        tmp_path, monkeypatch):
+    # On Dataflow or Flink the VocabStats artifact is a gs:// (s3://, ...) URI
+    # written from a Beam worker. TensorFlow's in-memory file system stands in
+    # for it: a URL, and no local file may appear in its place.
+    monkeypatch.chdir(tmp_path)
+    url = f"ram://{tmp_path.name}/vocab"
+    _vocab(url)
+    stats = vocab_lib.ItemStats("i1", 3, 3.0, 0.75, 0.7, 1, 100, 200)
+    vocab_lib.write_item_stats(url, [stats])
+    vocab_lib.write_feature_vocab(url, "country", [("de", 2.0)])
+    vocab_lib.write_item_features(url, NAMES, ROWS)
+    assert os.listdir(tmp_path) == []
+    vocab = vocab_lib.read_vocab(url)
+    assert (vocab.item_ids, vocab.item_counts, vocab.user_ids) == (
+        ["i1", "i3", "i9"], [3.0, 1.0, 0.0], ["u1"])
+    assert vocab_lib.read_item_stats(url) == [stats]
+    assert vocab_lib.read_feature_vocab(url, "country") == [("de", 2.0)]
+    assert vocab_lib.read_item_features(url)["title"] == [
+        ["the", "conjuring", "2013"], [], ["amélie"]]
+    assert vocab_lib.read_item_features(f"ram://{tmp_path.name}/none") is None

@@ -133,3 +133,29 @@ def test_since_flag_becomes_training_overrides(capsys):
     # A bad value fails before anything runs, naming the flag and the value.
     assert main(["--data", "d.csv", "--output", "out", "--since", "yesterday"]) == 2
     assert "--since 'yesterday': expected unix seconds or 'base'" in capsys.readouterr().err
+
+
+CONFIG_FILES = sorted(name for name in os.listdir(os.path.join(REPO_ROOT, "configs"))
+                      if name.endswith(".yaml"))
+# configs/ file -> the Beam runner its pipeline.beam_args name (None: the default).
+RUNNERS = {"dataflow.yaml": "DataflowRunner", "flink.yaml": "FlinkRunner",
+           "movietweetings.yaml": None}
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_every_config_file_loads_and_beam_knows_its_beam_args(name):
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    from components.beam_runner import is_local_runner
+
+    assert name in RUNNERS, f"configs/{name}: add it to RUNNERS with the runner it names"
+    config = load_config(os.path.join(REPO_ROOT, "configs", name))
+    args = list(config.pipeline.beam_args)
+    options = PipelineOptions(args)
+    assert options.view_as(StandardOptions).runner == RUNNERS[name]
+    assert is_local_runner(args) is (RUNNERS[name] is None)
+    # Beam drops flags it does not know with only a log line: a misspelt
+    # flag in an example must fail here instead.
+    known = options.get_all_options(retain_unknown_options=False)
+    unknown = set(options.get_all_options(retain_unknown_options=True)) - set(known)
+    assert not unknown, f"configs/{name}: flags Beam does not know: {sorted(unknown)}"
