@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "histories and statistics); `base`: the clicks after the last "
                              "blessed model's training window, warm-starting from it (a daily "
                              "run)")
+    parser.add_argument("--allow-anomaly", action="append", default=[],
+                        metavar="FEATURE:KIND",
+                        help="let this anomaly of the click examples through the validation "
+                             "gate (appended to validation.allow_anomalies); repeatable")
     parser.add_argument("--kubeflow", action="store_true",
                         help="compile a Kubeflow Pipelines v2 spec to --output instead of running")
     parser.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/retrieval",
@@ -58,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config, args.set + since_overrides(args.since))
+        if args.allow_anomaly:
+            config = config.replace(validation=config.validation.replace(
+                allow_anomalies=config.validation.allow_anomalies + tuple(args.allow_anomaly)))
+            print(f"retrieval-pipeline: allowing anomalies {args.allow_anomaly} "
+                  "(--allow-anomaly)", file=sys.stderr)
     except ValueError as error:
         print(f"retrieval-pipeline: {error}", file=sys.stderr)
         return 2

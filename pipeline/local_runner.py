@@ -16,8 +16,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx  # noqa: E402
 
+from clicklog.errors import InputError  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
+from pipeline.pipeline import create_pipeline, with_absolute_schema_path  # noqa: E402
 
 
 def paths(output_dir: str) -> dict[str, str]:
@@ -32,6 +33,11 @@ def paths(output_dir: str) -> dict[str, str]:
 
 def run(data_path: str, output_dir: str, config: PipelineConfig) -> dict[str, str]:
     """Runs the whole pipeline once; returns the paths used."""
+    schema_path = with_absolute_schema_path(config).validation.schema_path
+    if "://" not in schema_path and not os.path.isfile(schema_path):
+        raise InputError(f"validation.schema_path={config.validation.schema_path!r}: no such "
+                         f"file ({schema_path}); expected a schema text file (.pbtxt, see "
+                         "docs/running.md: python -m pipeline.schema)")
     where = paths(output_dir)
     os.makedirs(where["pipeline_root"], exist_ok=True)
     pipeline = create_pipeline(
