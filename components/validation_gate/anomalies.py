@@ -189,6 +189,7 @@ class DataValidationError(InputError):
     """Blocking anomalies: the message has one line per anomaly."""
 
     def __init__(self, blocking: tuple[Anomaly, ...], config: ValidationConfig, schema_path: str):
+        blocking = tuple(sorted(blocking, key=lambda a: (a.feature, a.kind, a.split)))
         lines = [line(a, config) for a in blocking]
         super().__init__(
             f"click examples failed validation against the schema {schema_path!r} "
