@@ -25,8 +25,8 @@ class Executor(trainer_executor.GenericExecutor):
         super().Do(input_dict, output_dict, exec_properties)
         if input_dict.get("data_validation"):
             model = artifact_utils.get_single_instance(output_dict["model"])
-            model.set_string_custom_property(
-                DATA_VALIDATION_PROPERTY, artifact_utils.get_single_uri(input_dict["data_validation"]))
+            verdict = artifact_utils.get_single_uri(input_dict["data_validation"])
+            model.set_string_custom_property(DATA_VALIDATION_PROPERTY, verdict)
 
     def _GetFnArgs(self, input_dict: dict[str, list[types.Artifact]],
                    output_dict: dict[str, list[types.Artifact]],
