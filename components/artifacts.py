@@ -20,3 +20,17 @@ class QuarantinedClicks(artifact.Artifact):
     reason, plus ``ingestion.json`` with the per-file counters."""
 
     TYPE_NAME = "retrieval.QuarantinedClicks"
+
+
+class DataValidation(artifact.Artifact):
+    """The validation gate's verdict on a run's click examples: ``validation.json``
+    (blocking, allowed and warn-only anomalies) and a copy of the statistics
+    validated (``statistics/Split-<name>/FeatureStats.pb``), the drift
+    reference of later runs. Only written when nothing blocks."""
+
+    TYPE_NAME = "retrieval.DataValidation"
+
+
+# The Model custom property naming the DataValidation its Trainer consumed:
+# the statistics later runs measure drift against.
+DATA_VALIDATION_PROPERTY = "data_validation"

@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "run)")
     parser.add_argument("--verbose", action="store_true",
                         help="print the traceback of an error (by default one or two lines)")
+    parser.add_argument("--allow-anomaly", action="append", default=[],
+                        metavar="FEATURE:KIND",
+                        help="let this anomaly of the click examples through the validation "
+                             "gate (appended to validation.allow_anomalies); repeatable")
     parser.add_argument("--kubeflow", action="store_true",
                         help="compile a Kubeflow Pipelines v2 spec to --output instead of running")
     parser.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/retrieval",
@@ -98,6 +102,11 @@ def _main(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
 
     config = load_config(args.config, args.set + since_overrides(args.since))
+    if args.allow_anomaly:
+        config = config.replace(validation=config.validation.replace(
+            allow_anomalies=config.validation.allow_anomalies + tuple(args.allow_anomaly)))
+        print(f"retrieval-pipeline: allowing anomalies {args.allow_anomaly} "
+              "(--allow-anomaly)", file=sys.stderr)
     if args.kubeflow:
         from pipeline import kubeflow_runner
 

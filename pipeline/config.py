@@ -8,6 +8,7 @@ The whole configuration is one tree of checked sections (`clicklog.config`):
   model       -> models/config.py: ModelConfig (towers, history, negatives,
                  loss, prior, ensemble, teacher, training, export)
   evaluation  -> components/topk_evaluator/config.py: EvaluationConfig
+  validation  -> components/validation_gate/config.py: ValidationConfig
 
 `load_config` reads the YAML, applies the overrides and checks every value
 before any component is built, so a typo or a bad value fails at once with
@@ -38,6 +39,7 @@ from clicklog.config import (
 )
 from components.click_example_gen.config import IngestionConfig
 from components.topk_evaluator.config import EvaluationConfig
+from components.validation_gate.config import ValidationConfig
 from components.vocab_stats_gen.config import VocabConfig
 from models.config import ModelConfig
 
@@ -79,6 +81,7 @@ class PipelineConfig(Config):
     vocab: VocabConfig = section(VocabConfig)
     model: ModelConfig = section(ModelConfig)
     evaluation: EvaluationConfig = section(EvaluationConfig)
+    validation: ValidationConfig = section(ValidationConfig)
 
     def check(self) -> None:
         # The Trainer reads query features from the click examples

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx  # noqa: E402
 
+from clicklog.errors import InputError  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
@@ -34,7 +35,11 @@ def paths(output_dir: str) -> dict[str, str]:
 def run(data_path: str, output_dir: str, config: PipelineConfig) -> dict[str, str]:
     """Runs the whole pipeline once; returns the paths used."""
     from components.click_example_gen.inputs import input_fingerprint
+    from pipeline.preflight import schema_problem
 
+    problem = schema_problem(config)
+    if problem:
+        raise InputError(problem)
     where = paths(output_dir)
     os.makedirs(where["pipeline_root"], exist_ok=True)
     catalog = config.vocab.item_catalog

@@ -1,8 +1,13 @@
 """`create_pipeline`: the TFX graph of the retrieval pipeline.
 
-ClickExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
-                -> VocabStatsGen -> RetrievalTrainer -> IndexBuilder -> TopKEvaluator
+ClickExampleGen -> StatisticsGen -> ExampleValidator (against ImportSchemaGen's
+                   |               curated schema) -> ValidationGate
+                   +-> SchemaGen (inferred, for inspection only)       |
+                -> VocabStatsGen -> RetrievalTrainer <------------------+
+                                    -> IndexBuilder -> TopKEvaluator
                      LatestBlessedModelResolver ------------------------^
+                     (and -> ValidationGate: drift against the statistics
+                     the last blessed model was trained after)
 With `pipeline.final_fit` (the default):
                 -> VocabStatsGenAllClicks -> FinalTrainer -> FinalIndexBuilder
                                      -> Pusher (scann), Pusher (brute_force)
@@ -12,8 +17,10 @@ weight, its trained epochs) on every click of the run, with vocabularies,
 popularity and the recent window counted over every click, and is the model
 pushed. Both Pushers gate on TopKEvaluator's blessing of the evaluated model;
 the evaluator compares it with the last blessed one and checks the ScaNN
-export against exact. Runners (local_runner, kubeflow_runner) supply paths,
-the metadata backend and Beam args.
+export against exact. Both Trainers take the ValidationGate's output, so a
+blocking anomaly in the click examples stops the run before training.
+Runners (local_runner, kubeflow_runner) supply paths, the metadata backend
+and Beam args.
 """
 
 from __future__ import annotations
@@ -27,16 +34,33 @@ from components.click_example_gen.component import ClickExampleGen
 from components.index_builder.component import IndexBuilder
 from components.retrieval_trainer.component import RetrievalTrainer
 from components.topk_evaluator.component import TopKEvaluator
+from components.validation_gate.component import ValidationGate
 from components.vocab_stats_gen.component import VocabStatsGen
 from pipeline.config import PipelineConfig
 
 BRUTE_FORCE_SUFFIX = "_brute_force"
+# The curated schema of the click-example layout, used when the config names
+# none (validation.schema_path: null); found from the code, not the cwd.
+DEFAULT_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "configs", "schema", "clicks.pbtxt")
 
 
 def serving_dirs(serving_base: str, model_name: str) -> dict[str, str]:
     """Push destinations: ``<base>/<name>`` (ScaNN) and ``<base>/<name>_brute_force``."""
     return {"scann": os.path.join(serving_base, model_name),
             "brute_force": os.path.join(serving_base, model_name + BRUTE_FORCE_SUFFIX)}
+
+
+def with_absolute_schema_path(config: PipelineConfig) -> PipelineConfig:
+    """`config` whose `validation.schema_path` is an absolute path: the
+    repository's DEFAULT_SCHEMA when null, a relative path made absolute from
+    the working directory (as ``--data``); URLs (``gs://...``) are left alone."""
+    path = config.validation.schema_path
+    if path is None:
+        path = DEFAULT_SCHEMA
+    elif "://" not in path:
+        path = os.path.abspath(path)
+    return config.replace(validation=config.validation.replace(schema_path=path))
 
 
 def create_pipeline(
@@ -61,13 +85,16 @@ def create_pipeline(
       input_fingerprint: names the input files' versions (`input_fingerprint`),
         so that with `pipeline.enable_cache` changed inputs are read again.
     """
-    config = resolve_paths(config, os.getcwd())  # relative paths left: the working directory's
+    config = with_absolute_schema_path(resolve_paths(config, os.getcwd()))
     example_gen = ClickExampleGen(input_base=data_path, config=config.ingestion,
                                   report_dir=reports_dir, input_fingerprint=input_fingerprint)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    # The schema the run is checked against is the curated one in the repo;
+    # SchemaGen's inferred schema is kept only to compare with it.
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    import_schema = tfx.components.ImportSchemaGen(schema_file=config.validation.schema_path)
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=import_schema.outputs["schema"])
     vocab_stats_gen = VocabStatsGen(examples=example_gen.outputs["examples"],
                                     config=config.vocab)
     # The "last blessed model": towers an earlier run blessed. The Trainer warm
@@ -77,24 +104,33 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("LatestBlessedModelResolver")
-    # The trainers read the last blessed model only to warm start from it (or
-    # to train on the clicks after its window): otherwise it is not their
-    # input, so a cached rerun is not retrained because a model was blessed.
+    # The gate compares with the last blessed run's statistics only when drift
+    # thresholds are set, and the trainers read the last blessed model only to
+    # warm start from it (or to train on the clicks after its window):
+    # otherwise it is not their input, so a cached rerun is not redone
+    # because a model was blessed in between.
+    gate = ValidationGate(statistics=statistics_gen.outputs["statistics"],
+                          schema=import_schema.outputs["schema"],
+                          anomalies=example_validator.outputs["anomalies"],
+                          schema_path=config.validation.schema_path, config=config.validation,
+                          baseline_model=(latest_blessed.outputs["model"]
+                                          if config.validation.drift else None))
     training = config.model.training
     base_model = (latest_blessed.outputs["model"]
                   if training.warm_start or training.since_base_model else None)
     trainer = RetrievalTrainer(examples=example_gen.outputs["examples"],
                                vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
-                               schema=schema_gen.outputs["schema"], config=config.model,
-                               base_model=base_model)
+                               schema=import_schema.outputs["schema"], config=config.model,
+                               base_model=base_model,
+                               data_validation=gate.outputs["validation"])
     index_builder = IndexBuilder(model=trainer.outputs["model"])
     evaluator = TopKEvaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         config=config.evaluation, baseline_model=latest_blessed.outputs["model"],
         scann_model=index_builder.outputs["scann_model"],
         brute_force_model=index_builder.outputs["brute_force_model"])
-    components = [example_gen, statistics_gen, schema_gen, example_validator,
-                  vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator]
+    components = [example_gen, statistics_gen, schema_gen, import_schema, example_validator,
+                  gate, vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator]
     pushed = index_builder
     if config.pipeline.final_fit:
         vocab_all = VocabStatsGen(examples=example_gen.outputs["examples"],
@@ -102,8 +138,9 @@ def create_pipeline(
                                   ).with_id("VocabStatsGenAllClicks")
         final_trainer = RetrievalTrainer(
             examples=example_gen.outputs["examples"], vocab_stats=vocab_all.outputs["vocab_stats"],
-            schema=schema_gen.outputs["schema"], config=config.model,
+            schema=import_schema.outputs["schema"], config=config.model,
             base_model=base_model, chosen_model=trainer.outputs["model"],
+            data_validation=gate.outputs["validation"],
             train_splits=("train", "eval")).with_id("FinalTrainer")
         pushed = IndexBuilder(model=final_trainer.outputs["model"]).with_id("FinalIndexBuilder")
         components += [vocab_all, final_trainer, pushed]

@@ -3,7 +3,8 @@
 `problems` reads every click-log file as ClickExampleGen will (headers,
 compressed streams, Parquet row groups, TFRecord checksums; see
 components/click_example_gen/inputs.py), matches the item catalog and reads
-its headers, and checks that the output directory can be written, so that a
+its headers, checks the curated schema file exists and that the output
+directory can be written, so that a
 wrong path or a damaged file is reported in the first seconds of a run rather
 than minutes into it. Each problem is one line naming the input, the bad
 value and what was expected.
@@ -34,6 +35,18 @@ def _output_problem(output_dir: str) -> str | None:
     return None
 
 
+def schema_problem(config: PipelineConfig) -> str | None:
+    """The curated schema file (`validation.schema_path`) must exist."""
+    from pipeline.pipeline import with_absolute_schema_path
+
+    path = with_absolute_schema_path(config).validation.schema_path
+    if "://" in path or os.path.isfile(path):
+        return None
+    return (f"validation.schema_path={config.validation.schema_path!r}: no such file "
+            f"({path}); expected a schema text file (.pbtxt, see docs/running.md: "
+            "python -m pipeline.schema)")
+
+
 def problems(data_path: str, output_dir: str, config: PipelineConfig) -> list[str]:
     """One line per unusable input or output; [] when the run can start."""
     from components.click_example_gen import inputs
@@ -51,6 +64,9 @@ def problems(data_path: str, output_dir: str, config: PipelineConfig) -> list[st
             item_catalog.resolve_catalog_files(config.vocab.item_catalog)
         except ValueError as error:
             found.append(str(error))
+    schema = schema_problem(config)
+    if schema:
+        found.append(schema)
     output = _output_problem(output_dir)
     if output:
         found.append(output)

@@ -4,7 +4,10 @@ The stock Trainer has no slot for the vocabulary artifact; this component
 keeps its spec, adds ``vocab_stats``, and trains with `run_fn` (default
 `models.trainer.run_fn`) given the `ModelConfig` as ``custom_config["model"]``.
 Inputs: `Examples` (train and eval splits), `retrieval.VocabStats`, optional
-`Schema` and `base_model` (the last blessed model, for warm start). Outputs:
+`Schema`, `base_model` (the last blessed model, for warm start) and
+`data_validation` (the ValidationGate's verdict: the Trainer runs only after
+the gate passed; the output Model records its URI, the drift reference of
+later runs). Outputs:
 `Model` (the towers SavedModel, models/towers_export.py) and `ModelRun`
 (TensorBoard logs).
 
@@ -24,7 +27,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from clicklog.config import parse
-from components.artifacts import VocabStats
+from components.artifacts import DataValidation, VocabStats
 from components.retrieval_trainer.executor import Executor
 from models.config import ModelConfig
 from models.trainer import MODEL_CONFIG_KEY
@@ -46,6 +49,8 @@ class RetrievalTrainerSpec(ComponentSpec):
         "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
         # The final fit: the evaluated model whose settings it repeats.
         "chosen_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        # The ValidationGate's output: training waits for the gate to pass.
+        "data_validation": ChannelParameter(type=DataValidation, optional=True),
     }
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -64,6 +69,7 @@ class RetrievalTrainer(base_component.BaseComponent):
                  schema: types.BaseChannel | None = None,
                  base_model: types.BaseChannel | None = None,
                  chosen_model: types.BaseChannel | None = None,
+                 data_validation: types.BaseChannel | None = None,
                  train_splits: tuple[str, ...] = ("train",),
                  run_fn: str = DEFAULT_RUN_FN):
         """Args:
@@ -73,13 +79,14 @@ class RetrievalTrainer(base_component.BaseComponent):
           base_model: an earlier model to warm start from.
           chosen_model: the final fit's evaluated model (then nothing is held
             out: the eval split is not used).
+          data_validation: the ValidationGate's verdict on the examples.
           train_splits: the example splits trained on.
           run_fn: the training function's module path.
         """
         config = parse(ModelConfig, config)  # checked at pipeline build time
         super().__init__(spec=RetrievalTrainerSpec(
             examples=examples, vocab_stats=vocab_stats, schema=schema, base_model=base_model,
-            chosen_model=chosen_model,
+            chosen_model=chosen_model, data_validation=data_validation,
             train_args=trainer_pb2.TrainArgs(splits=list(train_splits)),
             # With a chosen model run_fn holds nothing out and ignores it.
             eval_args=trainer_pb2.EvalArgs(splits=["eval"]),

@@ -25,10 +25,10 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from pipeline import reports
 from tests.serving import support
 
-COMPONENTS = ["ClickExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "VocabStatsGen", "RetrievalTrainer", "TopKEvaluator", "IndexBuilder",
-              "VocabStatsGenAllClicks", "FinalTrainer", "FinalIndexBuilder", "Pusher",
-              "BruteForcePusher"]
+COMPONENTS = ["ClickExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen",
+              "ExampleValidator", "ValidationGate", "VocabStatsGen", "RetrievalTrainer",
+              "TopKEvaluator", "IndexBuilder", "VocabStatsGenAllClicks", "FinalTrainer",
+              "FinalIndexBuilder", "Pusher", "BruteForcePusher"]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,9 @@ def test_every_component_ran_once_with_artifacts(run):
         assert len(executions) == 1, (name, executions)
         assert executions[0].last_known_state == metadata_store_pb2.Execution.COMPLETE, name
     for type_name in ("Examples", "ExampleStatistics", "Schema", "ExampleAnomalies",
-                      "retrieval.VocabStats", "Model", "ModelRun", "ModelEvaluation",
-                      "ModelBlessing", "PushedModel", "retrieval.QuarantinedClicks"):
+                      "retrieval.DataValidation", "retrieval.VocabStats", "Model", "ModelRun",
+                      "ModelEvaluation", "ModelBlessing", "PushedModel",
+                      "retrieval.QuarantinedClicks"):
         artifacts = store.get_artifacts_by_type(type_name)
         assert artifacts, type_name
         for artifact in artifacts:

@@ -30,6 +30,10 @@ def test_compile_writes_parsable_pipeline_spec(tmp_path, capsys):
     assert images == {"registry/retrieval:1"}
     assert "--runner=DataflowRunner" in json.dumps(job["pipelineSpec"]["deploymentSpec"])
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
+    # The curated schema is read inside the step image (kubeflow/Dockerfile copies configs/).
+    schema_file = job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"][
+        "parameters"]["schema_file"]["runtimeValue"]["constantValue"]["stringValue"]
+    assert schema_file == "/pipeline/configs/schema/clicks.pbtxt"
 
 
 def test_compiled_daily_run_warm_starts_both_trainers_from_the_last_blessed_model(tmp_path):
