@@ -66,8 +66,10 @@ def _error(error: BaseException, verbose: bool) -> int:
     if verbose:
         traceback.print_exception(type(error), error, error.__traceback__)
     if isinstance(error, ValueError):  # InputError, ConfigError: the message says it all
-        for line in str(error).strip().splitlines() or [repr(error)]:
-            print(f"retrieval-pipeline: {line}", file=sys.stderr)
+        first, *rest = str(error).strip().splitlines() or [repr(error)]
+        print(f"retrieval-pipeline: {first}", file=sys.stderr)
+        for line in rest:  # one line per problem (e.g. per anomaly), indented
+            print(line, file=sys.stderr)
         return 2
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     print(f"retrieval-pipeline: {type(error).__name__}: {lines[-1][:500] if lines else ''}",
