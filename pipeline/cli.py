@@ -60,6 +60,18 @@ def since_overrides(since: str | None) -> list[str]:
         raise ValueError(f"--since {since!r}: expected unix seconds or 'base'") from None
 
 
+def quiet_libraries() -> None:
+    """Silences what TensorFlow's C++ runtime and Google client libraries print
+    on import (CUDA probing, CPU features, Python-version notices: about 40
+    lines before the first line of ours), in this process and its workers;
+    `--verbose` keeps them. Must run before TensorFlow is imported."""
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def _error(error: BaseException, verbose: bool) -> int:
     """Prints `error` as one line per problem (the traceback with --verbose);
     -> exit code 2 for unusable input or configuration, 1 otherwise."""
@@ -92,6 +104,8 @@ def _failed_report(reports_dir: str, problems: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet_libraries()
     try:
         return _main(args)
     except KeyboardInterrupt:

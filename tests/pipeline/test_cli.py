@@ -94,3 +94,24 @@ def test_an_unexpected_error_is_two_lines_and_the_traceback_is_opt_in(capsys):
         assert cli._error(error, verbose=True) == 1
         err = capsys.readouterr().err
         assert err.startswith("Traceback") and "in fail" in err
+
+
+def test_as_a_user_runs_it_an_error_is_the_only_line_on_stderr(tmp_path):
+    """No import noise from TensorFlow or Google libraries before it."""
+    import subprocess
+    import sys
+
+    from tests.serving import support
+
+    env = support.subprocess_env()
+    env.pop("TF_CPP_MIN_LOG_LEVEL")  # as in a user's shell
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--data", str(tmp_path / "none.csv"),
+         "--output", str(tmp_path / "out"), "--set", "vocab.item_catalog.path=none.dat"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"retrieval-pipeline: click log input '{tmp_path / 'none.csv'}': no file matches; "
+        "expected a file, a glob or a directory of click logs",
+        f"retrieval-pipeline: vocab.item_catalog.path='{tmp_path / 'none.dat'}': no file "
+        "matches; expected an existing item catalog file, glob or directory"]
