@@ -90,3 +90,24 @@ def test_html_report_of_the_rejected_run_explains_why(runs):
     assert "NOT BLESSED: the model will not be pushed" in page
     assert "last_blessed" in page
     assert f"report: {runs['output'] / 'reports' / 'evaluation.html'}" in runs["bad"]["stdout"]
+
+
+def test_a_log_with_one_item_is_not_blessed(tmp_path):
+    """Every scorer ties (with the seen item excluded nothing is left to find):
+    a tie with the best baseline is not a win, so nothing is pushed."""
+    from tests.pipeline.conftest import IN_MEMORY, run_cli
+
+    clicks = tmp_path / "one-item.csv"
+    clicks.write_text("user_id,item_id,timestamp\n" + "".join(
+        f"u{n % 40},i1,{1600000000 + n * 60}\n" for n in range(2000)))
+    output = tmp_path / "out"
+    result = run_cli(str(clicks), output, ["--set", "model.training.epochs=1",
+                                           "--set", "pipeline.final_fit=false"] + IN_MEMORY)
+    with open(output / "reports" / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["blessed"] is False
+    failed = [c for c in metrics["checks"] if not c["passed"]]
+    assert [c["check"] for c in failed] == ["min_lift"]
+    assert failed[0]["reason"].startswith("FAIL: recall@20 0.0000 <= 1.02 x best baseline ")
+    assert "pushed: nothing (model not blessed)" in result.stdout
+    assert not (output / "serving" / "retrieval").exists()
