@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             entry["datasets"][name] = run_dataset(name, fractions, args.set, Path(root),
                                                   args.daily)
+            entry["datasets"][name]["command"] = entry["command"]
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(json.dumps(results, indent=2) + "\n")
     from benchmarks.backtest_page import summary_table

@@ -100,7 +100,14 @@ def page(results: dict) -> str:
         "",
     ]
     for name, run in results["runs"].items():
-        lines += [f"## `{name}`", "", f"    {run['command']}", ""]
+        # Datasets of one run name may come from separate invocations.
+        by_command: dict[str, list[str]] = {}
+        for dataset, result in run["datasets"].items():
+            by_command.setdefault(result.get("command", run["command"]), []).append(dataset)
+        commands = ([f"    {command}    # {', '.join(datasets)}"
+                     for command, datasets in sorted(by_command.items())]
+                    if len(by_command) > 1 else [f"    {run['command']}"])
+        lines += [f"## `{name}`", "", *commands, ""]
         lines.append(summary_table(results, name))
         for dataset, result in run["datasets"].items():
             lines += [f"Cut-offs of {dataset}:", "", *cutoff_rows(result), ""]
