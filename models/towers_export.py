@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -119,9 +118,10 @@ def save_towers(directory: str, query_tower, candidate_tower, config: ModelConfi
         with tf.io.gfile.GFile(os.path.join(directory, name), "w") as f:
             f.write(json.dumps(values, indent=2, sort_keys=True))
     target = os.path.join(directory, VOCAB_DIR)
-    os.makedirs(target, exist_ok=True)
+    tf.io.gfile.makedirs(target)  # gs://, s3:// as well as local directories
     for name in (vocab_lib.ITEMS_FILE, vocab_lib.USERS_FILE, vocab_lib.STATS_FILE):
-        shutil.copy(os.path.join(vocab_dir, name), os.path.join(target, name))
+        tf.io.gfile.copy(os.path.join(vocab_dir, name), os.path.join(target, name),
+                         overwrite=True)
 
 
 def read_contract(directory: str) -> dict:
