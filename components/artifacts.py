@@ -3,6 +3,8 @@
 Names follow the KFP v2 schema-title form `<namespace>.<Name>`, which
 KubeflowV2DagRunner requires for custom types."""
 
+from __future__ import annotations
+
 from tfx.types import artifact
 
 
@@ -34,3 +36,16 @@ class DataValidation(artifact.Artifact):
 # The Model custom property naming the DataValidation its Trainer consumed:
 # the statistics later runs measure drift against.
 DATA_VALIDATION_PROPERTY = "data_validation"
+
+
+def optional_single(input_dict: dict, key: str, component: str) -> artifact.Artifact | None:
+    """The one artifact of an optional executor input, or None when absent.
+
+    Raises:
+      ValueError: the input holds more than one artifact.
+    """
+    artifacts = input_dict.get(key) or []
+    if len(artifacts) > 1:
+        raise ValueError(f"{component} input {key!r}: expected at most one artifact, got "
+                         f"{len(artifacts)}")
+    return artifacts[0] if artifacts else None

@@ -14,6 +14,7 @@ from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from clicklog.config import parse
+from components.artifacts import optional_single
 from components.topk_evaluator import blessing as blessing_lib
 from components.topk_evaluator import evaluation
 from components.topk_evaluator.config import MODEL, EvaluationConfig
@@ -25,11 +26,7 @@ NOT_BLESSED_FILE = "NOT_BLESSED"
 
 
 def _optional_single(input_dict: dict, key: str) -> types.Artifact | None:
-    artifacts = input_dict.get(key) or []
-    if len(artifacts) > 1:
-        raise ValueError(f"TopKEvaluator input {key!r}: expected at most one artifact, got "
-                         f"{len(artifacts)}")
-    return artifacts[0] if artifacts else None
+    return optional_single(input_dict, key, "TopKEvaluator")
 
 
 def run_ann_check(scann: types.Artifact | None, brute_force: types.Artifact | None,

@@ -19,7 +19,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from clicklog.config import parse
-from components.artifacts import DATA_VALIDATION_PROPERTY
+from components.artifacts import DATA_VALIDATION_PROPERTY, optional_single
 from components.validation_gate import anomalies as anomalies_lib
 from components.validation_gate.config import ValidationConfig
 
@@ -30,8 +30,7 @@ TRAIN, EVAL = "train", "eval"
 
 
 def _optional_single(input_dict: dict, key: str) -> types.Artifact | None:
-    artifacts = input_dict.get(key) or []
-    return artifacts[0] if artifacts else None
+    return optional_single(input_dict, key, "ValidationGate")
 
 
 def _statistics(uri: str, splits: list[str]) -> dict:
