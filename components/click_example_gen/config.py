@@ -14,6 +14,8 @@ SPLIT_BY = ("time", "user")
 # one shard), `group_by_key` (the runner's shuffle), or `auto`: files on
 # Beam's local runner, the runner's shuffle elsewhere.
 SHUFFLES = ("auto", "files", "group_by_key")
+# What a zero-byte, unreadable, truncated or corrupt input file does (inputs.py).
+CORRUPT_FILES = ("fail", "quarantine")
 
 
 def _event_types(value) -> list:
@@ -57,7 +59,7 @@ class IngestionConfig(Config):
     # A zero-byte, unreadable, truncated or corrupt file: `fail` stops the
     # run naming it; `quarantine` sets the whole file aside with its reason
     # (counted in the report) and reads the others.
-    corrupt_files: str = setting("fail", choices=("fail", "quarantine"))
+    corrupt_files: str = setting("fail", choices=CORRUPT_FILES)
     # A CSV record still inside a quoted field after this many lines is a
     # stray quote: its first line is quarantined.
     csv_max_record_lines: int = setting(formats.MAX_CSV_RECORD_LINES, min=1)

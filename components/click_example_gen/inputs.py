@@ -177,9 +177,6 @@ def _check_file(path: str, fmt: str, schema: ClickSchema) -> tuple[str, ...] | N
     return None
 
 
-CORRUPT_FILES = ("fail", "quarantine")
-
-
 def resolve_input_files(input_base: str, input_format: str,
                         schema: ClickSchema | None = None,
                         corrupt_files: str = "fail") -> dict[str, InputFile]:
