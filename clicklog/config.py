@@ -349,17 +349,22 @@ def resolve_raw_paths(cls: type[Config], values: Mapping, base: str) -> dict:
     return out
 
 
-def resolve_paths(config: T, base: str) -> T:
-    """`config` with every relative path setting joined to `base`."""
+def map_paths(config: T, change: Callable[[str], str]) -> T:
+    """`config` with `change` applied to every path setting that is set."""
     changes = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, Config):
-            resolved = resolve_paths(value, base)
-        elif field.metadata.get("path"):
-            resolved = _join(base, value)
+            mapped = map_paths(value, change)
+        elif field.metadata.get("path") and value:
+            mapped = change(value)
         else:
             continue
-        if resolved is not value and resolved != value:
-            changes[field.name] = resolved
+        if mapped is not value and mapped != value:
+            changes[field.name] = mapped
     return config.replace(**changes) if changes else config
+
+
+def resolve_paths(config: T, base: str) -> T:
+    """`config` with every relative path setting joined to `base`."""
+    return map_paths(config, lambda value: _join(base, value))

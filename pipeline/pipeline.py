@@ -41,8 +41,8 @@ from pipeline.config import PipelineConfig
 BRUTE_FORCE_SUFFIX = "_brute_force"
 # The curated schema of the click-example layout, used when the config names
 # none (validation.schema_path: null); found from the code, not the cwd.
-DEFAULT_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "configs", "schema", "clicks.pbtxt")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "configs", "schema", "clicks.pbtxt")
 
 
 def serving_dirs(serving_base: str, model_name: str) -> dict[str, str]:
@@ -52,15 +52,13 @@ def serving_dirs(serving_base: str, model_name: str) -> dict[str, str]:
 
 
 def with_absolute_schema_path(config: PipelineConfig) -> PipelineConfig:
-    """`config` whose `validation.schema_path` is an absolute path: the
-    repository's DEFAULT_SCHEMA when null, a relative path made absolute from
-    the working directory (as ``--data``); URLs (``gs://...``) are left alone."""
-    path = config.validation.schema_path
-    if path is None:
-        path = DEFAULT_SCHEMA
-    elif "://" not in path:
-        path = os.path.abspath(path)
-    return config.replace(validation=config.validation.replace(schema_path=path))
+    """`config` whose `validation.schema_path` (and every other path setting)
+    is absolute: the repository's DEFAULT_SCHEMA when null, a relative path
+    read from the working directory (as ``--data``); URLs (``gs://...``) are
+    left alone."""
+    if config.validation.schema_path is None:
+        config = config.replace(validation=config.validation.replace(schema_path=DEFAULT_SCHEMA))
+    return resolve_paths(config, os.getcwd())
 
 
 def create_pipeline(
@@ -85,7 +83,7 @@ def create_pipeline(
       input_fingerprint: names the input files' versions (`input_fingerprint`),
         so that with `pipeline.enable_cache` changed inputs are read again.
     """
-    config = with_absolute_schema_path(resolve_paths(config, os.getcwd()))
+    config = with_absolute_schema_path(config)
     example_gen = ClickExampleGen(input_base=data_path, config=config.ingestion,
                                   report_dir=reports_dir, input_fingerprint=input_fingerprint)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])

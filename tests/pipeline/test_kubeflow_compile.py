@@ -48,3 +48,19 @@ def test_compiled_daily_run_warm_starts_both_trainers_from_the_last_blessed_mode
             "LatestBlessedModelResolver-model-resolver", trainer
         custom = json.dumps(inputs["parameters"]["custom_config"])
         assert '\\"since_base_model\\": true' in custom and '\\"warm_start\\": true' in custom
+
+
+def test_a_config_files_schema_is_the_same_file_in_the_step_image(tmp_path, monkeypatch):
+    """The config's paths are read from its directory on this machine; the
+    spec names the copy in the image, not this machine's path."""
+    from tests.serving.support import REPO_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "mt.json"
+    assert cli.main(["--kubeflow", "--data", "gs://bucket/ratings.dat", "--output", str(output),
+                     "--config", str(REPO_ROOT / "configs" / "movietweetings.yaml")]) == 0
+    job = json.loads(output.read_text())
+    schema_file = job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"][
+        "parameters"]["schema_file"]["runtimeValue"]["constantValue"]["stringValue"]
+    assert schema_file == "/pipeline/configs/schema/movietweetings.pbtxt"
+    assert str(REPO_ROOT) not in output.read_text()
