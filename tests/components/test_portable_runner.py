@@ -36,6 +36,7 @@ from pipeline import reports
 from pipeline.config import load_config
 from pipeline.pipeline import create_pipeline
 from tests.components.click_example_gen.support import run_click_example_gen
+from tests.components.support import tree_bytes
 from tests.serving import support
 
 BEAM_NODES = ["StatisticsGen", "VocabStatsGen"]  # and ClickExampleGen, upstream of both
@@ -174,16 +175,6 @@ def _statistics(artifact, split: str) -> dict:
     return json_format.MessageToDict(dataset)
 
 
-def _files(directory: str) -> dict[str, bytes]:
-    out = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, directory)] = f.read()
-    return out
-
-
 def assert_close(portable, direct, where="statistics"):
     """Equal, floats up to summation order (TFDV adds per bundle)."""
     if isinstance(direct, dict):
@@ -250,9 +241,9 @@ def test_vocabularies_and_frequency_stats_are_those_of_the_direct_runner(runs):
     assert portable.stats == direct.stats
     assert portable.stats["catalog"]["catalog_items_with_clicks"] > 30
     # Every file of the artifact, byte for byte (item_features.tsv, features/, ...).
-    files = _files(portable_dir)
+    files = tree_bytes(portable_dir)
     assert vocab_lib.ITEM_FEATURES_FILE in files
-    assert files == _files(direct_dir)
+    assert files == tree_bytes(direct_dir)
 
 
 # The job fails in the embedded job service's thread, which re-raises it.

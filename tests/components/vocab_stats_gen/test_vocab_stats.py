@@ -19,6 +19,7 @@ from components.vocab_stats_gen.config import VocabConfig
 from components.vocab_stats_gen.limits import keep_top
 from components.vocab_stats_gen.vocab_stats import ComputeVocabStats
 from models import vocab as vocab_lib
+from tests.components.support import tree_bytes
 
 
 def _example(user, item, ts, weight=1.0, country="de"):
@@ -85,17 +86,6 @@ def _write_tfrecord(path, rows):
     return str(path)
 
 
-def _output_files(directory):
-    """{relative path: bytes} of every file under `directory`."""
-    files = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, directory)] = f.read()
-    return files
-
-
 @pytest.mark.parametrize("config", [VocabConfig(max_items=2, recent_fraction=0.5),
                                     VocabConfig(recent_window_seconds=150)])
 def test_second_train_read_gives_identical_outputs(tmp_path, config):
@@ -111,7 +101,7 @@ def test_second_train_read_gives_identical_outputs(tmp_path, config):
                      if mode == "again" else None)
             _ = (p | "Train" >> beam.io.ReadFromTFRecord(train)
                  | ComputeVocabStats(str(tmp_path / mode), config, others, train_again=again))
-        outputs[mode] = _output_files(tmp_path / mode)
+        outputs[mode] = tree_bytes(tmp_path / mode)
     assert "stats.json" in outputs["once"] and "items.tsv" in outputs["once"]
     assert sorted(outputs["again"]) == sorted(outputs["once"])
     for name, content in outputs["once"].items():
