@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -92,16 +91,6 @@ def _error(error: BaseException, verbose: bool) -> int:
     return 1
 
 
-def _failed_report(reports_dir: str, problems: list[str]) -> str:
-    """Writes the ingestion report of a run stopped before it started."""
-    os.makedirs(reports_dir, exist_ok=True)
-    path = os.path.join(reports_dir, "ingestion.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"status": "failed", "error": problems[0], "problems": problems}, f,
-                  indent=2)
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.verbose:
@@ -133,14 +122,16 @@ def _main(args: argparse.Namespace) -> int:
         print(f"retrieval-pipeline: wrote Kubeflow pipeline spec {path}")
         return 0
 
+    from components.click_example_gen.executor import REPORT_FILE, write_report_dir
     from pipeline import local_runner, preflight, reports, serving_config
     from pipeline.pipeline import serving_dirs
 
     where = local_runner.paths(args.output)
     problems = preflight.problems(args.data, args.output, config)
     if problems:
-        if not any(p.startswith("--output") for p in problems):
-            _failed_report(where["reports"], problems)
+        if not any(p.startswith("--output") for p in problems):  # a run stopped before it began
+            write_report_dir(where["reports"], {"status": "failed", "error": problems[0],
+                                                "problems": problems}, None)
         for problem in problems:
             print(f"retrieval-pipeline: {problem}", file=sys.stderr)
         return 2
@@ -148,7 +139,7 @@ def _main(args: argparse.Namespace) -> int:
         local_runner.run(args.data, args.output, config)
     except Exception as error:
         code = _error(error, args.verbose)
-        report = os.path.join(where["reports"], "ingestion.json")
+        report = os.path.join(where["reports"], REPORT_FILE)
         if os.path.exists(report):
             print(f"retrieval-pipeline: ingestion report {report}", file=sys.stderr)
         return code
