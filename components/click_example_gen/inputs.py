@@ -1,13 +1,16 @@
 """Finding and reading click-log files: one file, a glob or a directory.
 
-`resolve_input_files` expands the input and checks each file's header (CSV)
-or column set (Parquet) against the declared schema, and that each gzip or
-bzip2 text file's compressed stream is complete, before any Beam work, so a
-wrong file fails fast with its name. (Beam's reader ends a compressed file
-where its bytes end without checking for the stream's end marker: a truncated
-file would be read up to the damage, silently.) `ReadClickRecords` reads every file
-with Beam's ``ReadAll*`` transforms (files are split into bundles, so one big
-file is read in parallel) and tags each record with its file path.
+`resolve_input_files` expands the input and reads every file before any Beam
+work: each CSV header (or Parquet column set) against the declared schema,
+each gzip/bzip2 stream to its end marker, every Parquet row group and every
+TFRecord record's checksums; a zero-byte or unreadable file fails too. So a
+wrong or damaged file stops the run with its name and the offset instead of
+becoming a shorter dataset (Beam's reader ends a compressed file where its
+bytes end, and TensorFlow's TFRecord reader at a record cut short, silently:
+docs/dependencies.md). `check_unchanged` then finds a file that changed while
+it was read. `ReadClickRecords` reads CSV files whole (a quoted field may
+hold a newline) and the other formats in byte ranges with Beam's ``ReadAll*``
+transforms, and tags each record with its file path.
 """
 
 from __future__ import annotations
@@ -51,6 +54,14 @@ def _list_paths(input_base: str) -> list[str]:
     else:
         paths = tf.io.gfile.glob(input_base)
     return sorted(p for p in paths if not tf.io.gfile.isdir(p))
+
+
+def file_version(path: str) -> tuple[int, float]:
+    """(size in bytes, last-modified unix seconds) of one file; raises the
+    file system's error when it cannot be stat'ed (a dangling link, a file
+    removed since it was listed)."""
+    metadata = FileSystems.match([path])[0].metadata_list[0]
+    return metadata.size_in_bytes, getattr(metadata, "last_updated_in_seconds", 0.0)
 
 
 def _read_first_line(path: str) -> bytes:
@@ -212,17 +223,15 @@ def resolve_input_files(input_base: str, input_format: str,
     for path in paths:
         fmt = formats.detect_format(path) if input_format == "auto" else input_format
         try:
-            metadata = FileSystems.match([path])[0].metadata_list[0]
+            size, modified = file_version(path)
         except Exception as error:  # a dangling link, a file removed since it was listed
-            metadata, problem = None, InputError(
+            (size, modified), problem = (0, 0.0), InputError(
                 f"click log {path!r}: cannot be read ({error}); expected a readable file")
         else:
-            problem = None if metadata.size_in_bytes else InputError(
+            problem = None if size else InputError(
                 f"click log {path!r}: the file is empty (0 bytes; a failed or unfinished "
                 "export?); expected click rows (ingestion.corrupt_files=quarantine sets such "
                 "files aside)")
-        size = metadata.size_in_bytes if metadata else 0
-        modified = getattr(metadata, "last_updated_in_seconds", 0.0) if metadata else 0.0
         columns = None
         if problem is None:
             try:
@@ -247,9 +256,8 @@ def input_fingerprint(patterns: list[str]) -> str:
     lines = []
     for pattern in patterns:
         for path in _list_paths(pattern):
-            metadata = FileSystems.match([path])[0].metadata_list[0]
-            lines.append(f"{path}:{metadata.size_in_bytes}:"
-                         f"{getattr(metadata, 'last_updated_in_seconds', 0.0)}")
+            size, modified = file_version(path)
+            lines.append(f"{path}:{size}:{modified}")
     return "\n".join(lines)
 
 
@@ -261,8 +269,7 @@ def check_unchanged(files: dict[str, InputFile]) -> None:
         if spec.quarantined:
             continue
         try:
-            metadata = FileSystems.match([path])[0].metadata_list[0]
-            now = (metadata.size_in_bytes, getattr(metadata, "last_updated_in_seconds", 0.0))
+            now = file_version(path)
         except Exception as error:  # removed or unreadable since
             now = (None, str(error))
         if now != (spec.size, spec.modified):
