@@ -78,14 +78,14 @@ def check_report(report: dict, max_bad_fraction: float,
                 f"({bad / entry['rows_read']:.0%}) > max_bad_fraction "
                 f"{max_bad_fraction:.0%}; reasons {entry['quarantined']}")
     totals = report["totals"]
-    bad = {reason: n for reason, n in totals["quarantined"].items()
-           if reason not in FILTER_REASONS}
-    if totals["rows_read"] and sum(bad.values()) / totals["rows_read"] > max_quarantine_fraction:
+    unwanted = {reason: n for reason, n in totals["quarantined"].items()
+                if reason not in FILTER_REASONS}
+    share = sum(unwanted.values()) / totals["rows_read"] if totals["rows_read"] else 0.0
+    if share > max_quarantine_fraction:
         raise InputError(
-            f"click logs: {sum(bad.values()):,} of {totals['rows_read']:,} rows quarantined "
-            f"({sum(bad.values()) / totals['rows_read']:.1%}) > "
-            f"ingestion.max_quarantine_fraction={max_quarantine_fraction:g}; reasons {bad} "
-            "(the rows and their reasons are in the quarantine)")
+            f"click logs: {sum(unwanted.values()):,} of {totals['rows_read']:,} rows quarantined "
+            f"({share:.1%}) > ingestion.max_quarantine_fraction={max_quarantine_fraction:g}; "
+            f"reasons {unwanted} (the rows and their reasons are in the quarantine)")
     if not sum(entry["rows_read"] for entry in report["files"].values()):
         raise InputError(f"click logs {sorted(report['files'])}: no rows in any file (empty or "
                          "header-only); expected at least one click")
