@@ -202,9 +202,9 @@ def csv_record(text: str, columns) -> dict:
         rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as error:
         raise RowRejected("bad_csv_quoting", str(error)) from None
-    values = rows[0] if len(rows) == 1 else []
     if len(rows) > 1:
         raise RowRejected("bad_csv_quoting", f"{len(rows)} records in one")
+    values = rows[0] if rows else []
     if len(values) != len(columns):
         raise RowRejected("wrong_column_count", f"{len(values)} != {len(columns)}")
     return dict(zip(columns, values, strict=True))
