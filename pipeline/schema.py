@@ -1,8 +1,8 @@
 """`python -m pipeline.schema`: infer a schema from a good run of a click log.
 
-Runs ClickExampleGen -> StatisticsGen -> SchemaGen on the log with the
-config's `ingestion` section (LocalDagRunner, SQLite MLMD and artifacts in a
-scratch directory) and writes the inferred schema as text. The result is the
+Runs the pipeline's ClickExampleGen -> StatisticsGen -> SchemaGen on the log
+with the config (LocalDagRunner, SQLite MLMD and artifacts in a scratch
+directory) and writes the inferred schema as text. The result is the
 starting point of a curated schema: tighten it by hand (required features,
 value domains, list lengths; see configs/schema/movietweetings.pbtxt) and name
 it in the config as ``validation.schema_path``; the pipeline imports it with
@@ -26,25 +26,22 @@ SCHEMA_FILE = "schema.pbtxt"
 
 
 def infer_schema(data_path: str, output_file: str, config, work_dir: str) -> str:
-    """Runs ClickExampleGen, StatisticsGen and SchemaGen on `data_path` under
-    `work_dir`; copies the inferred schema to `output_file` and returns its path."""
+    """Runs the pipeline (`create_pipeline`) up to SchemaGen on `data_path`
+    under `work_dir`; copies the inferred schema to `output_file` and returns
+    its path."""
     from tfx import v1 as tfx
+    from tfx.orchestration import pipeline as tfx_pipeline
 
-    from components.click_example_gen.component import ClickExampleGen
     from pipeline import reports
+    from pipeline.pipeline import create_pipeline
 
-    example_gen = ClickExampleGen(input_base=os.path.abspath(data_path),
-                                  config=config.ingestion)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
     metadata = os.path.join(work_dir, "metadata.sqlite")
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="schema-inference", pipeline_root=os.path.join(work_dir, "tfx"),
-        components=[example_gen, statistics_gen, schema_gen], enable_cache=False,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            metadata),
-        beam_pipeline_args=list(config.pipeline.beam_args))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    pipeline = create_pipeline(
+        os.path.join(work_dir, "tfx"), os.path.abspath(data_path),
+        os.path.join(work_dir, "serving"), config,
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata))
+    tfx.orchestration.LocalDagRunner().run(
+        pipeline, run_options=tfx_pipeline.RunOptions(to_nodes=["SchemaGen"]))
     schema = reports.node_output(reports._store(metadata), "SchemaGen", "Schema")
     output_file = os.path.abspath(output_file)
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
