@@ -306,12 +306,19 @@ class RestServer(http.server.HTTPServer):
         )
         self._thread.start()
 
-    def stop(self, grace: float) -> None:
-        """Stops accepting, lets in-flight requests finish (up to ``grace`` s),
-        then closes idle keep-alive connections."""
+    def stop_accepting(self) -> None:
+        """Stops the accept loop and closes the listening socket, so new
+        connections are refused at once; open connections go on."""
         if self._thread is not None:
             self.shutdown()
             self._thread.join()
+            self._thread = None
+        self.socket.close()
+
+    def stop(self, grace: float) -> None:
+        """Stops accepting, lets in-flight requests finish (up to ``grace`` s),
+        then closes idle keep-alive connections."""
+        self.stop_accepting()
         deadline = time.monotonic() + grace
         self.tracker.wait_idle(max(0.0, deadline - time.monotonic()))
         with self._connections_lock:

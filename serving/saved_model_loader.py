@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import dataclasses
+import json
 import logging
 
 import tensorflow as tf
@@ -29,6 +30,9 @@ except ImportError:  # pure-TF models still load without scann
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
+# Written by models.serving_export beside each export (not imported: serving
+# stays independent of the training layers).
+EXPORT_METADATA = "retrieval_export.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +47,8 @@ class ServedModel:
         signature_defs: Signature name -> ``SignatureDef`` proto from saved_model.pb.
         loaded: The object from ``tf.saved_model.load``; kept alive because the
             signatures' variables belong to it.
+        max_history: The history length the model reads, from the export's
+            ``assets.extra/retrieval_export.json``; None when it has none.
     """
 
     version: int
@@ -51,6 +57,7 @@ class ServedModel:
     input_specs: dict
     signature_defs: dict
     loaded: object
+    max_history: int | None = None
 
 
 def _model_file(version_dir: str) -> str | None:
@@ -108,6 +115,27 @@ def read_signature_defs(version_dir: str) -> dict[str, meta_graph_pb2.SignatureD
     return dict(proto.meta_graphs[0].signature_def)
 
 
+def read_max_history(version_dir: str) -> int | None:
+    """The ``max_history`` the export's metadata asset declares, if any.
+
+    Raises:
+        ValueError: If the asset exists but is not JSON with an integer >= 1.
+    """
+    path = os.path.join(version_dir, "assets.extra", EXPORT_METADATA)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            value = json.load(f).get("max_history")
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise ValueError(f"{path} is not a JSON object: {err}") from err
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{path}: max_history is {value!r}; expected an integer >= 1")
+    return value
+
+
 def load_version(version_dir: str, version: int) -> ServedModel:
     """Loads one version and warms up its ``serving_default`` signature.
 
@@ -136,4 +164,7 @@ def load_version(version_dir: str, version: int) -> ServedModel:
             version,
             DEFAULT_SIGNATURE,
         )
-    return ServedModel(version, version_dir, signatures, specs, signature_defs, loaded)
+    return ServedModel(
+        version, version_dir, signatures, specs, signature_defs, loaded,
+        read_max_history(version_dir),
+    )

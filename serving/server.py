@@ -10,7 +10,9 @@ Usage (flag names follow ``tensorflow_model_server``)::
 Prints one ``retrieval-serve: serving model '<name>' version <v> on <host>:<port>``
 line per model once every model is loaded and both APIs are listening (plus
 ``retrieval-serve: REST API on http://<host>:<port>`` when enabled), and stops
-gracefully on SIGTERM/SIGINT. With ``--model_config_file_poll_wait_seconds``
+on SIGTERM/SIGINT: every version reports UNLOADING and new connections are
+refused at once, in-flight requests get ``--drain_seconds``, then the process
+exits 0. With ``--model_config_file_poll_wait_seconds``
 each applied config change prints ``retrieval-serve: reloaded model config
 file ...`` and a rejected one ``retrieval-serve: error: ...; keeping the
 previous config``.
@@ -41,11 +43,17 @@ from serving.model_manager import ModelManager
 from serving.model_registry import ModelLoadError
 from serving.rest_api import RestServer
 from serving.servicers import ModelServicer, PredictionServicer
-from serving.serving_core import RequestLimits, ServingCore
+from serving.serving_core import (
+    DEFAULT_MAX_HISTORY_LENGTH,
+    HISTORY_LENGTH_FACTOR,
+    RequestLimits,
+    ServingCore,
+)
 
 log = logging.getLogger("retrieval-serve")
 
 PROG = "retrieval-serve"
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest accepted value of an integer 'k' input (if a signature has one)",
     )
     parser.add_argument(
+        "--max_history_length",
+        type=int,
+        default=0,
+        help="largest accepted history length (dimension 1 of 'history'); 0 = "
+        f"{HISTORY_LENGTH_FACTOR} x the max_history each model version's export "
+        f"declares ({DEFAULT_MAX_HISTORY_LENGTH} if it declares none)",
+    )
+    parser.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=None,
+        help="largest accepted request (serialized PredictRequest or REST body), "
+        "answered INVALID_ARGUMENT (REST 400) beyond it; at most "
+        "--max_message_bytes; default min(16 MiB, --max_message_bytes)",
+    )
+    parser.add_argument(
         "--grpc_max_threads", type=int, default=16, help="worker threads handling RPCs"
     )
     parser.add_argument(
@@ -126,12 +150,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="TF ops run in parallel; 0 = TensorFlow's default",
     )
     parser.add_argument(
-        "--shutdown_grace_seconds",
+        "--drain_seconds",
         type=float,
-        default=5.0,
-        help="time in-flight requests get to finish on SIGTERM/SIGINT",
+        default=10.0,
+        help="on SIGTERM/SIGINT: status turns UNLOADING and new connections are "
+        "refused at once; in-flight requests get this long to finish",
+    )
+    parser.add_argument(
+        "--allow_reload_config_request",
+        type=_flag_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="accept ModelService.HandleReloadConfigRequest (off: PERMISSION_DENIED); "
+        "its base paths must lie under the configured model base paths or "
+        "--reload_config_allowed_roots",
+    )
+    parser.add_argument(
+        "--reload_config_allowed_roots",
+        default="",
+        help="comma-separated directories a reload request may also point models at",
     )
     return parser
+
+
+def _flag_bool(value: str) -> bool:
+    """``--flag``, ``--flag=true`` or ``--flag=false``, as TF Serving's flags."""
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not a boolean; expected true or false")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -154,6 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"{args.model_config_file_poll_wait_seconds} needs --model_config_file; "
             "expected it only together with a config file"
         )
+    if args.max_request_bytes is None:
+        args.max_request_bytes = min(DEFAULT_MAX_REQUEST_BYTES, args.max_message_bytes)
     port_ok = 0 <= args.port <= 65535
     checks = [
         ("--port", args.port, port_ok, "in [0, 65535]"),
@@ -204,10 +256,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ">= 0",
         ),
         (
-            "--shutdown_grace_seconds",
-            args.shutdown_grace_seconds,
-            args.shutdown_grace_seconds >= 0,
+            "--drain_seconds",
+            args.drain_seconds,
+            args.drain_seconds >= 0,
             ">= 0",
+        ),
+        (
+            "--max_history_length",
+            args.max_history_length,
+            args.max_history_length >= 0,
+            ">= 0 (0 = derived from the model)",
+        ),
+        (
+            "--max_request_bytes",
+            args.max_request_bytes,
+            1 <= args.max_request_bytes <= args.max_message_bytes,
+            f">= 1 and <= --max_message_bytes={args.max_message_bytes}",
         ),
     ]
     for flag, value, ok, expected in checks:
@@ -228,11 +292,16 @@ class RunningServer:
     """A started server. ``stop()`` shuts the APIs and the version pollers down."""
 
     server: grpc.Server
-    manager: ModelManager
+    core: ServingCore
     address: str
     port: int
-    grace: float
+    drain_seconds: float
     rest: RestServer | None = None
+    _grpc_done: threading.Event | None = dataclasses.field(default=None, init=False)
+
+    @property
+    def manager(self) -> ModelManager:
+        return self.core.manager
 
     @property
     def rest_address(self) -> str | None:
@@ -241,16 +310,29 @@ class RunningServer:
         host, port = self.rest.server_address[:2]
         return f"http://{_address(host, port)}"
 
-    def stop(self) -> None:
-        # Both APIs drain concurrently within one grace period.
-        grpc_done = self.server.stop(self.grace)
+    def begin_drain(self) -> None:
+        """Reports every version UNLOADING and refuses new connections and RPCs;
+        requests already in flight go on. Safe to call from a signal handler."""
+        self.core.begin_drain()
+        self._grpc_done = self.server.stop(self.drain_seconds)
         if self.rest is not None:
-            self.rest.stop(self.grace)
-        grpc_done.wait()
+            self.rest.stop_accepting()
+
+    def stop(self) -> None:
+        """Drains (if :meth:`begin_drain` has not yet) and waits: in-flight
+        requests of both APIs get ``drain_seconds`` together, then the version
+        pollers stop."""
+        if not self.core.draining:
+            self.begin_drain()
+        if self.rest is not None:
+            self.rest.stop(self.drain_seconds)
+        self._grpc_done.wait()
         self.manager.stop()
 
 
-def _grpc_server(args: argparse.Namespace, core: ServingCore) -> grpc.Server:
+def _grpc_server(
+    args: argparse.Namespace, core: ServingCore, reload_roots: list[str] | None
+) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=args.grpc_max_threads, thread_name_prefix="grpc-worker"
@@ -268,7 +350,9 @@ def _grpc_server(args: argparse.Namespace, core: ServingCore) -> grpc.Server:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(core), server
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelServicer(core, reload_roots), server
+    )
     return server
 
 
@@ -302,8 +386,15 @@ def start(args: argparse.Namespace) -> RunningServer:
     )
     manager = ModelManager(configs, args.file_system_poll_wait_seconds)
     manager.load_initial()
-    core = ServingCore(manager, RequestLimits(args.max_batch_size, args.max_k))
-    server = _grpc_server(args, core)
+    limits = RequestLimits(
+        args.max_batch_size, args.max_k, args.max_history_length, args.max_request_bytes
+    )
+    core = ServingCore(manager, limits)
+    reload_roots = None
+    if args.allow_reload_config_request:
+        extra = [root for root in args.reload_config_allowed_roots.split(",") if root]
+        reload_roots = [config.base_path for config in configs] + extra
+    server = _grpc_server(args, core, reload_roots)
     address = _address(args.host, args.port)
     try:
         port = server.add_insecure_port(address)
@@ -318,7 +409,7 @@ def start(args: argparse.Namespace) -> RunningServer:
                 (args.host, args.rest_api_port),
                 core,
                 args.rest_api_num_threads,
-                args.max_message_bytes,
+                args.max_request_bytes,
             )
         except OSError as err:
             server.stop(0)
@@ -336,7 +427,7 @@ def start(args: argparse.Namespace) -> RunningServer:
             report_error=_report_error,
         )
     return RunningServer(
-        server, manager, _address(args.host, port), port, args.shutdown_grace_seconds, rest
+        server, core, _address(args.host, port), port, args.drain_seconds, rest
     )
 
 
@@ -351,9 +442,18 @@ def _report_error(message: str) -> None:
     print(f"{PROG}: error: {message}", flush=True)
 
 
-def _install_signal_handlers(stop_event: threading.Event) -> None:
+def _install_signal_handlers(
+    stop_event: threading.Event, running: RunningServer
+) -> None:
     def handle(signum, _frame):
-        log.info("received %s; shutting down", signal.Signals(signum).name)
+        if stop_event.is_set():
+            return
+        log.info(
+            "received %s; shutting down: draining in-flight requests for up to %.1fs",
+            signal.Signals(signum).name,
+            running.drain_seconds,
+        )
+        running.begin_drain()
         stop_event.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -376,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stop_event = threading.Event()
     if threading.current_thread() is threading.main_thread():
-        _install_signal_handlers(stop_event)
+        _install_signal_handlers(stop_event, running)
     for registry in running.manager.registries():
         versions = registry.served_versions()
         label = "version" if len(versions) == 1 else "versions"

@@ -14,6 +14,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import contextlib
 import dataclasses
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import grpc
@@ -40,6 +42,13 @@ class ServingError(Exception):
         self.details = details
 
 
+# --max_history_length=0: this many times the model's own max_history (a client
+# may send more history than the model reads; far more is a mistake or abuse).
+HISTORY_LENGTH_FACTOR = 20
+# --max_history_length=0 for a model whose export does not declare max_history.
+DEFAULT_MAX_HISTORY_LENGTH = 1000
+
+
 @dataclasses.dataclass(frozen=True)
 class RequestLimits:
     """Bounds every request must respect.
@@ -47,10 +56,49 @@ class RequestLimits:
     Attributes:
         max_batch_size: Largest accepted dimension 0 of any input.
         max_k: Largest accepted value of an integer ``k`` input, if any.
+        max_history_length: Largest accepted size of an input's later open
+            dimension (the history length); 0 = derived per model version,
+            ``HISTORY_LENGTH_FACTOR`` x its max_history.
+        max_request_bytes: Largest accepted serialized request; 0 = unbounded
+            (the transport's own message limit still applies).
     """
 
     max_batch_size: int = 1024
     max_k: int = 1000
+    max_history_length: int = 0
+    max_request_bytes: int = 0
+
+    def history_length(self, model: ServedModel) -> int:
+        """The history-length limit for one served version."""
+        if self.max_history_length:
+            return self.max_history_length
+        if model.max_history is None:
+            return DEFAULT_MAX_HISTORY_LENGTH
+        return HISTORY_LENGTH_FACTOR * model.max_history
+
+    def check_request_bytes(self, size: int) -> None:
+        """Raises INVALID_ARGUMENT if a request of ``size`` bytes is too big."""
+        if self.max_request_bytes and size > self.max_request_bytes:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request has {size} bytes, expected at most {self.max_request_bytes} "
+                "(--max_request_bytes)",
+            )
+
+
+def check_deadline(deadline: float | None, stage: str) -> None:
+    """Raises DEADLINE_EXCEEDED once ``deadline`` (``time.monotonic()``) passed.
+
+    Args:
+        deadline: The client's deadline, None for none.
+        stage: What was about to happen, for the message.
+    """
+    if deadline is not None and time.monotonic() >= deadline:
+        raise ServingError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"the client's deadline passed {time.monotonic() - deadline:.3f}s ago, "
+            f"{stage}; no further work was done",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +131,16 @@ class ServingCore:
     def __init__(self, manager: ModelManager, limits: RequestLimits):
         self.manager = manager
         self.limits = limits
+        self._draining = threading.Event()
+
+    @property
+    def draining(self) -> bool:
+        """True once shutdown began: statuses report UNLOADING."""
+        return self._draining.is_set()
+
+    def begin_drain(self) -> None:
+        """Marks the server as shutting down, so load balancers stop sending."""
+        self._draining.set()
 
     # --------------------------------------------------------------- lookups
 
@@ -171,6 +229,7 @@ class ServingCore:
         specs: Mapping[str, tf.TensorSpec],
         arrays: Mapping[str, np.ndarray],
         output_filter: Sequence[str] = (),
+        deadline: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Runs a signature on validated, decoded inputs.
 
@@ -180,6 +239,9 @@ class ServingCore:
             arrays: Input name -> numpy array, already checked by the caller
                 with :func:`tensors.check_dtype_and_shape`.
             output_filter: Output names to return; empty means all.
+            deadline: The client's deadline (``time.monotonic()``); the model
+                is not run once it passed, and an answer finished after it is
+                replaced by DEADLINE_EXCEEDED.
 
         Returns:
             Output name -> numpy array, in sorted name order.
@@ -193,12 +255,14 @@ class ServingCore:
                 f"output_filter names unknown output(s) {unknown}; "
                 f"expected a subset of {sorted(outputs_available)}",
             )
+        check_deadline(deadline, "before running the model")
         try:
             outputs = function(**tensors.to_tensors(arrays, specs))
         except tf.errors.OpError as err:
             raise tf_error_to_serving(err) from err
         except (TypeError, ValueError) as err:  # raised by the function's arg checks
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from err
+        check_deadline(deadline, "after running the model")
         names = list(output_filter) or sorted(outputs)
         return {name: outputs[name].numpy() for name in names}
 
@@ -234,12 +298,14 @@ class ServingCore:
                     f"expected one of {known}",
                 )
         response = get_model_status_pb2.GetModelStatusResponse()
+        draining = self.draining
         for status in statuses:
             entry = response.model_version_status.add()
             entry.version = status.version
-            entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(
-                status.state
-            )
+            state = status.state
+            if draining and state == "AVAILABLE":
+                state = "UNLOADING"  # shutting down: not ready for new traffic
+            entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(state)
             entry.status.error_code = status.error_code
             entry.status.error_message = status.error_message
         return response

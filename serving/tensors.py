@@ -88,9 +88,14 @@ def _proto_shape(name: str, proto: tensor_pb2.TensorProto) -> list[int]:
 
 
 def check_dtype_and_shape(
-    name: str, got_dtype: str, dims: list[int], spec: tf.TensorSpec, max_batch_size: int
+    name: str,
+    got_dtype: str,
+    dims: list[int],
+    spec: tf.TensorSpec,
+    max_batch_size: int,
+    max_length: int | None = None,
 ) -> None:
-    """Checks one input's dtype name, rank, fixed dims and batch size.
+    """Checks one input's dtype name, rank, fixed dims, batch size and length.
 
     Args:
         name: Input name (for error messages).
@@ -98,6 +103,9 @@ def check_dtype_and_shape(
         dims: The request's concrete shape.
         spec: The signature's ``tf.TensorSpec`` for this input.
         max_batch_size: Largest accepted size of dimension 0.
+        max_length: Largest accepted size of any later dimension the signature
+            leaves open (e.g. the history length L of ``history [B, L]``);
+            None = unbounded.
 
     Raises:
         InvalidInputError: Naming the input, the bad value and what was expected.
@@ -127,6 +135,37 @@ def check_dtype_and_shape(
             f"input '{name}' has batch size {dims[0]}, expected at most "
             f"{max_batch_size} (--max_batch_size)"
         )
+    if max_length is None:
+        return
+    open_axes = (
+        range(1, len(dims))
+        if expected.rank is None
+        else [axis for axis, d in enumerate(expected.as_list()) if axis and d is None]
+    )
+    for axis in open_axes:
+        if dims[axis] > max_length:
+            raise InvalidInputError(
+                f"input '{name}' has length {dims[axis]} in dimension {axis} "
+                f"(shape {format_shape(dims)}), expected at most {max_length} "
+                "(--max_history_length)"
+            )
+
+
+def check_batch_sizes(shapes: Mapping[str, list[int]]) -> None:
+    """Rejects inputs whose batch dimensions (dimension 0) disagree.
+
+    Scalars (rank 0, e.g. a ``k`` input) have no batch dimension and are skipped.
+
+    Raises:
+        InvalidInputError: Naming every input's batch size.
+    """
+    batch = {name: dims[0] for name, dims in shapes.items() if dims}
+    if len(set(batch.values())) > 1:
+        sizes = ", ".join(f"'{name}' {size}" for name, size in sorted(batch.items()))
+        raise InvalidInputError(
+            f"inputs have different batch sizes ({sizes}); expected the same size "
+            "in dimension 0 of every input"
+        )
 
 
 def proto_dtype_name(proto: tensor_pb2.TensorProto) -> str:
@@ -141,6 +180,7 @@ def check_input(
     proto: tensor_pb2.TensorProto,
     spec: tf.TensorSpec,
     max_batch_size: int,
+    max_length: int | None = None,
 ) -> list[int]:
     """Checks one request ``TensorProto`` against its spec; returns its shape.
 
@@ -148,7 +188,9 @@ def check_input(
         InvalidInputError: Naming the input, the bad value and what was expected.
     """
     dims = _proto_shape(name, proto)
-    check_dtype_and_shape(name, proto_dtype_name(proto), dims, spec, max_batch_size)
+    check_dtype_and_shape(
+        name, proto_dtype_name(proto), dims, spec, max_batch_size, max_length
+    )
     return dims
 
 
@@ -216,13 +258,18 @@ def request_to_arrays(
     inputs: Mapping[str, tensor_pb2.TensorProto],
     specs: Mapping[str, tf.TensorSpec],
     max_batch_size: int,
+    max_length: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Validates all request inputs against a signature and decodes them.
+
+    Every shape is checked (limits, agreeing batch sizes) before any payload is
+    decoded, so a small request declaring a huge shape allocates nothing.
 
     Args:
         inputs: ``PredictRequest.inputs`` (name -> TensorProto).
         specs: Signature input specs from :func:`input_specs`.
         max_batch_size: Largest accepted size of dimension 0.
+        max_length: Largest accepted size of later open dimensions.
 
     Returns:
         Mapping input name -> numpy array.
@@ -232,9 +279,10 @@ def request_to_arrays(
     """
     check_names(inputs, specs)
     shapes = {
-        name: check_input(name, inputs[name], spec, max_batch_size)
+        name: check_input(name, inputs[name], spec, max_batch_size, max_length)
         for name, spec in specs.items()
     }
+    check_batch_sizes(shapes)
     return {name: proto_to_array(name, inputs[name], shapes[name]) for name in specs}
 
 

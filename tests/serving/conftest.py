@@ -21,7 +21,7 @@ def model_base(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(model_base, tmp_path_factory):
     """A live server on version 1 with --max_batch_size=8, --max_k=4, 1 MiB
-    messages, REST enabled and polling disabled."""
+    messages, 256 KiB requests, REST enabled and polling disabled."""
     base, _ = model_base
     log_path = tmp_path_factory.mktemp("logs") / "server.stderr"
     proc = support.ServerProcess(
@@ -32,6 +32,7 @@ def server(model_base, tmp_path_factory):
             "8",
             "--max_k=4",
             f"--max_message_bytes={1 << 20}",
+            f"--max_request_bytes={1 << 18}",
             "--file_system_poll_wait_seconds=0",
         ],
         rest=True,

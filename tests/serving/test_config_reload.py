@@ -57,7 +57,9 @@ def reloading(tmp_path_factory):
         None,
         root / "server.stderr",
         extra_args=[f"--model_config_file={config}",
-                    "--model_config_file_poll_wait_seconds=0.3"],
+                    "--model_config_file_poll_wait_seconds=0.3",
+                    "--allow_reload_config_request",
+                    f"--reload_config_allowed_roots={root}"],
     )
     channel = grpc.insecure_channel(server.target)
     yield {
@@ -218,3 +220,30 @@ def test_reload_config_rpc_applies_a_config_and_rejects_a_bad_one(reloading):
     with pytest.raises(grpc.RpcError) as info:
         _predict(env["predict"], "a")
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("where", ["/etc", "dotdot", "symlink"])
+def test_reload_config_rpc_is_confined_to_the_allowed_roots(reloading, where):
+    from tensorflow_serving.apis import model_management_pb2
+
+    env = reloading
+    root = env["root"]
+    if where == "dotdot":
+        base = f"{root}/b/../.."
+    elif where == "symlink":
+        link = root / "escape"
+        if not link.exists():
+            link.symlink_to("/etc")
+        base = str(link)
+    else:
+        base = where
+    before = env["server"].stderr()
+    request = model_management_pb2.ReloadConfigRequest()
+    entry = request.config.model_config_list.config.add()
+    entry.name, entry.base_path = "evil", base
+    with pytest.raises(grpc.RpcError) as info:
+        env["status"].HandleReloadConfigRequest(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED, info.value.details()
+    assert "outside the configured model base paths" in info.value.details()
+    assert str(root) in info.value.details()
+    assert "loading model 'evil'" not in env["server"].stderr()[len(before):]

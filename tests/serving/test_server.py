@@ -142,12 +142,31 @@ def _values_shape_mismatch():
     request = support.predict_request(["u"], [["item_0"]])
     request.inputs["user_id"].tensor_shape.dim[0].size = 3  # 1 value, 3 claimed
     request.inputs["user_id"].string_val.append(b"v")  # 2 values
+    request.inputs["history"].tensor_shape.dim[0].size = 3  # 1 value fills [3, 1]
     return request
 
 
 def _batch_mismatch():
-    # Passes static validation; the model's own assert raises InvalidArgumentError.
     return support.predict_request(["u1", "u2"], [["item_0"]])
+
+
+def _batch_mismatch_unchecked_by_the_model():
+    # serve_k has no assert of its own: the server must catch it.
+    request = _k_request(2)
+    request.inputs["user_id"].CopyFrom(tf.make_tensor_proto(["u1", "u2"], dtype=tf.string))
+    return request
+
+
+def _declared_huge_history():
+    # A few bytes declaring [1, 10,000,000]: one value "fills" the whole shape.
+    request = support.predict_request(["u"], [["item_0"]])
+    request.inputs["history"].tensor_shape.dim[1].size = 10_000_000
+    return request
+
+
+def _over_request_bytes():
+    # 300 KB: under gRPC's 1 MiB message limit, over --max_request_bytes=256 KiB.
+    return support.predict_request(["u" * 300_000], [["item_0"]])
 
 
 @pytest.mark.parametrize(
@@ -177,7 +196,27 @@ def _batch_mismatch():
             grpc.StatusCode.FAILED_PRECONDITION,
             ["no_such_signature"],
         ),
-        (_batch_mismatch, grpc.StatusCode.INVALID_ARGUMENT, ["same batch size"]),
+        (
+            _batch_mismatch,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["different batch sizes", "'history' 1", "'user_id' 2"],
+        ),
+        (
+            _batch_mismatch_unchecked_by_the_model,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["different batch sizes", "'history' 1", "'user_id' 2"],
+        ),
+        (
+            _declared_huge_history,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["'history' has length 10000000 in dimension 1", "at most 1000",
+             "--max_history_length"],
+        ),
+        (
+            _over_request_bytes,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["request has 300", "at most 262144", "--max_request_bytes"],
+        ),
         (
             lambda: _k_request(5),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -204,7 +243,10 @@ def _batch_mismatch():
         "model_name",
         "version",
         "signature",
-        "tf_error",
+        "batch_mismatch",
+        "batch_mismatch_model_unchecked",
+        "history_length",
+        "request_bytes",
         "k_over_max",
         "k_zero",
         "values_vs_shape",
@@ -259,3 +301,16 @@ def test_other_rpcs_are_unimplemented(prediction_stub):
     with pytest.raises(grpc.RpcError) as info:
         prediction_stub.Classify(classification_pb2.ClassificationRequest(), timeout=10)
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_reload_config_request_is_refused_unless_enabled(model_stub, prediction_stub, model_base):
+    from tensorflow_serving.apis import model_management_pb2
+
+    request = model_management_pb2.ReloadConfigRequest()
+    entry = request.config.model_config_list.config.add()
+    entry.name, entry.base_path = "etc", "/etc"
+    with pytest.raises(grpc.RpcError) as info:
+        model_stub.HandleReloadConfigRequest(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "--allow_reload_config_request" in info.value.details()
+    _assert_answers_good_request(prediction_stub, model_base[1])
