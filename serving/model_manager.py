@@ -71,6 +71,9 @@ class ModelManager:
         configs: One entry per served model (names are unique).
         poll_wait_seconds: ``--file_system_poll_wait_seconds``; 0 disables polling.
         loader: Version loader, injectable for tests.
+        settle_seconds, retry_initial_seconds, retry_max_seconds: When a
+            version counts as completely written and how failed loads are
+            retried; passed to every :class:`ModelRegistry`.
     """
 
     def __init__(
@@ -78,9 +81,18 @@ class ModelManager:
         configs: Sequence[ModelConfig],
         poll_wait_seconds: float = 1.0,
         loader: Callable[[str, int], ServedModel] = load_version,
+        *,
+        settle_seconds: float = 2.0,
+        retry_initial_seconds: float = 5.0,
+        retry_max_seconds: float = 300.0,
     ):
         self._poll_wait_seconds = poll_wait_seconds
         self._loader = loader
+        self._version_loading = {
+            "settle_seconds": settle_seconds,
+            "retry_initial_seconds": retry_initial_seconds,
+            "retry_max_seconds": retry_max_seconds,
+        }
         self._configs = {c.name: c for c in configs}
         # name -> registry; replaced whole by apply(), never mutated.
         self._registries = {c.name: self._new_registry(c) for c in configs}
@@ -98,6 +110,7 @@ class ModelManager:
             self._loader,
             config.version_policy,
             config.version_labels,
+            **self._version_loading,
         )
 
     @property

@@ -1,5 +1,12 @@
 """Finds and loads SavedModel versions laid out as ``<base>/<version>/saved_model.pb``.
 
+A version directory may still be being written when it is first seen (the
+stock TFX Pusher copies files one by one into ``<base>/<version>/``, the root's
+``saved_model.pb`` before ``variables/``). :func:`version_files` lists
+everything under it (names, sizes, modification times) so a caller can wait
+until that listing stops changing, and reports whether the writer left the
+:data:`READY_MARKER` file, which says the version is complete at once.
+
 Loading reads the exact ``SignatureDef``s from saved_model.pb (for
 GetModelMetadata), loads the model with ``tf.saved_model.load`` and warms up its
 ``serving_default`` signature with a tiny request built from the signature.
@@ -33,6 +40,13 @@ DEFAULT_SIGNATURE = "serving_default"
 # Written by models.serving_export beside each export (not imported: serving
 # stays independent of the training layers).
 EXPORT_METADATA = "retrieval_export.json"
+
+# An exporter that writes a version straight into the served base path creates
+# this (empty) file in ``<base>/<version>/`` after every other file, so the
+# version is loaded without waiting for its files to settle. It must be written
+# in the served directory itself, never into a directory that is copied there
+# later: a file-by-file copy may bring the marker over before variables/.
+READY_MARKER = "retrieval_serve.ready"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,14 +84,14 @@ def _model_file(version_dir: str) -> str | None:
 
 
 def scan_versions(base_path: str) -> dict[int, tuple[float, int]]:
-    """Lists complete versions under ``base_path``.
+    """Lists candidate versions under ``base_path``.
 
     A version counts once its directory holds ``saved_model.pb``; directories
-    still being written (no .pb yet) or with non-numeric names are skipped.
+    without it or with non-numeric names are skipped. A listed version may
+    still be incomplete: see :func:`version_files`.
 
     Returns:
-        Mapping version -> (mtime, size) of its saved_model file; the stamp lets
-        a failed version be retried only after it is rewritten.
+        Mapping version -> (mtime, size) of its saved_model file.
     """
     found = {}
     try:
@@ -91,9 +105,48 @@ def scan_versions(base_path: str) -> dict[int, tuple[float, int]]:
         model_file = _model_file(os.path.join(base_path, name))
         if model_file is None:
             continue
-        stat = os.stat(model_file)
+        try:
+            stat = os.stat(model_file)
+        except OSError:  # removed since it was listed
+            continue
         found[int(name)] = (stat.st_mtime, stat.st_size)
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionFiles:
+    """Everything under one version directory, to tell whether it still changes.
+
+    Attributes:
+        entries: Sorted ``(relative path, size, mtime_ns)``; directories have
+            size and mtime -1, so creating an empty ``variables/`` counts.
+        ready: The :data:`READY_MARKER` file is present.
+    """
+
+    entries: tuple[tuple[str, int, int], ...]
+    ready: bool
+
+
+def version_files(version_dir: str) -> VersionFiles:
+    """Lists ``version_dir`` recursively; entries that vanish meanwhile are left out."""
+    entries = []
+    for root, dirs, files in os.walk(version_dir):
+        rel_root = os.path.relpath(root, version_dir)
+        for name in dirs:
+            entries.append((os.path.normpath(os.path.join(rel_root, name)), -1, -1))
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            entries.append(
+                (os.path.normpath(os.path.join(rel_root, name)), stat.st_size,
+                 stat.st_mtime_ns)
+            )
+    entries.sort()
+    ready = os.path.isfile(os.path.join(version_dir, READY_MARKER))
+    return VersionFiles(tuple(entries), ready)
 
 
 def read_signature_defs(version_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:

@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from serving.saved_model_loader import READY_MARKER
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ITEMS = [f"item_{i}" for i in range(8)]
 TOP_K = 4
@@ -128,7 +130,8 @@ class SlowRetrieval(ToyRetrieval):
 def save_version(
     base_path: Path, version: int, seed: int = 0, module_class=ToyRetrieval
 ) -> ToyRetrieval:
-    """Saves a ToyRetrieval as ``base_path/<version>``, appearing atomically."""
+    """Saves a ToyRetrieval as ``base_path/<version>``, appearing atomically
+    with the ready marker, so a server loads it without waiting for it to settle."""
     module = module_class(seed)
     staging = base_path / f".staging-{version}"
     tf.saved_model.save(
@@ -136,18 +139,21 @@ def save_version(
         str(staging),
         signatures={"serving_default": module.serve, "serve_k": module.serve_k},
     )
+    (staging / READY_MARKER).write_bytes(b"")
     # Rename so the poller never sees a half-written version.
     os.rename(staging, base_path / str(version))
     return module
 
 
 def write_corrupt_version(base_path: Path, version: int) -> None:
-    """Creates ``base_path/<version>/saved_model.pb`` holding garbage bytes."""
+    """Creates ``base_path/<version>/saved_model.pb`` holding garbage bytes (and
+    the ready marker: complete, but corrupt)."""
     staging = base_path / f".staging-{version}"
     staging.mkdir()
     (staging / "saved_model.pb").write_bytes(
         b"\xff\xfe this is not a SavedModel \x00\x01"
     )
+    (staging / READY_MARKER).write_bytes(b"")
     os.rename(staging, base_path / str(version))
 
 

@@ -88,7 +88,7 @@ def test_registry_falls_back_and_records_failure(tmp_path):
     assert registry.load_initial().version == 1
     states = {s.version: (s.state, bool(s.error_message)) for s in registry.statuses()}
     assert states == {1: ("AVAILABLE", False), 2: ("END", True)}
-    # A failed version is not retried until its saved_model.pb changes.
+    # A failed version is not retried before its backoff delay has passed.
     assert registry.poll_once() is False
 
 

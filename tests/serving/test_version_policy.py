@@ -6,13 +6,14 @@ SavedModel or a failing warm-up query does in ``load_version``.
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
 
 from serving.model_config import VersionPolicy
 from serving.model_registry import ModelLoadError, ModelRegistry, VersionNotServedError
-from serving.saved_model_loader import ServedModel
+from serving.saved_model_loader import READY_MARKER, ServedModel
 
 
 class FakeLoader:
@@ -31,6 +32,7 @@ def _add(base, *versions):
     for version in versions:
         (base / str(version)).mkdir()
         (base / str(version) / "saved_model.pb").write_bytes(b"x")
+        (base / str(version) / READY_MARKER).write_bytes(b"")
 
 
 def _registry(base, policy, loader):
@@ -96,7 +98,7 @@ def test_failed_new_version_keeps_old_serving_and_is_reported(tmp_path):
     [failed] = [s for s in registry.statuses() if s.version == 2]
     assert failed.state == "END" and failed.error_code != 0
     assert "warm-up query failed for 2" in failed.error_message
-    registry.poll_once()  # not retried until its saved_model.pb changes
+    registry.poll_once()  # not retried before its backoff delay has passed
     assert loader.loads.count(2) == 1
 
 
@@ -111,8 +113,7 @@ def test_last_version_is_kept_when_its_directory_vanishes(tmp_path):
     _add(tmp_path, 1)
     registry = _registry(tmp_path, VersionPolicy(), FakeLoader())
     registry.load_initial()
-    (tmp_path / "1" / "saved_model.pb").unlink()
-    (tmp_path / "1").rmdir()
+    shutil.rmtree(tmp_path / "1")
     assert registry.poll_once() is False
     assert registry.current().version == 1
 
