@@ -155,7 +155,7 @@ class RestHandlers:
                     core.limits.max_batch_size,
                 )
                 arrays[name] = array
-            outputs = core.run(function, specs, arrays)
+            outputs = core.run(function, arrays)
         return rest_json.format_predict(outputs, request.row_format)
 
 

@@ -7,9 +7,10 @@ everything under it (names, sizes, modification times) so a caller can wait
 until that listing stops changing, and reports whether the writer left the
 :data:`READY_MARKER` file, which says the version is complete at once.
 
-Loading reads the exact ``SignatureDef``s from saved_model.pb (for
-GetModelMetadata), loads the model with ``tf.saved_model.load`` and warms up its
-``serving_default`` signature with a tiny request built from the signature.
+Loading imports the ``serve`` MetaGraph into a graph-mode session, as
+``tensorflow_model_server`` does (:mod:`serving.session_model`), keeps its exact
+``SignatureDef``s (for GetModelMetadata) and warms up its ``serving_default``
+signature with a tiny request built from the signature.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import dataclasses
 import json
 import logging
 
-import tensorflow as tf
-from google.protobuf import text_format
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import config_pb2
 
 from serving import tensors
+from serving.session_model import SessionModel
 
 try:
     # Registers the `Scann>` custom ops so models with an embedded ScaNN index load.
@@ -56,11 +56,10 @@ class ServedModel:
     Attributes:
         version: Numeric version (the subdirectory name).
         path: Version directory.
-        signatures: Signature name -> concrete function.
+        signatures: Signature name -> ``SessionSignature`` (numpy in and out).
         input_specs: Signature name -> {input name -> tf.TensorSpec}.
         signature_defs: Signature name -> ``SignatureDef`` proto from saved_model.pb.
-        loaded: The object from ``tf.saved_model.load``; kept alive because the
-            signatures' variables belong to it.
+        loaded: The ``SessionModel`` whose session runs the signatures.
         max_history: The history length the model reads, from the export's
             ``assets.extra/retrieval_export.json``; None when it has none.
     """
@@ -149,25 +148,6 @@ def version_files(version_dir: str) -> VersionFiles:
     return VersionFiles(tuple(entries), ready)
 
 
-def read_signature_defs(version_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:
-    """Parses the exact ``SignatureDef`` map from a version's saved_model file."""
-    model_file = _model_file(version_dir)
-    if model_file is None:
-        raise FileNotFoundError(
-            f"no saved_model.pb or saved_model.pbtxt in {version_dir}"
-        )
-    proto = saved_model_pb2.SavedModel()
-    with open(model_file, "rb") as f:
-        data = f.read()
-    if model_file.endswith(".pbtxt"):
-        text_format.Parse(data.decode("utf-8"), proto)
-    else:
-        proto.ParseFromString(data)
-    if not proto.meta_graphs:
-        raise ValueError(f"{model_file} contains no MetaGraphDef")
-    return dict(proto.meta_graphs[0].signature_def)
-
-
 def read_max_history(version_dir: str) -> int | None:
     """The ``max_history`` the export's metadata asset declares, if any.
 
@@ -189,8 +169,23 @@ def read_max_history(version_dir: str) -> int | None:
     return value
 
 
+def configure_sessions(intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
+    """Thread pools of the sessions later loads create (0 = TensorFlow's default).
+
+    Sessions share the process-wide pools, sized by these numbers.
+    """
+    global _SESSION_CONFIG
+    _SESSION_CONFIG = config_pb2.ConfigProto(
+        intra_op_parallelism_threads=intra_op_threads,
+        inter_op_parallelism_threads=inter_op_threads,
+    )
+
+
+_SESSION_CONFIG: config_pb2.ConfigProto | None = None
+
+
 def load_version(version_dir: str, version: int) -> ServedModel:
-    """Loads one version and warms up its ``serving_default`` signature.
+    """Loads one version in graph mode and warms up its ``serving_default``.
 
     Args:
         version_dir: ``<base_path>/<version>``.
@@ -202,15 +197,13 @@ def load_version(version_dir: str, version: int) -> ServedModel:
     Raises:
         Exception: Whatever loading, parsing or the warm-up call raised.
     """
-    signature_defs = read_signature_defs(version_dir)
-    loaded = tf.saved_model.load(version_dir)
-    signatures = dict(loaded.signatures)
-    specs = {name: tensors.input_specs(fn) for name, fn in signatures.items()}
+    max_history = read_max_history(version_dir)
+    loaded = SessionModel(version_dir, _SESSION_CONFIG)
+    signatures = loaded.signatures
+    specs = {name: signature.input_specs for name, signature in signatures.items()}
     if DEFAULT_SIGNATURE in signatures:
         # A model that loads but cannot run must not replace a working one.
-        signatures[DEFAULT_SIGNATURE](
-            **tensors.warmup_tensors(specs[DEFAULT_SIGNATURE])
-        )
+        signatures[DEFAULT_SIGNATURE](tensors.warmup_arrays(specs[DEFAULT_SIGNATURE]))
     else:
         log.warning(
             "version %d has no '%s' signature; skipping warm-up",
@@ -218,6 +211,6 @@ def load_version(version_dir: str, version: int) -> ServedModel:
             DEFAULT_SIGNATURE,
         )
     return ServedModel(
-        version, version_dir, signatures, specs, signature_defs, loaded,
-        read_max_history(version_dir),
+        version, version_dir, signatures, specs, loaded.signature_defs, loaded,
+        max_history,
     )

@@ -38,6 +38,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from serving import saved_model_loader
 from serving.model_config import ConfigError, read_config_file, single_model
 from serving.model_manager import ModelManager
 from serving.model_registry import ModelLoadError
@@ -86,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="seconds between polls for new versions; 0 = no polling",
+    )
+    parser.add_argument(
+        "--model_version_settle_seconds",
+        type=float,
+        default=2.0,
+        help="a version without the retrieval_serve.ready marker loads once none "
+        "of its files changed for this long; 0 = as soon as saved_model.pb exists",
+    )
+    parser.add_argument(
+        "--load_retry_initial_seconds",
+        type=float,
+        default=5.0,
+        help="wait before retrying a version that failed to load (doubles per failure)",
+    )
+    parser.add_argument(
+        "--load_retry_max_seconds",
+        type=float,
+        default=300.0,
+        help="longest wait between retries of a version that fails to load",
     )
     parser.add_argument(
         "--model_config_file_poll_wait_seconds",
@@ -228,6 +248,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.model_config_file_poll_wait_seconds >= 0,
             ">= 0",
         ),
+        *(
+            (f"--{name}", getattr(args, name), getattr(args, name) >= 0, ">= 0")
+            for name in (
+                "model_version_settle_seconds",
+                "load_retry_initial_seconds",
+                "load_retry_max_seconds",
+            )
+        ),
         ("--max_batch_size", args.max_batch_size, args.max_batch_size >= 1, ">= 1"),
         ("--max_k", args.max_k, args.max_k >= 1, ">= 1"),
         ("--grpc_max_threads", args.grpc_max_threads, args.grpc_max_threads >= 1, ">= 1"),
@@ -360,6 +388,9 @@ def _configure_tensorflow_threads(args: argparse.Namespace) -> None:
     """Applies the TF thread-pool flags; must run before TensorFlow executes anything."""
     import tensorflow as tf
 
+    saved_model_loader.configure_sessions(
+        args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism
+    )
     if args.tensorflow_intra_op_parallelism:
         tf.config.threading.set_intra_op_parallelism_threads(
             args.tensorflow_intra_op_parallelism
@@ -384,7 +415,13 @@ def start(args: argparse.Namespace) -> RunningServer:
         if args.model_config_file
         else single_model(args.model_name, args.model_base_path)
     )
-    manager = ModelManager(configs, args.file_system_poll_wait_seconds)
+    manager = ModelManager(
+        configs,
+        args.file_system_poll_wait_seconds,
+        settle_seconds=args.model_version_settle_seconds,
+        retry_initial_seconds=args.load_retry_initial_seconds,
+        retry_max_seconds=args.load_retry_max_seconds,
+    )
     manager.load_initial()
     limits = RequestLimits(
         args.max_batch_size, args.max_k, args.max_history_length, args.max_request_bytes

@@ -131,9 +131,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 request.inputs, specs, core.limits.max_batch_size,
                 core.limits.history_length(model),
             )
-            outputs = core.run(
-                function, specs, arrays, request.output_filter, deadline
-            )
+            outputs = core.run(function, arrays, request.output_filter, deadline)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = registry.name
         response.model_spec.version.value = model.version

@@ -206,7 +206,7 @@ class ServingCore:
 
     @staticmethod
     def signature(model: ServedModel, registry_name: str, signature_name: str):
-        """Returns ``(concrete_function, input_specs)`` of a signature.
+        """Returns ``(signature, input_specs)``: the ``SessionSignature`` to call.
 
         Raises:
             ServingError: FAILED_PRECONDITION for an unknown signature.
@@ -226,7 +226,6 @@ class ServingCore:
     def run(
         self,
         function,
-        specs: Mapping[str, tf.TensorSpec],
         arrays: Mapping[str, np.ndarray],
         output_filter: Sequence[str] = (),
         deadline: float | None = None,
@@ -234,8 +233,7 @@ class ServingCore:
         """Runs a signature on validated, decoded inputs.
 
         Args:
-            function: The signature's concrete function.
-            specs: Its input specs.
+            function: The signature (``SessionSignature``).
             arrays: Input name -> numpy array, already checked by the caller
                 with :func:`tensors.check_dtype_and_shape`.
             output_filter: Output names to return; empty means all.
@@ -247,7 +245,7 @@ class ServingCore:
             Output name -> numpy array, in sorted name order.
         """
         tensors.check_k(arrays, self.limits.max_k)
-        outputs_available = function.structured_outputs
+        outputs_available = function.output_names
         unknown = sorted(set(output_filter) - set(outputs_available))
         if unknown:
             raise ServingError(
@@ -257,14 +255,11 @@ class ServingCore:
             )
         check_deadline(deadline, "before running the model")
         try:
-            outputs = function(**tensors.to_tensors(arrays, specs))
+            outputs = function(arrays, list(output_filter))
         except tf.errors.OpError as err:
             raise tf_error_to_serving(err) from err
-        except (TypeError, ValueError) as err:  # raised by the function's arg checks
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from err
         check_deadline(deadline, "after running the model")
-        names = list(output_filter) or sorted(outputs)
-        return {name: outputs[name].numpy() for name in names}
+        return outputs
 
     # ------------------------------------------------------ status, metadata
 

@@ -42,25 +42,6 @@ class InvalidInputError(ValueError):
     """A request input does not match the signature; maps to INVALID_ARGUMENT."""
 
 
-def input_specs(concrete_fn) -> dict[str, tf.TensorSpec]:
-    """Returns the keyword input specs of a signature's concrete function.
-
-    Args:
-        concrete_fn: A ``ConcreteFunction`` from ``loaded.signatures``.
-
-    Returns:
-        Mapping input name -> ``tf.TensorSpec`` (dtype and possibly partial shape).
-    """
-    args, kwargs = concrete_fn.structured_input_signature
-    if args:
-        # Signatures exported with tf.saved_model.save are keyword-only; a
-        # positional spec would mean an unusual export we cannot feed by name.
-        raise ValueError(
-            f"signature has {len(args)} positional inputs; expected keyword-only inputs"
-        )
-    return dict(kwargs)
-
-
 def format_shape(shape) -> str:
     """Formats a shape (TensorShape, list of ints/None) as ``[2, ?]``."""
     if isinstance(shape, tf.TensorShape):
@@ -299,19 +280,6 @@ def check_k(arrays: Mapping[str, np.ndarray], max_k: int) -> None:
         )
 
 
-def to_tensors(
-    arrays: Mapping[str, np.ndarray], specs: Mapping[str, tf.TensorSpec]
-) -> dict[str, tf.Tensor]:
-    """Converts decoded arrays to tensors of the signature's dtypes.
-
-    The explicit dtype keeps empty string arrays (e.g. history ``[1, 0]``) typed.
-    """
-    return {
-        name: tf.constant(array, dtype=specs[name].dtype)
-        for name, array in arrays.items()
-    }
-
-
 def array_to_proto(value) -> tensor_pb2.TensorProto:
     """Encodes a signature output (tensor or array) as a ``TensorProto``."""
     array = value.numpy() if isinstance(value, tf.Tensor) else np.asarray(value)
@@ -330,26 +298,25 @@ def array_to_proto(value) -> tensor_pb2.TensorProto:
     return proto
 
 
-def warmup_tensors(specs: Mapping[str, tf.TensorSpec]) -> dict[str, tf.Tensor]:
+def warmup_arrays(specs: Mapping[str, tf.TensorSpec]) -> dict[str, np.ndarray]:
     """Builds a tiny request matching ``specs``: unknown dims become 1.
 
     Strings are ``b""``, numbers zero (an integer ``k`` input is 1), booleans
     False. Used to exercise a newly loaded model before it is served.
 
     Returns:
-        Mapping input name -> tensor of shape spec with ``None`` -> 1.
+        Mapping input name -> array of shape spec with ``None`` -> 1.
     """
-    tensors = {}
+    arrays = {}
     for name, spec in specs.items():
         if spec.shape.rank is None:
             shape: list[int] = [1]
         else:
             shape = [1 if d is None else d for d in spec.shape.as_list()]
         if spec.dtype == tf.string:
-            array = np.full(shape, b"", dtype=object)
+            arrays[name] = np.full(shape, b"", dtype=object)
         elif name == K_INPUT and spec.dtype.is_integer:
-            array = np.ones(shape, dtype=spec.dtype.as_numpy_dtype)
+            arrays[name] = np.ones(shape, dtype=spec.dtype.as_numpy_dtype)
         else:
-            array = np.zeros(shape, dtype=spec.dtype.as_numpy_dtype)
-        tensors[name] = tf.convert_to_tensor(array, dtype=spec.dtype)
-    return tensors
+            arrays[name] = np.zeros(shape, dtype=spec.dtype.as_numpy_dtype)
+    return arrays

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -98,14 +99,15 @@ def test_registry_without_versions_names_path(tmp_path):
         registry.load_initial()
 
 
-def test_warmup_tensors_follow_spec():
+def test_warmup_arrays_follow_spec():
     specs = {
         "a": tf.TensorSpec([None, None], tf.string),
         "b": tf.TensorSpec([None, 3], tf.int64),
     }
-    warm = tensors.warmup_tensors(specs)
-    assert warm["a"].shape == (1, 1) and warm["a"].dtype == tf.string
-    assert warm["b"].shape == (1, 3) and warm["b"].dtype == tf.int64
+    warm = tensors.warmup_arrays(specs)
+    assert warm["a"].shape == (1, 1) and warm["a"].dtype == object
+    assert warm["a"][0, 0] == b""
+    assert warm["b"].shape == (1, 3) and warm["b"].dtype == np.int64
 
 
 def test_fixed_dimension_mismatch_is_named():
