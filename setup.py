@@ -18,6 +18,7 @@ setup(
         "tensorflow-recommenders==0.7.3",
         "scann==1.3.2",
         "tensorflow-serving-api==2.16.1",
+        "tornado>=6.5,<7",
         "apache-beam[gcp]==2.59.0",
         "kfp-pipeline-spec>=0.1.10,<0.2",
         "pyyaml",

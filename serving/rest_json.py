@@ -10,7 +10,13 @@ Two request formats (https://www.tensorflow.org/tfx/serving/api_rest):
   ``{"outputs": {"item_ids": [[...]], ...}}``.
 
 Strings are JSON strings, or ``{"b64": "..."}`` for arbitrary bytes; output
-strings that are not valid UTF-8 come back as ``{"b64": ...}``.
+strings that are not valid UTF-8 come back as ``{"b64": ...}``. As in TF
+Serving, ``NaN``, ``Infinity`` and ``-Infinity`` are accepted for float inputs.
+
+Every malformed body raises :class:`InvalidInputError` (HTTP 400) naming the
+input and what was expected, including values nested deeper than
+``MAX_RANK`` lists, integer literals too long for any dtype, out-of-range
+numbers and strings holding lone UTF-16 surrogates.
 """
 
 from __future__ import annotations
@@ -19,12 +25,21 @@ import base64
 import binascii
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from serving.tensors import InvalidInputError
+
+# Deepest list nesting (tensor rank) accepted for one input value; deeper
+# values are refused before the recursive conversion below could exhaust the
+# stack. (Python's JSON parser itself stops a little below 1000 levels.)
+MAX_RANK = 32
+# Longest integer literal accepted: float64's largest finite value has 309
+# digits, so any longer literal is out of range for every dtype.
+MAX_INT_DIGITS = 309
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +57,35 @@ class PredictBody:
     row_format: bool
 
 
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise InvalidInputError(
+            f"request body has an integer of {digits} digits ({text[:20]}...); "
+            f"expected at most {MAX_INT_DIGITS} digits (no dtype holds more)"
+        )
+    return int(text)
+
+
 def parse_body(body: bytes) -> dict:
-    """Decodes the request body as a JSON object."""
+    """Decodes the request body as a JSON object.
+
+    Raises:
+        InvalidInputError: On anything but a JSON object, naming the problem.
+    """
     try:
-        parsed = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidInputError(f"request body is not valid JSON: {err}") from err
+        parsed = json.loads(body, parse_int=_parse_int)
+    except InvalidInputError:
+        raise
+    except RecursionError as err:
+        raise InvalidInputError(
+            "request body nests arrays/objects too deeply for the JSON parser; "
+            f"expected at most {MAX_RANK} levels per input"
+        ) from err
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidInputError(
+            f"request body is not valid JSON: {err}; expected a JSON object"
+        ) from err
     if not isinstance(parsed, dict):
         raise InvalidInputError(
             f"request body is a JSON {type(parsed).__name__}; expected a JSON object"
@@ -118,17 +156,32 @@ def _rows_to_columns(instances, input_names: list[str]) -> dict[str, list]:
 
 
 def _preview(value, limit: int = 60) -> str:
-    text = json.dumps(value)
+    """A short JSON rendering of ``value`` for error messages."""
+    if isinstance(value, list):
+        # Only the head is rendered: the value may be huge or deeply nested.
+        inner = [_preview(item, limit) for item in value[:3]]
+        text = "[" + ", ".join(inner) + (", ...]" if len(value) > 3 else "]")
+    elif isinstance(value, dict):
+        items = list(value.items())[:3]
+        inner = [f"{json.dumps(key)}: {_preview(item, limit)}" for key, item in items]
+        text = "{" + ", ".join(inner) + (", ...}" if len(value) > 3 else "}")
+    else:
+        text = json.dumps(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _shape_and_leaves(name: str, value) -> tuple[list[int], list]:
+def _shape_and_leaves(name: str, value, depth: int = 0) -> tuple[list[int], list]:
     """Shape and flattened leaves of a nested list, rejecting ragged nesting."""
     if not isinstance(value, list):
         return [], [value]
+    if depth >= MAX_RANK:
+        raise InvalidInputError(
+            f"input '{name}' nests lists more than {MAX_RANK} deep; expected a "
+            f"tensor of rank at most {MAX_RANK}"
+        )
     if not value:
         return [0], []
-    parts = [_shape_and_leaves(name, item) for item in value]
+    parts = [_shape_and_leaves(name, item, depth + 1) for item in value]
     inner = parts[0][0]
     for position, (shape, _) in enumerate(parts):
         if shape != inner:
@@ -142,13 +195,21 @@ def _shape_and_leaves(name: str, value) -> tuple[list[int], list]:
 
 def _decode_string(name: str, leaf) -> bytes:
     if isinstance(leaf, str):
-        return leaf.encode("utf-8")
+        try:
+            return leaf.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InvalidInputError(
+                f"input '{name}' has string {_preview(leaf)} with a lone UTF-16 "
+                f"surrogate at position {err.start}; expected valid Unicode text "
+                '(send arbitrary bytes as {"b64": "..."})'
+            ) from err
     if isinstance(leaf, dict) and set(leaf) == {"b64"} and isinstance(leaf["b64"], str):
         try:
             return base64.b64decode(leaf["b64"], validate=True)
-        except binascii.Error as err:
+        except (binascii.Error, ValueError) as err:  # ValueError: non-ASCII
             raise InvalidInputError(
-                f"input '{name}' has invalid base64 {leaf['b64']!r}: {err}"
+                f"input '{name}' has invalid base64 {_preview(leaf['b64'])}: {err}; "
+                "expected standard base64 (A-Z, a-z, 0-9, +, /, = padding)"
             ) from err
     raise InvalidInputError(
         f"input '{name}' has value {_preview(leaf)}; expected string (a JSON string "
@@ -169,6 +230,30 @@ def _leaf_matches(leaf, dtype: tf.DType) -> bool:
     return isinstance(leaf, (int, float))
 
 
+def _check_range(name: str, leaves: list, dtype: tf.DType) -> None:
+    """Rejects numbers the dtype cannot hold (numpy would wrap or overflow)."""
+    if not leaves or dtype == tf.bool or dtype.is_complex:
+        return
+    low, high = dtype.min, dtype.max
+    if dtype.is_integer:
+        bad = next((leaf for leaf in leaves if not low <= leaf <= high), _NONE)
+    else:
+        # NaN and +-Infinity are valid float inputs; finite numbers must fit.
+        bad = next(
+            (leaf for leaf in leaves
+             if (isinstance(leaf, int) or math.isfinite(leaf)) and not low <= leaf <= high),
+            _NONE,
+        )
+    if bad is not _NONE:
+        bounds = f"{low:g} <= value <= {high:g}" if dtype.is_floating else (
+            f"{low} <= value <= {high}"
+        )
+        raise InvalidInputError(
+            f"input '{name}' has value {_preview(bad)} out of range for {dtype.name}; "
+            f"expected {bounds}"
+        )
+
+
 def to_array(name: str, value, dtype: tf.DType) -> np.ndarray:
     """Converts one input's JSON value to a numpy array of ``dtype``.
 
@@ -185,12 +270,8 @@ def to_array(name: str, value, dtype: tf.DType) -> np.ndarray:
         raise InvalidInputError(
             f"input '{name}' has value {_preview(bad)}; expected {dtype.name}"
         )
-    try:
-        return np.array(leaves, dtype=dtype.as_numpy_dtype).reshape(shape)
-    except OverflowError as err:
-        raise InvalidInputError(
-            f"input '{name}' has a value out of range for {dtype.name}: {err}"
-        ) from err
+    _check_range(name, leaves, dtype)
+    return np.array(leaves, dtype=dtype.as_numpy_dtype).reshape(shape)
 
 
 def _json_value(array: np.ndarray):

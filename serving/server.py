@@ -152,6 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker threads (concurrent connections) of the REST API",
     )
     parser.add_argument(
+        "--rest_api_read_timeout_seconds",
+        type=float,
+        default=30.0,
+        help="a REST request body must arrive within this long, else 408",
+    )
+    parser.add_argument(
+        "--rest_api_idle_timeout_seconds",
+        type=float,
+        default=30.0,
+        help="a REST connection must send its next request's headers within this "
+        "long of opening or of its last answer, else it is closed",
+    )
+    parser.add_argument(
+        "--rest_api_max_connections",
+        type=int,
+        default=512,
+        help="open REST connections beyond this are answered 503 and closed",
+    )
+    parser.add_argument(
         "--max_message_bytes",
         type=int,
         default=64 * 1024 * 1024,
@@ -263,6 +282,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--rest_api_num_threads",
             args.rest_api_num_threads,
             args.rest_api_num_threads >= 1,
+            ">= 1",
+        ),
+        *(
+            (f"--{name}", getattr(args, name), getattr(args, name) > 0, "> 0")
+            for name in ("rest_api_read_timeout_seconds", "rest_api_idle_timeout_seconds")
+        ),
+        (
+            "--rest_api_max_connections",
+            args.rest_api_max_connections,
+            args.rest_api_max_connections >= 1,
             ">= 1",
         ),
         (
@@ -447,6 +476,9 @@ def start(args: argparse.Namespace) -> RunningServer:
                 core,
                 args.rest_api_num_threads,
                 args.max_request_bytes,
+                read_timeout_seconds=args.rest_api_read_timeout_seconds,
+                idle_timeout_seconds=args.rest_api_idle_timeout_seconds,
+                max_connections=args.rest_api_max_connections,
             )
         except OSError as err:
             server.stop(0)

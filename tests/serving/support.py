@@ -286,7 +286,9 @@ class ServerProcess:
             self._log.close()
 
 
-def http_json(method: str, url: str, body=None, raw: bytes | None = None):
+def http_json(
+    method: str, url: str, body=None, raw: bytes | None = None, timeout: float = 10.0
+):
     """Sends a JSON (or ``raw``) body; returns (HTTP status, decoded JSON answer)."""
     import json
     import urllib.error
@@ -297,7 +299,7 @@ def http_json(method: str, url: str, body=None, raw: bytes | None = None):
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())

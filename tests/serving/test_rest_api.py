@@ -73,6 +73,15 @@ def test_model_status_and_metadata(server):
 GOOD = {"instances": [{"user_id": "u", "history": ["item_0"]}]}
 
 
+def _k_body(k):
+    return {"signature_name": "serve_k",
+            "inputs": {"user_id": ["u"], "history": [["a"]], "k": k}}
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + '"u"' + "]" * depth
+
+
 @pytest.mark.parametrize(
     "method, suffix, body, raw, http_status, fragments",
     [
@@ -93,15 +102,57 @@ GOOD = {"instances": [{"user_id": "u", "history": ["item_0"]}]}
                               "inputs": {"user_id": ["u"], "history": [["a"]], "k": 9}},
          None, 400, ["input 'k' has value 9", "k <= 4"]),
         ("POST", ":predict", {"signature_name": "nope", **GOOD}, None, 400, ["'nope'"]),
-        ("POST", ":predict", None, b"x" * ((1 << 20) + 1), 413, ["(--max_message_bytes)"]),
+        ("POST", ":predict", None, b"x" * ((1 << 18) + 1), 400,
+         ["request body has 262145 bytes", "at most 262144", "(--max_request_bytes)"]),
+        ("POST", ":predict", {"signature_name": "serve_k",
+                              "inputs": {"user_id": ["u", "v"], "history": [["a"]], "k": 2}},
+         None, 400, ["different batch sizes", "'history' 1", "'user_id' 2"]),
+        ("POST", ":predict", {"inputs": {"user_id": ["u"], "history": [[""] * 1001]}},
+         None, 400, ["'history' has length 1001", "at most 1000", "--max_history_length"]),
         ("POST", "/versions/42:predict", GOOD, None, 404, ["version 42"]),
         ("POST", "/labels/stable:predict", GOOD, None, 400, ["version label: 'stable'"]),
         ("GET", ":predict", None, None, 405, ["expected POST"]),
         ("POST", ":classify", GOOD, None, 501, ["not implemented"]),
         ("GET", "/versions/7", None, None, 404, ["no version 7"]),
+        # Bodies that broke the JSON layer rather than failing validation.
+        ("POST", ":predict", None, b"[" * 100_000, 400,
+         ["nests arrays/objects too deeply", "expected at most"]),
+        ("POST", ":predict", None,
+         f'{{"inputs": {{"user_id": {_deep(400)}, "history": [[""]]}}}}'.encode(), 400,
+         ["input 'user_id' nests lists more than", "expected a tensor of rank"]),
+        ("POST", ":predict", {"instances": [{"user_id": "\ud800", "history": ["a"]}]},
+         None, 400, ["input 'user_id'", "lone UTF-16 surrogate", "expected valid Unicode"]),
+        ("POST", ":predict", None,
+         b'{"signature_name": "serve_k", "inputs": {"user_id": ["u"], '
+         b'"history": [["a"]], "k": ' + b"9" * 5000 + b"}}", 400,
+         ["integer of 5000 digits", "expected at most 309 digits"]),
+        ("POST", ":predict", _k_body(10**30), None, 400,
+         ["input 'k' has value 1000000000000000000000000000000 out of range for int32",
+          "expected -2147483648 <= value <= 2147483647"]),
+        ("POST", ":predict", _k_body(2**32 + 2), None, 400,
+         ["input 'k' has value 4294967298 out of range for int32"]),
+        ("POST", ":predict", _k_body(True), None, 400,
+         ["input 'k' has value true; expected int32"]),
+        ("POST", ":predict", None,
+         b'{"signature_name": "serve_k", "inputs": {"user_id": ["u"], '
+         b'"history": [["a"]], "k": NaN}}', 400, ["input 'k' has value NaN; expected int32"]),
+        ("POST", ":predict", {"inputs": {"user_id": [1.5], "history": [["a"]]}}, None, 400,
+         ["input 'user_id' has value 1.5; expected string"]),
+        ("POST", ":predict", {"inputs": {"user_id": [{"b64": "\u00e9"}], "history": [[""]]}},
+         None, 400, ["input 'user_id' has invalid base64", "expected standard base64"]),
+        ("POST", ":predict", {"inputs": {"user_id": ["u"], "history": [["a"], "b"]}}, None,
+         400, ["input 'history' is ragged", "expected a rectangular array"]),
+        ("POST", ":predict", None, b"[1, 2]", 400, ["JSON list; expected a JSON object"]),
+        ("POST", ":predict", None, b"\xff\xfe{", 400, ["not valid JSON"]),
+        ("POST", ":predict", {"instances": "u"}, None, 400,
+         ["'instances' is \"u\"; expected a non-empty list of rows"]),
     ],
     ids=["json", "format", "missing", "dtype", "rank", "ragged", "batch", "k",
-         "signature", "size", "version", "label", "method", "classify", "status_version"],
+         "signature", "size", "batch_mismatch", "history_length", "version", "label",
+         "method", "classify", "status_version",
+         "deep_body", "deep_input", "lone_surrogate", "int_5000_digits", "k_1e30",
+         "k_wraps_int32", "k_bool", "k_nan", "float_for_string", "b64_non_ascii",
+         "mixed_depth", "body_not_object", "bad_utf", "instances_not_list"],
 )
 def test_bad_request_answers_error_json_and_server_keeps_serving(
     server, method, suffix, body, raw, http_status, fragments
