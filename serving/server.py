@@ -39,6 +39,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving import saved_model_loader
+from serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from serving.model_config import ConfigError, read_config_file, single_model
 from serving.model_manager import ModelManager
 from serving.model_registry import ModelLoadError
@@ -189,6 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="TF ops run in parallel; 0 = TensorFlow's default",
     )
     parser.add_argument(
+        "--enable_batching",
+        type=_flag_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="merge concurrent Predict requests into batched model runs",
+    )
+    parser.add_argument(
+        "--batching_parameters_file",
+        help="BatchingParameters text proto (max_batch_size, batch_timeout_micros, "
+        "num_batch_threads, max_enqueued_batches, allowed_batch_sizes, "
+        "pad_variable_length_inputs); needs --enable_batching",
+    )
+    parser.add_argument(
         "--drain_seconds",
         type=float,
         default=10.0,
@@ -242,6 +257,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--model_config_file_poll_wait_seconds="
             f"{args.model_config_file_poll_wait_seconds} needs --model_config_file; "
             "expected it only together with a config file"
+        )
+    if args.batching_parameters_file and not args.enable_batching:
+        parser.error(
+            f"--batching_parameters_file={args.batching_parameters_file} needs "
+            "--enable_batching; expected both or neither"
         )
     if args.max_request_bytes is None:
         args.max_request_bytes = min(DEFAULT_MAX_REQUEST_BYTES, args.max_message_bytes)
@@ -384,6 +404,8 @@ class RunningServer:
         if self.rest is not None:
             self.rest.stop(self.drain_seconds)
         self._grpc_done.wait()
+        if self.core.batcher is not None:
+            self.core.batcher.stop()
         self.manager.stop()
 
 
@@ -455,7 +477,16 @@ def start(args: argparse.Namespace) -> RunningServer:
     limits = RequestLimits(
         args.max_batch_size, args.max_k, args.max_history_length, args.max_request_bytes
     )
-    core = ServingCore(manager, limits)
+    batcher = None
+    if args.enable_batching:
+        parameters = (
+            BatchingParameters.from_file(args.batching_parameters_file)
+            if args.batching_parameters_file
+            else BatchingParameters()
+        )
+        batcher = Batcher(parameters)
+        log.info("batching requests: %s", parameters)
+    core = ServingCore(manager, limits, batcher)
     reload_roots = None
     if args.allow_reload_config_request:
         extra = [root for root in args.reload_config_allowed_roots.split(",") if root]
@@ -537,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         running = start(args)
-    except (ConfigError, ModelLoadError) as err:
+    except (ConfigError, ModelLoadError, BatchingConfigError) as err:
         print(f"{PROG}: error: cannot serve: {err}", file=sys.stderr, flush=True)
         return 1
     except OSError as err:

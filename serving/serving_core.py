@@ -24,6 +24,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from serving import tensors
+from serving.batching import Batcher, BatchingError
 from serving.model_manager import ModelManager, ModelNotFoundError
 from serving.model_registry import ModelLoadError, ModelRegistry, VersionNotServedError
 from serving.saved_model_loader import DEFAULT_SIGNATURE, ServedModel
@@ -128,9 +129,11 @@ def tf_error_to_serving(err: tf.errors.OpError) -> ServingError:
 class ServingCore:
     """Answers Predict, GetModelMetadata and GetModelStatus for a ModelManager."""
 
-    def __init__(self, manager: ModelManager, limits: RequestLimits):
+    def __init__(self, manager: ModelManager, limits: RequestLimits,
+                 batcher: Batcher | None = None):
         self.manager = manager
         self.limits = limits
+        self.batcher = batcher
         self._draining = threading.Event()
 
     @property
@@ -255,7 +258,14 @@ class ServingCore:
             )
         check_deadline(deadline, "before running the model")
         try:
-            outputs = function(arrays, list(output_filter))
+            if self.batcher is None:
+                outputs = function(arrays, list(output_filter))
+            else:
+                outputs = self.batcher.run(
+                    function, arrays, list(output_filter), function.output_names, deadline
+                )
+        except BatchingError as err:
+            raise ServingError(err.code, err.details) from err
         except tf.errors.OpError as err:
             raise tf_error_to_serving(err) from err
         check_deadline(deadline, "after running the model")
