@@ -33,6 +33,7 @@ from benchmarks.serving_latency.timing import (  # noqa: E402
     time_single,
 )
 from serving.client import build_request, query  # noqa: E402
+from serving.session_model import SessionModel  # noqa: E402
 
 
 def free_port() -> int:
@@ -221,18 +222,26 @@ def run_level(target: str, requests: list, concurrency: int, server_pid: int) ->
 def in_process_serving_default(version_dir: Path, pairs: list) -> dict:
     """Batch-1 latency of the served signature called in this process.
 
-    The same (user id, history) requests the gRPC clients send, through
-    ``loaded.signatures["serving_default"]``: what the server adds on top of it
-    is the gRPC + request handling overhead.
+    The same (user id, history) requests the gRPC clients send, through the
+    server's own call path (``serving.session_model``: graph-mode session, one
+    C++ RunCallable per call) and through the eager
+    ``loaded.signatures["serving_default"]``: what the server adds on top of
+    the first is the gRPC + request handling overhead.
     """
+    signature = SessionModel(str(version_dir)).signatures["serving_default"]
+    arrays = [{"user_id": np.array([user.encode()], dtype=object),
+               "history": np.array([[item.encode() for item in history]], dtype=object)}
+              for user, history in pairs]
+    session = time_single(signature, arrays)
     loaded = tf.saved_model.load(str(version_dir))
-    signature = loaded.signatures["serving_default"]
+    eager_signature = loaded.signatures["serving_default"]
     inputs = [(tf.constant([user]), tf.constant([history])) for user, history in pairs]
 
     def call(one):
-        return signature(user_id=one[0], history=one[1])
+        return eager_signature(user_id=one[0], history=one[1])
 
-    return {"batch1_latency": time_single(call, inputs)}
+    return {"batch1_latency": session, "call_path": "session RunCallable (as the server)",
+            "eager_signature_batch1_latency": time_single(call, inputs)}
 
 class ConstantPredict(prediction_service_pb2_grpc.PredictionServiceServicer):
     """A PredictionService whose Predict returns a fixed answer of the served
@@ -266,8 +275,16 @@ def grpc_floor(response, requests: list) -> dict:
     finally:
         server.stop(0)
 
+def run_levels(server: ServerProcess, requests: list) -> list[dict]:
+    levels = []
+    for concurrency in settings.GRPC_CONCURRENCY:
+        levels.append(run_level(server.target, requests, concurrency, server.proc.pid))
+        print(f"  grpc {levels[-1]}", flush=True)
+    return levels
+
 def bench_grpc(base_path: Path, log_path: Path) -> dict:
-    """Serves `base_path` with retrieval-serve and measures each concurrency level."""
+    """Serves `base_path` with retrieval-serve and measures each concurrency level,
+    without and then with ``--enable_batching``."""
     pairs = make_requests(256)
     requests = [build_request([user], [history]) for user, history in pairs]
     in_process = in_process_serving_default(base_path / "1", pairs)
@@ -279,14 +296,21 @@ def bench_grpc(base_path: Path, log_path: Path) -> dict:
                 requests[0], timeout=settings.GRPC_TIMEOUT_S)
         floor = grpc_floor(sample, requests)
         print(f"  grpc floor {floor}", flush=True)
-        levels = []
-        for concurrency in settings.GRPC_CONCURRENCY:
-            levels.append(run_level(server.target, requests, concurrency, server.proc.pid))
-            print(f"  grpc {levels[-1]}", flush=True)
+        levels = run_levels(server, requests)
         ready_s = server.ready_s
+    batching_file = log_path.parent / "batching.txt"
+    batching_file.write_text(settings.BATCHING_PARAMETERS)
+    print("  with --enable_batching ...", flush=True)
+    with ServerProcess(base_path, log_path.with_suffix(".batching.log"),
+                       ("--enable_batching", f"--batching_parameters_file={batching_file}"),
+                       ) as batching_server:
+        batched = run_levels(batching_server, requests)
     return {"server_ready_s": round(ready_s, 1), "server_exit": server.proc.returncode,
             "response_check": check, "history_len": settings.HISTORY_LEN, "batch_size": 1,
             "in_process_serving_default": in_process, "grpc_floor_no_model": floor,
             "server_overhead_p50_ms": round(levels[0]["latency"]["p50_ms"]
                                             - in_process["batch1_latency"]["p50_ms"], 3),
-            "levels": levels, "cpu": cpu_usage(counters, cpu_counters())}
+            "levels": levels,
+            "batching": {"parameters_file": settings.BATCHING_PARAMETERS,
+                         "server_exit": batching_server.proc.returncode, "levels": batched},
+            "cpu": cpu_usage(counters, cpu_counters())}

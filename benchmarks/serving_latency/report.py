@@ -55,6 +55,8 @@ def targets_met(methods: dict, ratios: dict, grpc_result: dict | None) -> dict:
     scann_ok = methods["scann_savedmodel"][recall] >= settings.RECALL_TARGET
     faiss_ok = methods["faiss_ivf_flat"][recall] >= settings.RECALL_TARGET
     one_client = grpc_result["levels"][0] if grpc_result else None
+    batched = (grpc_result or {}).get("batching", {}).get("levels", [])
+    eight = next((level for level in batched if level["concurrency"] == 8), None)
     return {
         "scann_recall_at_least_0.95": scann_ok,
         "scann_10x_faster_than_brute_force": (scann_ok and ratios["brute_over_scann_p50"]
@@ -64,6 +66,15 @@ def targets_met(methods: dict, ratios: dict, grpc_result: dict | None) -> dict:
         "grpc_p99_under_10ms_one_client": None if one_client is None else bool(
             one_client["failed"] == 0
             and one_client["latency"].get("p99_ms", float("inf")) < settings.GRPC_P99_TARGET_MS),
+        "grpc_p50_under_3ms_one_client": None if one_client is None else bool(
+            one_client["failed"] == 0
+            and one_client["latency"].get("p50_ms", float("inf")) < settings.GRPC_P50_TARGET_MS),
+        "grpc_batching_8_clients_3x_229_rps_p99_within_4x_p50": None if eight is None else bool(
+            eight["failed"] == 0
+            and eight["throughput_rps"]
+            >= settings.GRPC_THROUGHPUT_FACTOR * settings.GRPC_BASELINE_RPS_8
+            and eight["latency"]["p99_ms"]
+            <= settings.GRPC_TAIL_FACTOR * eight["latency"]["p50_ms"]),
     }
 
 def method_rows(results: dict) -> list[str]:
@@ -146,12 +157,14 @@ def markdown(results: dict) -> str:
                   f"{in_process['batch1_latency']['p50_ms']:.2f} ms, p99 "
                   f"{in_process['batch1_latency']['p99_ms']:.2f} ms "
                   f"(server overhead at p50: {grpc_result['server_overhead_p50_ms']:.2f} ms):",
-                  "", "| clients | requests | p50 ms | p95 ms | p99 ms | req/s | failed "
-                  "| server CPU ms/request |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for level in grpc_result["levels"]:
+                  "", "| clients | batching | requests | p50 ms | p95 ms | p99 ms | req/s "
+                  "| failed | server CPU ms/request |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+        rows = [("no", level) for level in grpc_result["levels"]] + [
+            ("yes", level) for level in grpc_result.get("batching", {}).get("levels", [])]
+        for batching, level in rows:
             lat = level["latency"]
-            lines.append(f"| {level['concurrency']} | {level['requests']} | "
+            lines.append(f"| {level['concurrency']} | {batching} | {level['requests']} | "
                          f"{lat.get('p50_ms', float('nan')):.2f} | "
                          f"{lat.get('p95_ms', float('nan')):.2f} | "
                          f"{lat.get('p99_ms', float('nan')):.2f} | {level['throughput_rps']:.0f} | "
