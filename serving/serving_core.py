@@ -241,8 +241,9 @@ class ServingCore:
                 with :func:`tensors.check_dtype_and_shape`.
             output_filter: Output names to return; empty means all.
             deadline: The client's deadline (``time.monotonic()``); the model
-                is not run once it passed, and an answer finished after it is
-                replaced by DEADLINE_EXCEEDED.
+                is not run once it passed, a run still going at the deadline
+                is cancelled (without batching), and an answer finished after
+                it is replaced by DEADLINE_EXCEEDED.
 
         Returns:
             Output name -> numpy array, in sorted name order.
@@ -259,13 +260,23 @@ class ServingCore:
         check_deadline(deadline, "before running the model")
         try:
             if self.batcher is None:
-                outputs = function(arrays, list(output_filter))
+                timeout_ms = (
+                    None if deadline is None
+                    else max(0.0, deadline - time.monotonic()) * 1000.0
+                )
+                outputs = function(arrays, list(output_filter), timeout_ms)
             else:
                 outputs = self.batcher.run(
                     function, arrays, list(output_filter), function.output_names, deadline
                 )
         except BatchingError as err:
             raise ServingError(err.code, err.details) from err
+        except tf.errors.DeadlineExceededError as err:
+            raise ServingError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the client's deadline passed while the model ran; the run was "
+                f"cancelled ({err.message.splitlines()[0]})",
+            ) from err
         except tf.errors.OpError as err:
             raise tf_error_to_serving(err) from err
         check_deadline(deadline, "after running the model")

@@ -81,16 +81,21 @@ def test_deadlines_stop_work_and_answer_deadline_exceeded(one_worker_slow_server
         stub.Predict(support.predict_request(["c"], [[""]]), timeout=30)
         took = time.monotonic() - started
         assert took < 2.0, f"the next request waited {took:.1f}s: the expired one ran"
-        # D's deadline passes while its model runs: the server answers
-        # DEADLINE_EXCEEDED instead of sending a late answer.
+        # D (3 s of work) gets a 0.4 s deadline: its run is cancelled, so the
+        # only worker is free again long before D's 3 s are up.
         with pytest.raises(grpc.RpcError) as info:
-            stub.Predict(support.predict_request(["d" * 8], [[""]]), timeout=0.4)
+            stub.Predict(support.predict_request(["d" * 30], [[""]]), timeout=0.4)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        started = time.monotonic()
+        stub.Predict(support.predict_request(["e"], [[""]]), timeout=30)
+        took = time.monotonic() - started
+        assert took < 1.5, f"the next request waited {took:.1f}s: the run went on"
     deadline = time.monotonic() + 5
-    while "Predict -> DEADLINE_EXCEEDED" not in server.stderr():
+    while "the run was cancelled" not in server.stderr():
         assert time.monotonic() < deadline, server.stderr()
         time.sleep(0.05)
-    assert "after running the model; no further work was done" in server.stderr()
+    assert "Predict -> DEADLINE_EXCEEDED: the client's deadline passed while the model ran" in (
+        server.stderr())
 
 
 def _served(max_history):

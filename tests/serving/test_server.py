@@ -164,6 +164,12 @@ def _declared_huge_history():
     return request
 
 
+def _absurd_history_shape():
+    request = support.predict_request(["u"], [["item_0"]])
+    request.inputs["history"].tensor_shape.dim[1].size = 2**62
+    return request
+
+
 def _over_request_bytes():
     # 300 KB: under gRPC's 1 MiB message limit, over --max_request_bytes=256 KiB.
     return support.predict_request(["u" * 300_000], [["item_0"]])
@@ -213,6 +219,11 @@ def _over_request_bytes():
              "--max_history_length"],
         ),
         (
+            _absurd_history_shape,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            [f"'history' has length {2**62} in dimension 1", "--max_history_length"],
+        ),
+        (
             _over_request_bytes,
             grpc.StatusCode.INVALID_ARGUMENT,
             ["request has 300", "at most 262144", "--max_request_bytes"],
@@ -246,6 +257,7 @@ def _over_request_bytes():
         "batch_mismatch",
         "batch_mismatch_model_unchecked",
         "history_length",
+        "absurd_shape",
         "request_bytes",
         "k_over_max",
         "k_zero",
