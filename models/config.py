@@ -194,13 +194,18 @@ class TrainingConfig(Config):
 
 @dataclasses.dataclass(frozen=True)
 class ScannConfig(Config):
-    """ScaNN index settings; 0 = derived from the catalogue size (models/scann_index.py)."""
+    """ScaNN index settings; 0 = chosen at export time by a sweep on probe
+    queries: the fastest setting with recall@K >= `target_recall`
+    (models/scann_tuning.py; an exact scan under 2000 candidates)."""
 
     KEY = "model.export.scann"
     num_leaves: int = setting(0, min=0)
     num_leaves_to_search: int = setting(0, min=0)
     reorder: int = setting(0, min=0)
-    dimensions_per_block: int = setting(2, min=1)
+    # Asymmetric hashing: dimensions per block (fewer: finer, slower codes).
+    dimensions_per_block: int = setting(0, min=0)
+    # Recall@K against exact search the chosen setting must reach on the probe queries.
+    target_recall: float = setting(0.95, gt=0.0, max=1.0)
 
 
 @dataclasses.dataclass(frozen=True)

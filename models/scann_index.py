@@ -21,12 +21,18 @@ from models.config import ScannConfig  # noqa: E402
 
 # Below this many candidates an exact scan is as fast as a tree and never wrong.
 EXACT_BELOW = 2000
+# Asymmetric hashing's dimensions per block when neither given nor chosen by a
+# sweep (`models/scann_tuning.py`).
+DEFAULT_DIMENSIONS_PER_BLOCK = 2
 
 
 def resolve(settings: ScannConfig, num_items: int, k: int) -> ScannConfig:
     """`settings` with the automatic values (0) filled for `num_items`
-    candidates and `k` results. A catalogue under `EXACT_BELOW` items gets
+    candidates and `k` results, by fixed rules (the export measures instead:
+    `models/scann_tuning.py`). A catalogue under `EXACT_BELOW` items gets
     num_leaves=0 (an exact scan)."""
+    settings = settings.replace(
+        dimensions_per_block=settings.dimensions_per_block or DEFAULT_DIMENSIONS_PER_BLOCK)
     if settings.num_leaves == 0 and num_items < EXACT_BELOW:
         return settings.replace(num_leaves=0, num_leaves_to_search=0, reorder=0)
     leaves = settings.num_leaves or max(2, int(round(num_items ** 0.5)))

@@ -29,13 +29,17 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models import features  # noqa: E402
+from models import features, scann_tuning  # noqa: E402
 from models.config import ScannConfig  # noqa: E402
 from models.scann_index import ScannIndex  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
 
 EXPORT_KINDS = ("scann", "brute_force")
 METADATA_ASSET = "retrieval_export.json"
+PROBE_QUERIES = 500
+# The ScaNN settings are chosen on one set of probe queries and the exported
+# index's recall is measured on another, so ann_recall@K is not the sweep's own.
+CHOICE_SEED, RECALL_SEED = 1, 0
 
 
 def recent_mask(history: tf.Tensor, count: int) -> tf.Tensor:
@@ -63,18 +67,24 @@ def mask_seen(ids: tf.Tensor, scores: tf.Tensor, history: tf.Tensor,
     return tf.where(seen, tf.constant(float("-inf")), scores)
 
 
+def fetch_k(top_k: int, exclude_history: int, num_items: int) -> int:
+    """Neighbours the index returns: K plus room for the excluded history items."""
+    return min(top_k + exclude_history, num_items)
+
+
 class RetrievalServingModule(tf.Module):
     """Query tower + candidate index with the serving signatures."""
 
     def __init__(self, towers: Towers, kind: str, top_k: int, exclude_history: int,
-                 scann_settings: ScannConfig | None = None):
+                 scann_settings: ScannConfig | None = None,
+                 candidate_embeddings: tf.Tensor | None = None):
         super().__init__()
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind {kind!r}: expected one of {EXPORT_KINDS}")
         self.towers_module = towers.module
         num_items = towers.vocab.num_items
         self.top_k = min(top_k, num_items)
-        self._fetch_k = min(top_k + exclude_history, num_items)
+        self._fetch_k = fetch_k(top_k, exclude_history, num_items)
         self.exclude_history = exclude_history
         self.query_specs = towers.query_specs
         self._example_spec = {
@@ -86,7 +96,8 @@ class RetrievalServingModule(tf.Module):
         self.query_embedding = tf.function(self._query_embedding,
                                            input_signature=self.query_specs)
         item_ids = tf.constant(towers.vocab.item_ids)
-        embeddings = towers.candidate_embeddings()
+        embeddings = (towers.candidate_embeddings() if candidate_embeddings is None
+                      else candidate_embeddings)
         if kind == "scann":
             self.index = ScannIndex(embeddings, item_ids, self._fetch_k,
                                     scann_settings or ScannConfig())
@@ -128,20 +139,23 @@ class RetrievalServingModule(tf.Module):
         return self._retrieve(*(parsed[spec.name] for spec in self.query_specs))
 
 
-def measure_ann_recall(module: RetrievalServingModule, towers: Towers,
-                       num_queries: int = 500, seed: int = 0) -> float:
-    """Recall@top_k of the module's index against exact search.
-
-    Queries are the query tower over random 5-item histories drawn from the
-    2000 most clicked candidates (a stand-in for real traffic that needs no
-    eval data at export time).
-    """
+def probe_queries(towers: Towers, num_queries: int = PROBE_QUERIES, seed: int = RECALL_SEED
+                  ) -> tf.Tensor:
+    """float32 `[num_queries, D]`: the query tower over random 5-item
+    histories drawn from the 2000 most clicked candidates (a stand-in for
+    real traffic that needs no eval data at export time)."""
     rng = np.random.default_rng(seed)
     top = min(2000, towers.vocab.num_items)
     histories = [[towers.vocab.item_ids[i] for i in rng.integers(0, top, size=5)]
                  for _ in range(num_queries)]
     extra = features.default_query_inputs(towers.query_specs[2:], num_queries)
-    queries = towers.query_embeddings(["recall-probe"] * num_queries, histories, extra)
+    return towers.query_embeddings(["recall-probe"] * num_queries, histories, extra)
+
+
+def measure_ann_recall(module: RetrievalServingModule, towers: Towers,
+                       num_queries: int = PROBE_QUERIES, seed: int = RECALL_SEED) -> float:
+    """Recall@top_k of the module's index against exact search, on `probe_queries`."""
+    queries = probe_queries(towers, num_queries, seed)
     exact = tf.math.top_k(tf.matmul(queries, towers.candidate_embeddings(), transpose_b=True),
                           module.top_k).indices
     exact_ids = tf.gather(tf.constant(towers.vocab.item_ids), exact).numpy()
@@ -165,8 +179,16 @@ def export(towers_dir: str, output_dir: str, kind: str) -> dict:
     """
     towers = Towers(towers_dir)
     settings = towers.export
+    embeddings = towers.candidate_embeddings()
+    num_items, choice = towers.vocab.num_items, None
+    if kind == "scann" and scann_tuning.needs_sweep(settings.scann, num_items):
+        # Settings left at 0 are chosen by measurement (models/scann_tuning.py).
+        choice = scann_tuning.choose(
+            embeddings.numpy(), probe_queries(towers, seed=CHOICE_SEED).numpy(),
+            fetch_k(settings.top_k, settings.exclude_history, num_items), settings.scann,
+            recall_k=min(settings.top_k, num_items))
     module = RetrievalServingModule(towers, kind, settings.top_k, settings.exclude_history,
-                                    settings.scann)
+                                    choice.settings if choice else settings.scann, embeddings)
     # ScaNN builds its searcher lazily: call once so the index is in the graph.
     warmup = features.default_query_inputs(module.query_specs)
     module.serve(*(warmup[spec.name] for spec in module.query_specs))
@@ -191,6 +213,9 @@ def export(towers_dir: str, output_dir: str, kind: str) -> dict:
                     "scores": f"float32 [B, {module.top_k}]"},
         "needs_scann_ops": kind == "scann",
         "scann": (module.index.settings.to_dict() if kind == "scann" else None),
+        # The sweep behind the ScaNN settings (None: given, or an exact scan):
+        # target, chosen row, recall/latency frontier and every measured setting.
+        "scann_choice": choice.report if choice else None,
         # Brute force is exact by construction.
         f"ann_recall@{module.top_k}": (measure_ann_recall(module, towers) if kind == "scann"
                                        else 1.0),

@@ -8,10 +8,16 @@ same way (seeded), measures:
   * recall@100 against exact search, and in-process batch-1 latency
     (p50/p95/p99) and batch-64 throughput of (a) the ScaNN index inside a
     saved-and-reloaded SavedModel, (b) brute force (matmul + top_k) inside a
-    SavedModel, (c) FAISS ``IndexIVFFlat`` with inner product; ScaNN
-    (``num_leaves_to_search``, ``reorder``) and FAISS (``nprobe``) are tuned by a
-    small sweep to the least-effort setting with recall@100 >= 0.95; ScaNN and
-    FAISS batch-1 latencies are timed interleaved so machine noise hits both;
+    SavedModel, (c) FAISS ``IndexIVFFlat`` with inner product. ScaNN's
+    settings (``num_leaves``, ``num_leaves_to_search``, ``reorder``,
+    ``dimensions_per_block``) are chosen by the export's own chooser
+    (``models/scann_tuning.py``: the fastest batch-1 setting with recall@100
+    >= 0.95), FAISS's ``nprobe`` by a sweep to the fewest probes reaching
+    0.95, both on the benchmark's queries; ScaNN and FAISS batch-1 latencies
+    are timed interleaved so machine noise hits both;
+  * the two sweeps' recall/latency Pareto frontiers side by side
+    (ann-benchmarks style: at each recall level the fastest point of each,
+    batch-1 p50 and queries per second, without TensorFlow);
   * how the SavedModels are called: the headline rows run the export the way
     TF Serving's C++ server does (graph mode: a ``tf.compat.v1.Session`` that
     loads the ``serve`` MetaGraph; each call one C++ ``RunCallable`` on the
@@ -29,8 +35,14 @@ same way (seeded), measures:
     the latency tails follow the load more than anything in the code.
 
 Writes benchmarks/results/serving.json and prints a markdown summary. Takes
-about 5-10 minutes on 2 cores and stays well under 8 GiB of memory. Smaller
-runs for development (not comparable with the 1M figures):
+about 10-15 minutes on 2 cores and stays well under 8 GiB of memory. The same
+at the width the default model exports (`settings.export_dim`: a three-member
+ensemble of 64-d towers plus the trending prior's column, 193), in-process:
+
+    .venv/bin/python -m benchmarks.serving_latency --dim 193 --skip_grpc
+
+writes benchmarks/results/serving-d193.json. Smaller runs for development
+(not comparable with the 1M figures):
 
     .venv/bin/python -m benchmarks.serving_latency --num_items 200000 \
         --latency_calls 300 --skip_grpc --output serving-small.json
@@ -129,6 +141,7 @@ def run(workdir: Path, skip_grpc: bool) -> dict:
             "parameters": {**settings.parameters(), "headline_call_path": CALL_PATHS["scann"][1]},
             "timings": timings,
             "scann_sweep": scann_sweep, "methods": methods,
+            "frontiers": {"scann": scann_sweep["frontier"], "faiss": faiss_info["frontier"]},
             "savedmodel_call_overhead": overhead, "call_paths": ann["call_paths"],
             "ratios": ratios, "grpc": grpc_result,
             "targets": targets_met(methods, ratios, grpc_result),
@@ -139,17 +152,26 @@ def run(workdir: Path, skip_grpc: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark, writes the JSON results and prints the markdown summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=settings.RESULTS_PATH)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default: benchmarks/results/serving.json, serving-d<dim>.json "
+                             "at another --dim")
     parser.add_argument("--skip_grpc", action="store_true", help="in-process part only")
     parser.add_argument("--num_items", type=int, default=settings.NUM_ITEMS,
                         help="catalogue size (1,000,000 in the results file; smaller for "
                              "development)")
     parser.add_argument("--num_leaves", type=int, default=0,
-                        help="ScaNN leaves = FAISS lists (default: about sqrt(num_items))")
+                        help="FAISS IVF lists (default: about sqrt(num_items)); ScaNN's "
+                             "leaves are the export chooser's")
+    parser.add_argument("--dim", type=int, default=settings.DIM,
+                        help=f"embedding width ({settings.DIM} in the results file; "
+                             f"{settings.export_dim()} is the default model's export width)")
     parser.add_argument("--latency_calls", type=int, default=settings.LATENCY_CALLS,
                         help="timed batch-1 calls per method")
     args = parser.parse_args(argv)
-    settings.configure(args.num_items, args.num_leaves, args.latency_calls)
+    settings.configure(args.num_items, args.num_leaves, args.latency_calls, args.dim)
+    if args.output is None:
+        args.output = (settings.RESULTS_PATH if args.dim == 64 else
+                       settings.RESULTS_PATH.with_name(f"serving-d{args.dim}.json"))
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as workdir:
         results = run(Path(workdir), args.skip_grpc)
     args.output.parent.mkdir(parents=True, exist_ok=True)

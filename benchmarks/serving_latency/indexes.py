@@ -16,7 +16,6 @@ from pathlib import Path  # noqa: E402
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from scann.scann_ops.py import scann_ops_pybind  # noqa: E402
 
 from benchmarks.serving_latency import settings  # noqa: E402
 from benchmarks.serving_latency.data import recall_at_k  # noqa: E402
@@ -35,6 +34,7 @@ from benchmarks.serving_latency.timing import (  # noqa: E402
     time_interleaved,
     time_single,
 )
+from models import scann_tuning  # noqa: E402
 from models.config import ScannConfig  # noqa: E402
 
 SESSION_CALL = "session (serve tag), C++ RunCallable by tensor names"
@@ -66,49 +66,44 @@ def pick_setting(rows: list[dict]) -> dict:
     """The first row, in grid order of increasing search effort, that meets the
     recall target (the last row if none does).
 
-    Search cost grows with every swept parameter, so this is the cheapest
-    passing setting without trusting noisy sweep timings to rank near-equal
-    settings.
+    Search cost grows with nprobe, so this is the cheapest passing setting
+    without trusting noisy sweep timings to rank near-equal settings.
     """
     passing = [r for r in rows if r[f"recall@{settings.K}"] >= settings.RECALL_TARGET]
     return passing[0] if passing else rows[-1]
 
 def sweep_scann(items: np.ndarray, queries: np.ndarray, truth: np.ndarray):
-    """Sweeps leaves-to-search x reorder on one pybind ScaNN searcher.
+    """Chooses ScaNN's settings with the export's own chooser
+    (`models.scann_tuning.choose`: leaves x dimensions per block builds,
+    leaves searched x re-ordering as query-time overrides), here on the
+    benchmark's queries as FAISS's nprobe is.
 
-    Uses the same tree/AH/reorder configuration as `ScannIndex` and query-time
-    overrides, so one build covers the grid. Returns (results, searcher,
-    query-time options of the chosen setting); the results include the pybind
-    (no TensorFlow) latency at the chosen setting as a reference.
+    Returns (results, searcher, query-time options of the chosen setting);
+    the results hold every measured setting, the recall/latency frontier and
+    the pybind (no TensorFlow) latency at the chosen setting as a reference.
     """
-    leaves_grid = [leaves for leaves in settings.SCANN_LEAVES_GRID if leaves <= settings.NUM_LEAVES]
-    start = time.perf_counter()
-    searcher = (scann_ops_pybind.builder(items, settings.K, "dot_product")
-                .tree(num_leaves=settings.NUM_LEAVES, num_leaves_to_search=max(leaves_grid),
-                      training_sample_size=settings.NUM_ITEMS)
-                .score_ah(settings.DIMENSIONS_PER_BLOCK)
-                .reorder(max(settings.SCANN_REORDER_GRID))
-                .build())
-    build_s = time.perf_counter() - start
-    rows = []
-    for leaves in leaves_grid:
-        for reorder in settings.SCANN_REORDER_GRID:
-            opts = {"leaves_to_search": leaves, "pre_reorder_num_neighbors": reorder}
-            found, _ = searcher.search_batched(queries, **opts)
-            latency = time_single(lambda q, o=opts: searcher.search(q, **o), list(queries),
-                                  calls=settings.SWEEP_LATENCY_CALLS)
-            rows.append({"num_leaves_to_search": leaves, "reorder": reorder,
-                         f"recall@{settings.K}": round(recall_at_k(found, truth), 4),
-                         "batch1_p50_ms": latency["p50_ms"]})
-            print(f"  scann sweep {rows[-1]}", flush=True)
-    chosen = pick_setting(rows)
-    opts = {"leaves_to_search": chosen["num_leaves_to_search"],
-            "pre_reorder_num_neighbors": chosen["reorder"]}
-    reference = {"settings": opts, f"recall@{settings.K}": chosen[f"recall@{settings.K}"],
+    choice = scann_tuning.choose(
+        items, queries, settings.FETCH_K, ScannConfig(target_recall=settings.RECALL_TARGET),
+        recall_k=settings.K, exact=truth, latency_calls=settings.SWEEP_LATENCY_CALLS,
+        past_target=settings.SCANN_PAST_TARGET, keep_searcher=True,
+        log=lambda row: print(f"  scann sweep {row}", flush=True))
+    report = choice.report
+    searcher, opts = choice.searcher, choice.search_options
+    if searcher is None:  # nothing met the target: time the highest-recall setting
+        chosen = choice.settings
+        searcher = scann_tuning._build(items, settings.FETCH_K, chosen.num_leaves,
+                                       chosen.num_leaves_to_search,
+                                       chosen.dimensions_per_block, chosen.reorder)
+        opts = {"final_num_neighbors": settings.FETCH_K,
+                "pre_reorder_num_neighbors": chosen.reorder,
+                "leaves_to_search": chosen.num_leaves_to_search}
+    reference = {"settings": opts, f"recall@{settings.K}": report["chosen"][f"recall@{settings.K}"],
                  "batch1_latency": time_single(lambda q: searcher.search(q, **opts),
                                                list(queries))}
-    return ({"build_s": round(build_s, 1), "grid": rows, "chosen": chosen,
-             "pybind_reference": reference}, searcher, opts)
+    return ({"sweep_s": report["sweep_s"], "grid": report["measured"],
+             "frontier": report["frontier"], "chosen": report["chosen"],
+             "meets_target": report["meets_target"], "pybind_reference": reference},
+            searcher, opts)
 
 def build_faiss(items: np.ndarray) -> tuple[faiss.IndexIVFFlat, float]:
     """An inner-product `IndexIVFFlat` with NUM_LEAVES lists; returns (index, build s)."""
@@ -136,14 +131,15 @@ def sweep_faiss(index: faiss.IndexIVFFlat, queries: np.ndarray, truth: np.ndarra
         print(f"  faiss sweep {rows[-1]}", flush=True)
     chosen = pick_setting(rows)
     index.nprobe = chosen["nprobe"]
-    return {"grid": rows, "chosen": chosen}
+    return {"grid": rows, "chosen": chosen,
+            "frontier": scann_tuning.pareto_frontier(rows, f"recall@{settings.K}")}
 
 def save_scann_savedmodel(items, users, chosen: dict, path: Path) -> dict:
     """Builds the ScaNN serving module at the chosen sweep setting and saves it."""
-    scann = ScannConfig(num_leaves=settings.NUM_LEAVES,
+    scann = ScannConfig(num_leaves=chosen["num_leaves"],
                         num_leaves_to_search=chosen["num_leaves_to_search"],
                         reorder=chosen["reorder"],
-                        dimensions_per_block=settings.DIMENSIONS_PER_BLOCK)
+                        dimensions_per_block=chosen["dimensions_per_block"])
     start = time.perf_counter()
     module = BenchmarkRetrieval(items, users, "scann", scann)
     build_s = time.perf_counter() - start
@@ -187,7 +183,8 @@ def build_tuned_faiss(items, queries, truth) -> tuple[faiss.IndexIVFFlat, dict]:
     sweep = sweep_faiss(index, queries, truth)
     return index, {"nlist": settings.NUM_LEAVES, "nprobe": sweep["chosen"]["nprobe"],
                    "train_sample": settings.FAISS_TRAIN_SAMPLE, "build_s": round(build_s, 1),
-                   "omp_threads": faiss.omp_get_max_threads(), "sweep": sweep["grid"]}
+                   "omp_threads": faiss.omp_get_max_threads(), "sweep": sweep["grid"],
+                   "frontier": sweep["frontier"]}
 
 def call_path_breakdown(latency: dict) -> dict:
     """Per-call cost of each layer between Python and the ScaNN op, from the

@@ -83,7 +83,8 @@ def method_rows(results: dict) -> list[str]:
     labels = {
         "scann_savedmodel": ("ScaNN, reloaded SavedModel (session)", lambda m: (
             f"leaves {m['settings']['num_leaves_to_search']}/{m['settings']['num_leaves']}, "
-            f"reorder {m['settings']['reorder']}")),
+            f"reorder {m['settings']['reorder']}, "
+            f"AH {m['settings']['dimensions_per_block']} dims/block")),
         "brute_force_savedmodel": ("Brute force, SavedModel (session)",
                                    lambda m: "matmul + top_k"),
         "faiss_ivf_flat": ("FAISS IndexIVFFlat (IP)", lambda m: (
@@ -119,6 +120,42 @@ def call_path_rows(results: dict) -> list[str]:
                     f"{faiss_p50 / lat['p50_ms']:.2f} |")
     return rows
 
+FRONTIER_RECALLS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99)
+
+
+def frontier_table(results: dict) -> list[str]:
+    """ann-benchmarks style: the ScaNN and FAISS recall/latency Pareto
+    frontiers of the two sweeps side by side; at each recall level, the
+    fastest point of each frontier reaching it (batch-1 p50, queries/s)."""
+    key = f"recall@{settings.K}"
+    scann, faiss_points = results["frontiers"]["scann"], results["frontiers"]["faiss"]
+
+    def scann_setting(r: dict) -> str:
+        return (f"{r['num_leaves_to_search']}/{r['num_leaves']} leaves, reorder "
+                f"{r['reorder']}, AH {r['dimensions_per_block']}")
+
+    def faiss_setting(r: dict) -> str:
+        return f"nprobe {r['nprobe']}"
+
+    def cells(points: list[dict], level: float, setting) -> str:
+        reaching = [p for p in points if p[key] >= level]
+        if not reaching:
+            return "- | - | - | -"
+        p = min(reaching, key=lambda r: r["batch1_p50_ms"])
+        return (f"{setting(p)} | {p[key]:.3f} | {p['batch1_p50_ms']:.3f} | "
+                f"{1000.0 / p['batch1_p50_ms']:,.0f}")
+
+    lines = ["| recall@100 >= | ScaNN setting | recall | p50 ms | q/s | FAISS IVF setting | "
+             "recall | p50 ms | q/s |", "|---:|---|---:|---:|---:|---|---:|---:|---:|"]
+    for level in FRONTIER_RECALLS:
+        lines.append(f"| {level:.2f} | {cells(scann, level, scann_setting)} | "
+                     f"{cells(faiss_points, level, faiss_setting)} |")
+    lines += ["", "Frontier points (recall, p50 ms): ScaNN "
+              + ", ".join(f"({p[key]:.3f}, {p['batch1_p50_ms']:.3f})" for p in scann)
+              + "; FAISS " + ", ".join(f"({p[key]:.3f}, {p['batch1_p50_ms']:.3f})"
+                                       for p in faiss_points) + "."]
+    return lines
+
 def markdown(results: dict) -> str:
     """A compact markdown summary of `results`."""
     p = results["parameters"]
@@ -138,6 +175,12 @@ def markdown(results: dict) -> str:
         f"Brute force / ScaNN p50 latency: {results['ratios']['brute_over_scann_p50']:.1f}x; "
         f"FAISS IVF / ScaNN: {results['ratios']['faiss_over_scann_p50']:.2f}x "
         f"(FAISS IVF / ScaNN pybind: {results['ratios']['faiss_over_scann_pybind_p50']:.2f}x).",
+        "",
+        "Recall/latency frontiers of the ScaNN (the export's chooser) and FAISS sweeps, "
+        "batch 1 in process without TensorFlow (ScaNN pybind, FAISS from Python), "
+        "q/s = 1000 / p50:",
+        "",
+        *frontier_table(results),
         "",
         "The same exports by call path, batch 1, timed interleaved with the rows above:",
         "",

@@ -56,6 +56,9 @@ class BenchmarkRetrieval(tf.Module):
             self.candidates = tf.Variable(items, trainable=False)
         else:
             raise ValueError(f"kind {kind!r}: expected 'scann' or 'brute_force'")
+        # The width is the run's (`settings.configure`), so the signature is made here.
+        self.search = tf.function(self._search_signature, input_signature=[
+            tf.TensorSpec([None, settings.DIM], tf.float32, name="queries")])
 
     def _search(self, queries: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(scores, int64 item indices), both `[B, FETCH_K]`, best first."""
@@ -65,8 +68,7 @@ class BenchmarkRetrieval(tf.Module):
         top = tf.math.top_k(scores, k=settings.FETCH_K)
         return top.values, tf.cast(top.indices, tf.int64)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, settings.DIM], tf.float32, name="queries")])
-    def search(self, queries):
+    def _search_signature(self, queries):
         scores, indices = self._search(queries)
         return {"indices": indices[:, :settings.K], "scores": scores[:, :settings.K]}
 
@@ -180,6 +182,10 @@ class NoOpSearch(tf.Module):
     """A `search` signature that does no search: the fixed cost of calling a
     SavedModel signature from Python, which the ScaNN and brute-force rows include."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, settings.DIM], tf.float32, name="queries")])
-    def search(self, queries):
+    def __init__(self):
+        super().__init__()
+        self.search = tf.function(self._search_signature, input_signature=[
+            tf.TensorSpec([None, settings.DIM], tf.float32, name="queries")])
+
+    def _search_signature(self, queries):
         return {"indices": tf.cast(queries[:, :1], tf.int64)}

@@ -20,11 +20,12 @@ NUM_CENTRES = 2_000
 NOISE = 0.9
 K = 100
 
-# Indexes.
-NUM_LEAVES = 1_000  # ScaNN tree leaves = FAISS IVF lists (about sqrt(NUM_ITEMS))
-DIMENSIONS_PER_BLOCK = 2
-SCANN_LEAVES_GRID = (10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 160)
-SCANN_REORDER_GRID = (200, 300, 400, 500, 1000)
+# Indexes. ScaNN's settings are chosen by the export's own sweep
+# (models/scann_tuning.py: its grid of leaves, leaves searched, re-ordering
+# and dimensions per block), measuring this many leaves-searched values past
+# the first that meets the target, for the frontier.
+SCANN_PAST_TARGET = 3
+NUM_LEAVES = 1_000  # FAISS IVF lists (about sqrt(NUM_ITEMS))
 FAISS_NPROBE_GRID = (1, 2, 4, 8, 12, 16, 20, 22, 24, 28, 32, 40, 48, 64, 128, 256)
 FAISS_TRAIN_SAMPLE = 100_000
 
@@ -70,26 +71,44 @@ BATCHING_PARAMETERS = (
 )
 
 
-def configure(num_items: int, num_leaves: int, latency_calls: int) -> None:
+def configure(num_items: int, num_leaves: int, latency_calls: int, dim: int = DIM) -> None:
     """Sets the run's size (the defaults are the 1M-item run of the results file)."""
-    global NUM_ITEMS, NUM_LEAVES, LATENCY_CALLS
+    global NUM_ITEMS, NUM_LEAVES, LATENCY_CALLS, DIM
     if num_items < 10 * FETCH_K or latency_calls < INTERLEAVE_BLOCKS:
         raise SystemExit(f"--num_items must be >= {10 * FETCH_K} and --latency_calls "
                          f">= {INTERLEAVE_BLOCKS}")
     NUM_ITEMS = num_items
+    DIM = dim
     NUM_LEAVES = num_leaves or round(num_items ** 0.5)
     LATENCY_CALLS = latency_calls
 
+def export_dim() -> int:
+    """The default model's export width ("embedding_dim" in the export
+    metadata): its ensemble's concatenated towers (model.ensemble.size x
+    model.towers.embedding_dim) plus the trending prior's column, which the
+    default training learns and serves (models/towers_export.py)."""
+    from models.config import ModelConfig
+
+    config = ModelConfig()
+    return config.ensemble.size * config.towers.embedding_dim + 1
+
 def parameters() -> dict:
     """The benchmark's fixed parameters."""
+    from models import scann_tuning
+
     return {"num_items": NUM_ITEMS, "num_queries": NUM_QUERIES, "dim": DIM,
             "num_centres": NUM_CENTRES, "noise": NOISE, "seed": SEED, "k": K,
-            "num_leaves": NUM_LEAVES, "dimensions_per_block": DIMENSIONS_PER_BLOCK,
-            "scann_leaves_grid": SCANN_LEAVES_GRID, "scann_reorder_grid": SCANN_REORDER_GRID,
+            "faiss_nlist": NUM_LEAVES, "export_dim_of_default_model": export_dim(),
+            "scann_grid": {"leaves_x_sqrt_n": scann_tuning.LEAVES_FACTORS,
+                           "dimensions_per_block": scann_tuning.DIMENSIONS_PER_BLOCK,
+                           "leaves_to_search_fractions": scann_tuning.SEARCH_FRACTIONS,
+                           "reorder_x_fetch_k": scann_tuning.REORDER_FACTORS,
+                           "past_target": SCANN_PAST_TARGET},
             "faiss_nprobe_grid": FAISS_NPROBE_GRID, "recall_target": RECALL_TARGET,
             "warmup_calls": WARMUP_CALLS, "latency_calls": LATENCY_CALLS,
             "interleave_blocks": INTERLEAVE_BLOCKS,
-            "setting_rule": "fewest leaves/nprobe, then smallest reorder, with recall >= target",
+            "setting_rule": ("ScaNN: the export's chooser, lowest batch-1 p50 with recall >= "
+                             "target; FAISS: fewest nprobe with recall >= target"),
             "throughput_batch": BATCH, "exclude_history": EXCLUDE_HISTORY,
             "grpc_concurrency": GRPC_CONCURRENCY, "grpc_seconds_per_level": GRPC_SECONDS,
             "grpc_max_requests_per_level": GRPC_MAX_REQUESTS}

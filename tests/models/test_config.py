@@ -63,8 +63,9 @@ def test_choices_come_from_the_registries():
      "model.teacher.loss_weight=0.0: expected a weight > 0"),
     ({"teacher": {"enabled": True, "pretrain_epochs": 3}},
      "model.teacher.pretrain_epochs=3: expected fewer than model.training.epochs=3"),
-    ({"export": {"scann": {"dimensions_per_block": 0}}},
-     "model.export.scann.dimensions_per_block=0: expected an integer >= 1"),
+    ({"export": {"scann": {"dimensions_per_block": -1}}},
+     "model.export.scann.dimensions_per_block=-1: expected an integer >= 0"),
+    ({"export": {"scann": {"target_recall": 1.5}}}, "model.export.scann.target_recall=1.5"),
 ])
 def test_bad_values_name_the_key_the_value_and_the_expectation(values, message):
     with pytest.raises(ConfigError, match=message):
