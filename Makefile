@@ -15,7 +15,7 @@ DEMO_OUT ?= demo-output
 DEMO_PORT ?= 8500
 DEMO_USER ?= 9403
 
-.PHONY: venv demo test lint lock clean
+.PHONY: venv demo test lint lock clean image push
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,17 @@ lint: venv
 lock:
 	$(PY) -m pip install --quiet uv
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 --no-header -o requirements.lock
+
+# The step image (kubeflow/Dockerfile), also retrieval-serve's in deploy/. Its
+# name and tag are written once, in pipeline/image.py. Needs Docker.
+REGISTRY ?=
+IMAGE = $(shell python3 pipeline/image.py $(REGISTRY))
+
+image:
+	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
+
+push: image
+	docker push $(IMAGE)
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

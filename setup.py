@@ -27,6 +27,7 @@ setup(
         "console_scripts": [
             "retrieval-pipeline=pipeline.cli:main",
             "retrieval-serve=serving.server:main",
+            "retrieval-serve-status=serving.status:main",
             "retrieval-query=serving.client:main",
             "retrieval-datagen=clicklog.synthetic:main",
         ],

@@ -9,6 +9,8 @@ import traceback
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from pipeline.image import DEFAULT_IMAGE
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -38,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compile a Kubeflow Pipelines v2 spec to --output instead of running")
     parser.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/retrieval",
                         help="artifact root for --kubeflow")
-    parser.add_argument("--image", default="retrieval-pipeline:latest",
-                        help="container image for --kubeflow (see kubeflow/Dockerfile)")
+    parser.add_argument("--image", default=DEFAULT_IMAGE,
+                        help="container image for --kubeflow (kubeflow/Dockerfile; `make image "
+                             "REGISTRY=...` builds it as REGISTRY/%(default)s)")
     parser.add_argument("--serving_base", default=None,
                         help="push destination parent for --kubeflow "
                              "(default PIPELINE_ROOT/serving)")
