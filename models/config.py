@@ -29,7 +29,7 @@ from models.losses import LOSSES
 from models.towers.pooling import POOLINGS
 
 SIMILARITIES = ("dot", "cosine")
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
 
 
@@ -187,8 +187,15 @@ class TrainingConfig(Config):
     # Train only on the clicks after the base model's newest training click
     # (a daily warm-started run: `retrieval-pipeline --since base`).
     since_base_model: bool = False
-    # batch_size is the global batch; each replica's in-batch negatives are its share.
+    # batch_size is the global batch; each replica's in-batch negatives are its
+    # share (docs/distributed-training.md). The cluster comes from TF_CONFIG.
     distribution_strategy: str = setting("default", choices=STRATEGIES)
+    # parameter_server: a variable (an embedding table) is split into at
+    # most one shard per parameter server, each shard at least this large.
+    min_shard_bytes: int = setting(256 << 10, min=1)
+    # parameter_server: steps per epoch (a step is one batch on one worker);
+    # 0 = the batches of one pass over the training clicks, counted first.
+    steps_per_epoch: int = setting(0, min=0)
     seed: int = 42
 
 

@@ -63,8 +63,22 @@ class HitRateEarlyStopping(tf.keras.callbacks.Callback):
         return towers_hit_rate(self.model.query_tower, self.model.candidate_tower, self.batches,
                                self.item_ids, self.k, self.exclude_history, self.max_history)
 
+    def agreed(self, value: float) -> float:
+        """`value` averaged over the strategy's replicas (an all-reduce every
+        worker enters, once per epoch), so that with MultiWorkerMirroredStrategy
+        every worker takes the same stop and restore decision: one worker
+        stopping alone would leave the others waiting in a collective. The
+        workers' values agree already (same synchronised weights, same eval
+        clicks); the all-reduce makes the decision one value by construction."""
+        strategy = self.model.distribute_strategy
+        synchronous = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+        if strategy.num_replicas_in_sync == 1 or not isinstance(strategy, synchronous):
+            return value
+        per_replica = strategy.run(lambda: tf.constant(value, tf.float32))
+        return float(strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None))
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = self.evaluate()
+        value = self.agreed(self.evaluate())
         self.history.append(value)
         if logs is not None:
             logs[self.metric] = value

@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import random
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -53,7 +55,8 @@ def set_seeds(seed: int) -> None:
 
 
 @functools.cache
-def distribution_strategy(name: str) -> tf.distribute.Strategy:
+def distribution_strategy(name: str, min_shard_bytes: int = 256 << 10
+                          ) -> tf.distribute.Strategy:
     """The tf.distribute strategy named by `model.training.distribution_strategy`.
 
     One instance per process: models trained one after the other (ensemble
@@ -67,7 +70,54 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker_mirrored":
         # Reads the cluster from TF_CONFIG, as on Kubeflow/Vertex training jobs.
         return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "parameter_server":
+        # Run by the coordinator (the chief); TF_CONFIG names the ps and worker tasks.
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        num_ps = len(resolver.cluster_spec().as_dict().get("ps", []))
+        partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+            min_shard_bytes=min_shard_bytes, max_shards=max(num_ps, 1))
+        return tf.distribute.experimental.ParameterServerStrategy(
+            resolver, variable_partitioner=partitioner)
     return tf.distribute.get_strategy()
+
+
+def strategy_of(config: ModelConfig) -> tf.distribute.Strategy:
+    """`distribution_strategy` of `config.training`."""
+    training = config.training
+    if training.distribution_strategy == "parameter_server":
+        return distribution_strategy(training.distribution_strategy, training.min_shard_bytes)
+    return distribution_strategy(training.distribution_strategy)
+
+
+def is_parameter_server(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the real export: the `chief` task, else
+    worker 0 of a cluster without one; always true outside a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def input_options() -> tf.data.Options:
+    """tf.data options of the training input.
+
+    Across workers (MultiWorkerMirroredStrategy) the input is sharded by
+    DATA: every worker reads every file and keeps its replicas' slices of
+    each global batch, so the batches trained on are the one-process split of
+    the same global batches, whatever the number of files (FILE sharding
+    needs at least one file per worker and changes which clicks meet in a
+    batch)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return options
 
 
 def _build(model: RetrievalModel, vocab) -> None:
@@ -130,6 +180,8 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
       stopping), plus `epochs_trained` and the warm-start report if any; with
       an ensemble, member 0's, and every member's under `members`.
     """
+    # First: a multi-worker strategy configures the runtime, before any op runs.
+    strategy = strategy_of(config)
     vocab = read_vocab(vocab_dir)
     since = since_timestamp(config, base_model_dir)
     extra = query_input_specs(config)[2:]  # recency, user/context features
@@ -181,6 +233,11 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
         report["trending_prior"] = {"weight": prior.weight,
                                     "reason": "no eval examples: the fixed weight is kept"}
     trained_epochs = max(logs.get("best_epoch", logs["epochs_trained"]) for logs in finals)
+    # Every worker saves (saving must not be entered by some workers only);
+    # only the chief's copy is kept.
+    chief = is_chief(strategy)
+    if not chief:
+        final_dir, output_dir = output_dir, tempfile.mkdtemp(prefix="towers-worker-")
     towers_export.save_towers(output_dir, trained.query_tower, trained.candidate_tower, config,
                               vocab_dir, trained_epochs)
     for member, model in enumerate(models):
@@ -193,6 +250,15 @@ def train(train_files, vocab_dir: str, config: ModelConfig, output_dir: str,
         final["since_timestamp"] = since
     with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_FILE), "w") as f:
         f.write(json.dumps(final, indent=2, sort_keys=True, default=float))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # A last all-reduce: no worker exits before the chief has written its
+        # export (an exited worker is a failed task to the coordination service).
+        strategy.reduce(tf.distribute.ReduceOp.SUM,
+                        strategy.run(lambda: tf.constant(1.0)), axis=None)
+    if not chief:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        logging.info("not the chief: the towers are saved by the chief to %s", final_dir)
+        return final
     logging.info("trained towers saved to %s; final %s", output_dir, final)
     return final
 
@@ -207,10 +273,21 @@ def _train_member(train_files, vocab_dir: str, vocab, config: ModelConfig, log_d
     training = config.training
     set_seeds(training.seed)
     extra = query_input_specs(config)[2:]
-    dataset = make_dataset(train_files, training.batch_size, config.history.max_history,
-                           shuffle=True, seed=training.seed, cache=training.cache_examples,
-                           extra_specs=extra, min_timestamp=since)
-    strategy = distribution_strategy(training.distribution_strategy)
+
+    def training_dataset(input_context=None):
+        dataset = make_dataset(train_files, training.batch_size, config.history.max_history,
+                               shuffle=True, seed=training.seed,
+                               cache=training.cache_examples, extra_specs=extra,
+                               min_timestamp=since)
+        if input_context is None:
+            return dataset.with_options(input_options())
+        # Parameter servers: each worker's own pipeline, repeated (an epoch is
+        # `steps_per_epoch` steps drawn from all workers), a share of the batches each.
+        return dataset.shard(input_context.num_input_pipelines,
+                             input_context.input_pipeline_id).repeat()
+
+    dataset = training_dataset()
+    strategy = strategy_of(config)
     with strategy.scope():
         prior = trending.build(vocab, counted) if counted is not None else None
         model = RetrievalModel(vocab, config, item_features=item_features(vocab_dir, config),
@@ -241,7 +318,15 @@ def _train_member(train_files, vocab_dir: str, vocab, config: ModelConfig, log_d
         raise ValueError(f"model.training.since: no training click at or after unix time "
                          f"{since}; expected at least one (the clicks since the base model, "
                          "or since the given time)")
-    history = model.fit(dataset, epochs=training.epochs, callbacks=callbacks, verbose=2)
+    if is_parameter_server(strategy):
+        # Model.fit through the strategy's cluster coordinator: each worker
+        # builds its own input; steps are dispatched to whichever worker is free.
+        steps = training.steps_per_epoch or int(dataset.reduce(0, lambda count, _: count + 1))
+        history = model.fit(tf.keras.utils.experimental.DatasetCreator(training_dataset),
+                            epochs=training.epochs, steps_per_epoch=steps,
+                            callbacks=callbacks, verbose=2)
+    else:
+        history = model.fit(dataset, epochs=training.epochs, callbacks=callbacks, verbose=2)
     final = {name: float(values[-1]) for name, values in history.history.items()}
     final["epochs_trained"] = len(history.history.get("loss", []))
     if stopper is not None:
@@ -251,6 +336,11 @@ def _train_member(train_files, vocab_dir: str, vocab, config: ModelConfig, log_d
     if model.guidance is not None and eval_files:
         final["teacher_auc"] = teacher.teacher_auc(model, eval_dataset(), vocab.item_ids,
                                                    config.history.max_history)
+    if is_parameter_server(strategy):
+        # Where each table's shards live (the variable partitioner's split).
+        final["variable_shards"] = {
+            name: [shard.device for shard in getattr(table, "variables", [table])]
+            for name, table in warm_start.id_variables(model).items()}
     final.update(report)
     return model, final
 

@@ -37,7 +37,7 @@ ID_TABLES = (
 )
 
 
-def _id_variables(model) -> dict[str, tf.Variable]:
+def id_variables(model) -> dict[str, tf.Variable]:
     """The id tables the model uses (a table of an unused input is never built)."""
     tables = {}
     for tower, layer, _, _ in ID_TABLES:
@@ -48,16 +48,22 @@ def _id_variables(model) -> dict[str, tf.Variable]:
 
 
 def _other_variables(model, tower: str) -> list[tf.Variable]:
-    ids = {v.ref() for v in _id_variables(model).values()}
-    return [v for v in getattr(model, tower).weights if v.ref() not in ids]
+    # By identity: a ShardedVariable (ParameterServerStrategy) has no `ref()`.
+    ids = {id(v) for v in id_variables(model).values()}
+    return [v for v in getattr(model, tower).weights if id(v) not in ids]
+
+
+def _value(variable) -> np.ndarray:
+    """A variable's whole value; a ShardedVariable's shards concatenated."""
+    return tf.convert_to_tensor(variable).numpy()
 
 
 def save(path: str, model) -> None:
     """Writes the tower weights of `model` (a RetrievalModel or towers holder)."""
-    arrays = {name: v.numpy() for name, v in _id_variables(model).items()}
+    arrays = {name: _value(v) for name, v in id_variables(model).items()}
     for tower in ("query_tower", "candidate_tower"):
         for n, variable in enumerate(_other_variables(model, tower)):
-            arrays[f"{tower}.other.{n}"] = variable.numpy()
+            arrays[f"{tower}.other.{n}"] = _value(variable)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     with tf.io.gfile.GFile(path, "wb") as f:
@@ -85,7 +91,7 @@ def restore(model, towers_dir: str, old_vocab, new_vocab, member: int = 0) -> di
         saved = dict(np.load(io.BytesIO(f.read())))
     report = {"ids_copied": {}, "weights_copied": 0, "weights_skipped": 0,
               "from_member": source}
-    variables = _id_variables(model)
+    variables = id_variables(model)
     for tower, layer, head_rows, kind in ID_TABLES:
         name = f"{tower}.{layer}"
         if name not in variables or name not in saved:
@@ -96,7 +102,7 @@ def restore(model, towers_dir: str, old_vocab, new_vocab, member: int = 0) -> di
         old_offset = head_rows(old_vocab.num_oov_buckets)
         offset = head_rows(new_vocab.num_oov_buckets)
         old_rows = {value: n + old_offset for n, value in enumerate(old_ids)}
-        table, old = variables[name].numpy(), saved[name]
+        table, old = _value(variables[name]), saved[name]
         if table.shape[1] != old.shape[1]:
             report["weights_skipped"] += 1
             continue
