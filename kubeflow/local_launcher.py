@@ -287,6 +287,7 @@ def _matches(record: dict, key: str, value) -> bool:
 
 # --- running tasks --------------------------------------------------------------------------
 
+_INPUT_METADATA = re.compile(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}")
 _PLACEHOLDER = re.compile(r"\{\{\$(?P<path>[^}]*)\}\}")
 _PATHS = {
     "inputs.parameters": re.compile(r"^\.inputs\.parameters\['([^']+)'\]$"),
@@ -413,7 +414,8 @@ class Launcher:
     def _output_artifacts(self, name, component) -> dict[str, pb.RuntimeArtifact]:
         result = {}
         for key, spec in component.output_definitions.artifacts.items():
-            artifact = pb.RuntimeArtifact(name=f"{self.run_id}/{name}/{key}", type=spec.artifact_type,
+            artifact = pb.RuntimeArtifact(name=f"{self.run_id}/{name}/{key}",
+                                          type=spec.artifact_type,
                                           uri=os.path.join(self.run_root, name, key))
             if spec.HasField("metadata"):
                 artifact.metadata.CopyFrom(spec.metadata)
@@ -510,8 +512,7 @@ class Launcher:
                     return ""
                 return str(value)
 
-            expression = re.sub(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}",
-                                metadata, expression)
+            expression = _INPUT_METADATA.sub(metadata, expression)
             if "{{$" in expression:
                 raise LauncherError(f"resolver task {name}: unsupported placeholder in "
                                     f"{query.filter!r}")
