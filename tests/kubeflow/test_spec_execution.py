@@ -155,11 +155,18 @@ def test_same_examples_and_vocabularies_as_the_local_run(spec_run, first_run):
     for node in ("VocabStatsGen", "VocabStatsGenAllClicks"):
         local_dir = reports.node_output(store, node, "retrieval.VocabStats").uri
         spec_dir = _uri(spec_run, node, "vocab_stats")
-        assert sorted(os.listdir(local_dir)) == sorted(os.listdir(spec_dir))
-        for name in os.listdir(local_dir):
-            with open(os.path.join(local_dir, name), "rb") as a, \
-                    open(os.path.join(spec_dir, name), "rb") as b:
-                assert a.read() == b.read(), (node, name)
+        assert _files(local_dir) == _files(spec_dir), node
+
+
+def _files(root) -> dict[str, bytes]:
+    """{relative path: contents} of every file under `root`."""
+    result = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                result[os.path.relpath(path, root)] = f.read()
+    return result
 
 
 def _signatures(version_dir) -> dict:
