@@ -9,7 +9,7 @@ setup(
     python_requires=">=3.9,<3.11",
     packages=find_packages(include=["clicklog", "clicklog.*", "components", "components.*",
                                     "models", "models.*", "pipeline", "pipeline.*",
-                                    "serving", "serving.*"]),
+                                    "serving", "serving.*", "retrieval"]),
     # Exact versions live in requirements.lock; these are the direct needs.
     install_requires=[
         "tfx==1.16.0",

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", default=DEFAULT_IMAGE,
                         help="container image for --kubeflow (kubeflow/Dockerfile; `make image "
                              "REGISTRY=...` builds it as REGISTRY/%(default)s)")
+    parser.add_argument("--image_root", default=None,
+                        help="where the step image holds this repository for --kubeflow "
+                             "(default /pipeline, kubeflow/Dockerfile); `.` for a local run "
+                             "of the spec with `python -m kubeflow.local_launcher`")
     parser.add_argument("--serving_base", default=None,
                         help="push destination parent for --kubeflow "
                              "(default PIPELINE_ROOT/serving)")
@@ -121,7 +125,9 @@ def _main(args: argparse.Namespace) -> int:
         path = kubeflow_runner.compile_pipeline(
             output_file=args.output, data_path=args.data, pipeline_root=args.pipeline_root,
             image=args.image, config=config,
-            serving_base=args.serving_base or args.pipeline_root.rstrip("/") + "/serving")
+            serving_base=args.serving_base or args.pipeline_root.rstrip("/") + "/serving",
+            image_root=(kubeflow_runner.IMAGE_ROOT if args.image_root is None else
+                        os.path.abspath(args.image_root)))
         print(f"retrieval-pipeline: wrote Kubeflow pipeline spec {path}")
         return 0
 

@@ -33,6 +33,7 @@ from clicklog.config import resolve_paths
 from components.click_example_gen.component import ClickExampleGen
 from components.index_builder.component import IndexBuilder
 from components.retrieval_trainer.component import RetrievalTrainer
+from components.serving_pusher.component import ServingPusher
 from components.topk_evaluator.component import TopKEvaluator
 from components.validation_gate.component import ValidationGate
 from components.vocab_stats_gen.component import VocabStatsGen
@@ -45,10 +46,15 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "configs", "schema", "clicks.pbtxt")
 
 
+def model_dirs(model_name: str) -> dict[str, str]:
+    """The pushed models' directories under the serving base, by export kind."""
+    return {"scann": model_name, "brute_force": model_name + BRUTE_FORCE_SUFFIX}
+
+
 def serving_dirs(serving_base: str, model_name: str) -> dict[str, str]:
     """Push destinations: ``<base>/<name>`` (ScaNN) and ``<base>/<name>_brute_force``."""
-    return {"scann": os.path.join(serving_base, model_name),
-            "brute_force": os.path.join(serving_base, model_name + BRUTE_FORCE_SUFFIX)}
+    return {kind: os.path.join(serving_base, name)
+            for kind, name in model_dirs(model_name).items()}
 
 
 def with_absolute_schema_path(config: PipelineConfig) -> PipelineConfig:
@@ -69,6 +75,9 @@ def create_pipeline(
     metadata_connection_config=None,
     reports_dir: str = "",
     input_fingerprint: str = "",
+    epochs=None,
+    min_lift=None,
+    min_recall=None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -82,6 +91,11 @@ def create_pipeline(
         failed run the report with the error and the quarantined rows.
       input_fingerprint: names the input files' versions (`input_fingerprint`),
         so that with `pipeline.enable_cache` changed inputs are read again.
+      epochs, min_lift, min_recall: when set, replace the config's
+        `model.training.epochs` and `evaluation.min_lift`/`min_recall` at run
+        time; the Kubeflow spec passes its runtime parameters here (as it
+        does for `data_path` and `serving_base`), the local run leaves them
+        None and the config decides.
     """
     config = with_absolute_schema_path(config)
     example_gen = ClickExampleGen(input_base=data_path, config=config.ingestion,
@@ -120,13 +134,14 @@ def create_pipeline(
                                vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
                                schema=import_schema.outputs["schema"], config=config.model,
                                base_model=base_model,
-                               data_validation=gate.outputs["validation"])
+                               data_validation=gate.outputs["validation"], epochs=epochs)
     index_builder = IndexBuilder(model=trainer.outputs["model"])
     evaluator = TopKEvaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         config=config.evaluation, baseline_model=latest_blessed.outputs["model"],
         scann_model=index_builder.outputs["scann_model"],
-        brute_force_model=index_builder.outputs["brute_force_model"])
+        brute_force_model=index_builder.outputs["brute_force_model"],
+        min_lift=min_lift, min_recall=min_recall)
     components = [example_gen, statistics_gen, schema_gen, import_schema, example_validator,
                   gate, vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator]
     pushed = index_builder
@@ -139,22 +154,19 @@ def create_pipeline(
             schema=import_schema.outputs["schema"], config=config.model,
             base_model=base_model, chosen_model=trainer.outputs["model"],
             data_validation=gate.outputs["validation"],
-            train_splits=("train", "eval")).with_id("FinalTrainer")
+            train_splits=("train", "eval"), epochs=epochs).with_id("FinalTrainer")
         pushed = IndexBuilder(model=final_trainer.outputs["model"]).with_id("FinalIndexBuilder")
         components += [vocab_all, final_trainer, pushed]
-    destinations = serving_dirs(serving_base, config.pipeline.model_name)
-    pusher = tfx.components.Pusher(
-        model=pushed.outputs["scann_model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=destinations["scann"])))
-    brute_force_pusher = tfx.components.Pusher(
-        model=pushed.outputs["brute_force_model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=destinations["brute_force"]))).with_id("BruteForcePusher")
+    # serving_base is a path here, a runtime parameter in the Kubeflow spec.
+    directories = model_dirs(config.pipeline.model_name)
+    pusher = ServingPusher(model=pushed.outputs["scann_model"],
+                           model_blessing=evaluator.outputs["blessing"],
+                           serving_base=serving_base,
+                           model_dir=directories["scann"]).with_id("Pusher")
+    brute_force_pusher = ServingPusher(
+        model=pushed.outputs["brute_force_model"], model_blessing=evaluator.outputs["blessing"],
+        serving_base=serving_base,
+        model_dir=directories["brute_force"]).with_id("BruteForcePusher")
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline.name,
         pipeline_root=pipeline_root,

@@ -10,6 +10,7 @@ from components.click_example_gen.examples import to_example
 from models import vocab
 from models.config import ModelConfig
 from models.trainer import train
+from tests.pipeline_runs import first_run, log  # noqa: F401  session fixtures (one run)
 
 # Tests of one model option build a single small model unless they set these
 # themselves: the default three-member ensemble would triple their training

@@ -41,6 +41,8 @@ class RetrievalTrainerSpec(ComponentSpec):
         "eval_args": ExecutionParameter(type=trainer_pb2.EvalArgs),
         "run_fn": ExecutionParameter(type=str),
         "custom_config": ExecutionParameter(type=str, optional=True),
+        # Overrides config.training.epochs when set (a Kubeflow runtime parameter).
+        "epochs": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -71,7 +73,7 @@ class RetrievalTrainer(base_component.BaseComponent):
                  chosen_model: types.BaseChannel | None = None,
                  data_validation: types.BaseChannel | None = None,
                  train_splits: tuple[str, ...] = ("train",),
-                 run_fn: str = DEFAULT_RUN_FN):
+                 run_fn: str = DEFAULT_RUN_FN, epochs=None):
         """Args:
           examples, vocab_stats: the click examples and their VocabStats.
           config: the `model` section.
@@ -82,6 +84,8 @@ class RetrievalTrainer(base_component.BaseComponent):
           data_validation: the ValidationGate's verdict on the examples.
           train_splits: the example splits trained on.
           run_fn: the training function's module path.
+          epochs: when set (an int or a Kubeflow RuntimeParameter), replaces
+            `config.training.epochs` at run time.
         """
         config = parse(ModelConfig, config)  # checked at pipeline build time
         super().__init__(spec=RetrievalTrainerSpec(
@@ -90,7 +94,7 @@ class RetrievalTrainer(base_component.BaseComponent):
             train_args=trainer_pb2.TrainArgs(splits=list(train_splits)),
             # With a chosen model run_fn holds nothing out and ignores it.
             eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
-            run_fn=run_fn,
+            run_fn=run_fn, epochs=epochs,
             custom_config=json.dumps({MODEL_CONFIG_KEY: config.to_dict()}, sort_keys=True),
             model=types.Channel(type=standard_artifacts.Model),
             model_run=types.Channel(type=standard_artifacts.ModelRun)))

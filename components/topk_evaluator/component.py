@@ -25,7 +25,12 @@ from components.topk_evaluator.executor import Executor
 
 
 class TopKEvaluatorSpec(ComponentSpec):
-    PARAMETERS = {"config": ExecutionParameter(type=str)}
+    PARAMETERS = {
+        "config": ExecutionParameter(type=str),
+        # Override the config's blessing thresholds when set (Kubeflow runtime parameters).
+        "min_lift": ExecutionParameter(type=float, optional=True),
+        "min_recall": ExecutionParameter(type=float, optional=True),
+    }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -51,11 +56,15 @@ class TopKEvaluator(base_component.BaseComponent):
                  config: EvaluationConfig | dict | None = None,
                  baseline_model: types.BaseChannel | None = None,
                  scann_model: types.BaseChannel | None = None,
-                 brute_force_model: types.BaseChannel | None = None):
+                 brute_force_model: types.BaseChannel | None = None,
+                 min_lift=None, min_recall=None):
+        """`min_lift`, `min_recall`: when set (a float or a Kubeflow
+        RuntimeParameter), replace the config's thresholds at run time."""
         config = parse(EvaluationConfig, config)  # checked at pipeline build time
         super().__init__(spec=TopKEvaluatorSpec(
             examples=examples, model=model, baseline_model=baseline_model,
             scann_model=scann_model, brute_force_model=brute_force_model,
             config=json.dumps(config.to_dict(), sort_keys=True),
+            min_lift=min_lift, min_recall=min_recall,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

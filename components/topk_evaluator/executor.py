@@ -54,6 +54,10 @@ class Executor(base_executor.BaseExecutor):
         from components.topk_evaluator import report as report_lib
 
         config = parse(EvaluationConfig, json.loads(exec_properties["config"]))
+        thresholds = {key: float(exec_properties[key]) for key in ("min_lift", "min_recall")
+                      if exec_properties.get(key) is not None}
+        if thresholds:  # per-run parameters of the Kubeflow spec
+            config = config.replace(**thresholds)
         model = artifact_utils.get_single_instance(input_dict["model"])
         baseline = _optional_single(input_dict, "baseline_model")
         eval_files = os.path.join(

@@ -1,10 +1,7 @@
-"""Three pipeline runs shared by the pipeline tests (session fixtures).
+"""Pipeline runs shared by the pipeline tests (session fixtures).
 
-The data: a seeded synthetic log whose catalogue grows over time. `first_run`:
-`retrieval-pipeline` with the default Beam runner and the default graph (the
-final fit on every click included), a single-member model, on the clicks
-before the log's 80% point in time (plus two malformed rows): it is blessed
-and both exports are pushed. `second_run`: a copy of that output directory
+`log` and `first_run` live in tests/pipeline_runs.py (tests/kubeflow compares
+with the first run too). `second_run`: a copy of that output directory
 (MLMD included) with a deliberately bad model trained into it, so the
 latest-blessed resolver hands the evaluator the first run's towers.
 `daily_run`: another copy, on the whole log, warm-started from the first
@@ -15,19 +12,11 @@ daily run is.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from clicklog import synthetic
-from tests.serving import support
+from tests.pipeline_runs import COMMON, GOOD, IN_MEMORY, run_cli  # noqa: F401  (tests import them)
 
-COMMON = ["--set", "evaluation.ks=[5,10,20]", "--set", "evaluation.blessing_k=20",
-          "--set", "evaluation.ann_queries=100", "--set", "evaluation.ann_latency_calls=20",
-          "--set", "model.towers.embedding_dim=32", "--set", "model.export.top_k=20",
-          "--set", "model.ensemble.size=1"]
-GOOD = ["--set", "model.training.epochs=4"]
 # Random towers: no learning, no popularity input, no trending prior (served
 # or in training: recent popularity alone would make a reasonable model).
 BAD = ["--set", "model.training.epochs=1", "--set", "model.training.learning_rate=1.0e-9",
@@ -36,47 +25,12 @@ BAD = ["--set", "model.training.epochs=1", "--set", "model.training.learning_rat
        "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
 
 
-IN_MEMORY = ["--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
 # The daily run's tests check what it trains on and serves, so its blessing
 # does not gate the push: whether two epochs on the clicks since the base
 # beat the base on this tiny log varies from run to run (recall@20 0.27 vs
 # 0.30 in one), a quality question for benchmarks/backtest.py.
 DAILY = ["--set", "model.training.epochs=2", "--since", "base",
          "--set", "evaluation.min_lift=0", "--set", "evaluation.max_regression=1.0"] + IN_MEMORY
-
-
-def run_cli(clicks: str, output, extra: list[str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--data", clicks, "--output", str(output),
-         *COMMON, *extra],
-        cwd=support.REPO_ROOT, env=support.subprocess_env(), capture_output=True, text=True,
-        timeout=1200)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return result
-
-
-@pytest.fixture(scope="session")
-def log(tmp_path_factory):
-    """{"all": the whole log, "first": its clicks before the cut-off, "cutoff"}."""
-    root = tmp_path_factory.mktemp("pipeline-data")
-    config = synthetic.SyntheticConfig(num_users=300, num_items=120, num_categories=6,
-                                       clicks_per_user=16, seed=3)
-    everything = synthetic.write(config, str(root / "all"))
-    with open(everything) as f:
-        header, *rows = f.read().splitlines()
-    cutoff = config.start_timestamp + int(0.8 * config.days * 86400)
-    first = root / "first.csv"
-    # Two malformed rows ride along: the run must count them and go on.
-    first.write_text("\n".join([header] + [r for r in rows if int(r.split(",")[2]) < cutoff]
-                               + ["u1,,1600000000", "u2,i3,not-a-time"]) + "\n")
-    return {"all": everything, "first": str(first), "cutoff": cutoff}
-
-
-@pytest.fixture(scope="session")
-def first_run(log, tmp_path_factory):
-    output = tmp_path_factory.mktemp("pipeline") / "first"
-    result = run_cli(log["first"], output, GOOD)
-    return {"output": output, "stdout": result.stdout, "clicks": log["first"]}
 
 
 @pytest.fixture(scope="session")

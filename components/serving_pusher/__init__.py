@@ -1,0 +1,1 @@
+"""ServingPusher: the stock Pusher with its destination as two plain strings."""
