@@ -43,7 +43,7 @@ from models.scann_index import EXACT_BELOW, resolve
 
 LEAVES_FACTORS = (0.5, 1.0, 2.0)  # x sqrt(number of candidates)
 DIMENSIONS_PER_BLOCK = (2, 4)
-SEARCH_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3,
+SEARCH_FRACTIONS = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3,
                     0.4, 0.5)
 REORDER_FACTORS = (2, 3, 4, 6, 10)  # x the neighbours searched
 LATENCY_CALLS = 200
