@@ -11,7 +11,8 @@ root and this Python for the step image's:
   ``runtimeConfig`` (the compiled defaults) and ``--param`` (a name the spec
   does not declare, or a parameter left without a value, is an error);
 * tasks in dependency order (``dependentTasks`` and the producers of their
-  inputs);
+  inputs), every ready task at once up to ``--parallelism``, as KFP starts
+  them;
 * a container task: its ExecutorInput built from the spec (parameters:
   constants, pipeline parameters or upstream output parameters; input
   artifacts: the producers' output artifacts with their URIs, types and
@@ -51,6 +52,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 
 from google.protobuf import json_format, struct_pb2
@@ -137,8 +139,9 @@ def pipeline_parameters(job: dict, spec: pb.PipelineSpec,
     return {name: _coerce(name, declared[name], values[name]) for name in declared}
 
 
-def task_order(spec: pb.PipelineSpec) -> list[str]:
-    """The root DAG's tasks, each after every task it depends on (ties by name)."""
+def task_dependencies(spec: pb.PipelineSpec) -> dict[str, set[str]]:
+    """Each root DAG task -> the tasks it waits for (``dependentTasks`` and the
+    producers of its input artifacts and parameters)."""
     tasks = spec.root.dag.tasks
     upstream = {}
     for name, task in tasks.items():
@@ -151,6 +154,13 @@ def task_order(spec: pb.PipelineSpec) -> list[str]:
         if unknown:
             raise LauncherError(f"task {name} depends on unknown tasks {sorted(unknown)}")
         upstream[name] = deps
+    return upstream
+
+
+def task_order(spec: pb.PipelineSpec) -> list[str]:
+    """The root DAG's tasks, each after every task it depends on (ties by name)."""
+    tasks = spec.root.dag.tasks
+    upstream = task_dependencies(spec)
     order: list[str] = []
     while len(order) < len(tasks):
         ready = sorted(n for n, deps in upstream.items() if n not in order and deps <= set(order))
@@ -350,19 +360,42 @@ class Launcher:
         self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
         self.runs: dict[str, TaskRun] = {}
 
-    def run(self) -> dict[str, TaskRun]:
+    def run(self, parallelism: int = 1) -> dict[str, TaskRun]:
+        """Runs every task once its upstream tasks are done, up to
+        ``parallelism`` at a time (KFP starts every ready task at once)."""
         if os.path.exists(self.run_root):
             raise LauncherError(f"{self.run_root} exists: a run id is used once")
         os.makedirs(self.run_root)
-        for name in task_order(self.spec):
-            started = time.monotonic()
-            run = self._run_task(name)
-            run.seconds = time.monotonic() - started
-            self.runs[name] = run
-            for artifacts in run.outputs.values():
-                for artifact in artifacts:
-                    self.store.add(artifact)
-            self.echo(f"local_launcher: {name} ({run.kind}) done in {run.seconds:.1f} s")
+        task_order(self.spec)  # rejects unknown dependencies and cycles up front
+        upstream = task_dependencies(self.spec)
+        pending = set(upstream)
+        running: dict[futures.Future, tuple[str, float]] = {}
+        failure: BaseException | None = None
+        with futures.ThreadPoolExecutor(max(1, parallelism)) as pool:
+            while running or (pending and failure is None):
+                if failure is None:
+                    ready = sorted(n for n in pending if upstream[n] <= set(self.runs))
+                    for name in ready[:max(1, parallelism) - len(running)]:
+                        pending.discard(name)
+                        running[pool.submit(self._run_task, name)] = (name, time.monotonic())
+                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    name, started = running.pop(future)
+                    try:
+                        run = future.result()
+                    except BaseException as error:  # the others finish, then it is raised
+                        failure = failure or error
+                        continue
+                    run.seconds = time.monotonic() - started
+                    # Only this thread writes runs and the store; tasks read upstream runs.
+                    self.runs[name] = run
+                    for artifacts in run.outputs.values():
+                        for artifact in artifacts:
+                            self.store.add(artifact)
+                    self.echo(f"local_launcher: {name} ({run.kind}) done in "
+                              f"{run.seconds:.1f} s")
+        if failure is not None:
+            raise failure
         summary = {name: {"kind": r.kind, "seconds": round(r.seconds, 1),
                           "outputs": {k: [json_format.MessageToDict(a) for a in v]
                                       for k, v in r.outputs.items()}}
@@ -544,10 +577,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="set a pipeline parameter of the spec; repeatable")
     parser.add_argument("--run_id", help="names this run's folder under the pipeline root "
                         "(default run-<date>-<time>)")
+    parser.add_argument("--parallelism", type=int, default=os.cpu_count() or 1,
+                        help="tasks run at once when their inputs are ready (default: CPUs)")
     args = parser.parse_args(argv)
     try:
         launcher = Launcher(args.job, args.pipeline_root, parse_params(args.param), args.run_id)
-        launcher.run()
+        launcher.run(args.parallelism)
     except LauncherError as error:
         print(f"local_launcher: {error}", file=sys.stderr)
         return 1

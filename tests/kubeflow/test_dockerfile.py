@@ -77,7 +77,7 @@ def test_copies_every_package_setup_py_installs_and_the_configs():
             *sources, _ = args.split()
             copied |= {s.rstrip("/") for s in sources if not s.startswith("--")}
     top_level = {p.split(".")[0] for p in setup_call()["packages"]}
-    assert top_level == {"clicklog", "components", "models", "pipeline", "serving"}
+    assert top_level == {"clicklog", "components", "models", "pipeline", "retrieval", "serving"}
     assert top_level <= copied, f"not copied: {top_level - copied}"
     assert {"requirements.lock", "setup.py", "configs"} <= copied
     for source in copied:

@@ -57,7 +57,8 @@ def spec_run(compiled):
         str(compiled["job"]), parameters={"epochs": str(EPOCHS), "min_lift": str(MIN_LIFT),
                                           "serving_base": str(serving)},
         run_id="run-1", echo=lines.append)
-    runs = launcher.run()
+    # Two at a time: each step is mostly its process importing TFX, one core each.
+    runs = launcher.run(parallelism=2)
     return {"runs": runs, "launcher": launcher, "serving": serving, "lines": lines,
             "job": json.loads(compiled["job"].read_text())}
 
