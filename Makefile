@@ -31,11 +31,12 @@ demo: venv
 	bash scripts/demo.sh "$(DEMO_OUT)" "$(DEMO_PORT)" "$(DEMO_USER)"
 
 # Layer contracts (pyproject.toml) and lint first: a broken layer fails in seconds.
+# Two test processes, a file each at a time: most tests keep one core busy.
 test: venv
 	bash scripts/install_chromium.sh
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 lint: venv
 	$(VENV)/bin/ruff check .
