@@ -30,6 +30,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from kubeflow import local_launcher
 from pipeline import cli, reports
 from pipeline.kubeflow_runner import RUN_PARAMETERS
+from tests.components.support import tree_bytes
 from tests.pipeline.test_end_to_end import COMPONENTS
 from tests.pipeline_runs import COMMON, GOOD
 from tests.serving.support import REPO_ROOT
@@ -156,18 +157,9 @@ def test_same_examples_and_vocabularies_as_the_local_run(spec_run, first_run):
     for node in ("VocabStatsGen", "VocabStatsGenAllClicks"):
         local_dir = reports.node_output(store, node, "retrieval.VocabStats").uri
         spec_dir = _uri(spec_run, node, "vocab_stats")
-        assert _files(local_dir) == _files(spec_dir), node
+        assert tree_bytes(local_dir) == tree_bytes(spec_dir), node
 
 
-def _files(root) -> dict[str, bytes]:
-    """{relative path: contents} of every file under `root`."""
-    result = {}
-    for directory, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(directory, name)
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, root)] = f.read()
-    return result
 
 
 def _signatures(version_dir) -> dict:
