@@ -56,8 +56,8 @@ class ServedModel:
     Attributes:
         version: Numeric version (the subdirectory name).
         path: Version directory.
-        signatures: Signature name -> ``SessionSignature`` (numpy in and out).
-        input_specs: Signature name -> {input name -> tf.TensorSpec}.
+        signatures: Signature name -> ``SessionSignature`` (numpy in and out;
+            its ``input_specs`` are the signature's inputs).
         signature_defs: Signature name -> ``SignatureDef`` proto from saved_model.pb.
         loaded: The ``SessionModel`` whose session runs the signatures.
         max_history: The history length the model reads, from the export's
@@ -67,7 +67,6 @@ class ServedModel:
     version: int
     path: str
     signatures: dict
-    input_specs: dict
     signature_defs: dict
     loaded: object
     max_history: int | None = None
@@ -200,10 +199,10 @@ def load_version(version_dir: str, version: int) -> ServedModel:
     max_history = read_max_history(version_dir)
     loaded = SessionModel(version_dir, _SESSION_CONFIG)
     signatures = loaded.signatures
-    specs = {name: signature.input_specs for name, signature in signatures.items()}
-    if DEFAULT_SIGNATURE in signatures:
+    default = signatures.get(DEFAULT_SIGNATURE)
+    if default is not None:
         # A model that loads but cannot run must not replace a working one.
-        signatures[DEFAULT_SIGNATURE](tensors.warmup_arrays(specs[DEFAULT_SIGNATURE]))
+        default(tensors.warmup_arrays(default.input_specs))
     else:
         log.warning(
             "version %d has no '%s' signature; skipping warm-up",
@@ -211,6 +210,5 @@ def load_version(version_dir: str, version: int) -> ServedModel:
             DEFAULT_SIGNATURE,
         )
     return ServedModel(
-        version, version_dir, signatures, specs, loaded.signature_defs, loaded,
-        max_history,
+        version, version_dir, signatures, loaded.signature_defs, loaded, max_history,
     )

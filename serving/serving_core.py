@@ -222,7 +222,7 @@ class ServingCore:
                 f"signature '{name}' not found in model '{registry_name}' version "
                 f"{model.version}; expected one of {sorted(model.signatures)}",
             )
-        return function, model.input_specs[name]
+        return function, function.input_specs
 
     # --------------------------------------------------------------- predict
 

@@ -248,7 +248,7 @@ def request_to_arrays(
 
     Args:
         inputs: ``PredictRequest.inputs`` (name -> TensorProto).
-        specs: Signature input specs from :func:`input_specs`.
+        specs: The signature's input specs (``SessionSignature.input_specs``).
         max_batch_size: Largest accepted size of dimension 0.
         max_length: Largest accepted size of later open dimensions.
 

@@ -99,7 +99,7 @@ def test_deadlines_stop_work_and_answer_deadline_exceeded(one_worker_slow_server
 
 
 def _served(max_history):
-    return saved_model_loader.ServedModel(1, "/m/1", {}, {}, {}, None, max_history)
+    return saved_model_loader.ServedModel(1, "/m/1", {}, {}, None, max_history)
 
 
 def test_history_limit_is_derived_from_the_exports_max_history(tmp_path):

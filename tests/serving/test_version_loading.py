@@ -54,7 +54,7 @@ class CheckpointLoader:
         with open(index, "rb") as f:  # FileNotFoundError while not copied yet
             if f.read() != b"ok":
                 raise ValueError(f"corrupt checkpoint in {version_dir}")
-        return ServedModel(version, version_dir, {}, {}, {}, None)
+        return ServedModel(version, version_dir, {}, {}, None)
 
 
 def _write(base, version, *, model=True, variables=None, marker=False):

@@ -25,7 +25,7 @@ class FakeLoader:
         self.loads.append(version)
         if version in self.broken:
             raise RuntimeError(f"warm-up query failed for {version}")
-        return ServedModel(version, version_dir, {}, {}, {}, None)
+        return ServedModel(version, version_dir, {}, {}, None)
 
 
 def _add(base, *versions):
