@@ -306,11 +306,14 @@ class Batcher:
         self._ready.append(self._open.pop(key))
 
     def _next_batch(self) -> _Batch | None:
-        """Waits for a full or timed-out batch (holding the lock)."""
+        """Waits for a full or timed-out batch (holding the lock); None once
+        stopped and every formed batch has been taken."""
         timeout_s = self.parameters.batch_timeout_micros / 1e6
-        while not self._stopped:
+        while True:
             if self._ready:
                 return self._ready.popleft()
+            if self._stopped:
+                return None
             now = time.monotonic()
             due = None
             for key, batch in self._open.items():
@@ -320,7 +323,6 @@ class Batcher:
                 expires = batch.opened + timeout_s
                 due = expires if due is None else min(due, expires)
             self._cond.wait(None if due is None else max(0.0, due - now))
-        return None
 
     def _work(self) -> None:
         while True:
@@ -366,19 +368,12 @@ class Batcher:
             start = end
 
     def stop(self) -> None:
-        """Runs the batches already formed, then stops the worker threads."""
+        """Refuses new requests, runs the batches already formed, then stops
+        the worker threads."""
         with self._cond:
+            self._stopped = True
             for key in list(self._open):
                 self._close(key)
             self._cond.notify_all()
-        # Workers drain the ready queue before seeing the stop flag.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with self._cond:
-                if not self._ready:
-                    self._stopped = True
-                    self._cond.notify_all()
-                    break
-            time.sleep(0.01)
         for thread in self._threads:
             thread.join(5)
