@@ -92,8 +92,9 @@ class NegativesConfig(Config):
     # Extra negatives per batch drawn from the whole corpus (mixed negative
     # sampling); logQ then counts both ways a candidate enters the batch.
     mixed: int = setting(0, min=0)
+    # "uniform", or "popularity": VocabStats' count^alpha shares (the alpha
+    # is `vocab.negative_sampling_alpha`).
     mixed_distribution: str = setting("uniform", choices=NEGATIVE_DISTRIBUTIONS)
-    popularity_alpha: float = setting(0.75, min=0.0)
     # Softmax over the positive and only the k highest-scoring negatives.
     hard: int = setting(0, min=0)
     remove_accidental_hits: bool = True

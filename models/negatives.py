@@ -2,8 +2,9 @@
 
 In-batch negatives: every query's candidates are the batch's clicked items.
 Mixed negative sampling (`model.negatives.mixed` M > 0) appends M items drawn
-from the whole corpus, uniformly or by click count ** `popularity_alpha`, so
-that items rarely clicked still appear as negatives.
+from the whole corpus, uniformly or from VocabStats' negative-sampling
+distribution (click count ** `vocab.negative_sampling_alpha`, the one alpha of
+the pipeline), so that items rarely clicked still appear as negatives.
 
 The logQ correction (`model.loss.logq_correction`) subtracts from each
 candidate's logit the log of its expected number of occurrences in the
@@ -37,15 +38,23 @@ def floored_probabilities(probabilities: list[float]) -> list[float]:
     return [p if p > 0 else floor for p in probabilities]
 
 
-def negative_distribution(item_counts: list[float], distribution: str,
-                          popularity_alpha: float) -> np.ndarray:
-    """Probability of each corpus item under the mixed-negative sampler
-    (`uniform`, or `popularity`: count ** alpha, counts floored at 1)."""
-    counts = np.asarray(item_counts, np.float64)
-    if distribution == "uniform" or not len(counts):
-        return np.full(len(counts), 1.0 / max(len(counts), 1))
-    weights = np.power(np.maximum(counts, 1.0), popularity_alpha)
-    return weights / weights.sum()
+def negative_distribution(vocab, distribution: str) -> np.ndarray:
+    """Probability of each corpus item under the mixed-negative sampler:
+    `uniform`, or `popularity`, VocabStats' count^alpha shares
+    (`Vocab.item_negative_sampling_probability`, from item_stats.tsv)."""
+    if distribution == "uniform":
+        return np.full(vocab.num_items, 1.0 / vocab.num_items)
+    if vocab.item_negative_sampling_probability is None:
+        raise ValueError(
+            "model.negatives.mixed_distribution='popularity' draws from the VocabStats "
+            "item_stats.tsv negative_sampling_probability column; this vocabulary has no "
+            "item_stats.tsv (expected a VocabStatsGen output), or use 'uniform'")
+    probability = np.asarray(vocab.item_negative_sampling_probability, np.float64)
+    if not (probability >= 0).all() or probability.sum() <= 0:
+        raise ValueError(f"VocabStats negative_sampling_probability: expected non-negative "
+                         f"shares with a positive sum, got min {probability.min()} and sum "
+                         f"{probability.sum()}")
+    return probability / probability.sum()
 
 
 def mixed_log_q(click_probability: tf.Tensor, batch_size: int | tf.Tensor,
@@ -88,10 +97,10 @@ class CandidateSampler(tf.Module):
                 tf.constant(vocab.item_ids), tf.constant(probabilities, tf.float32)),
             default_value=min(probabilities))
         self.corpus_ids = tf.constant(vocab.item_ids)
-        negative_probability = negative_distribution(
-            vocab.item_counts, config.negatives.mixed_distribution,
-            config.negatives.popularity_alpha)
-        self.negative_logits = tf.constant(np.log(negative_probability), tf.float32)
+        negative_probability = negative_distribution(vocab, config.negatives.mixed_distribution)
+        # Items with no share (never clicked, alpha > 0) are never drawn.
+        with np.errstate(divide="ignore"):
+            self.negative_logits = tf.constant(np.log(negative_probability), tf.float32)
         self.negative_probability = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 self.corpus_ids, tf.constant(negative_probability, tf.float32)),

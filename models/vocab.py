@@ -83,6 +83,9 @@ class Vocab:
     user_ids: list[str]
     user_counts: list[float]
     stats: dict
+    # count^alpha shares (VocabStats' `vocab.negative_sampling_alpha`), from
+    # item_stats.tsv in items.tsv order; None when the directory has none.
+    item_negative_sampling_probability: list[float] | None = None
 
     @property
     def num_items(self) -> int:
@@ -164,6 +167,13 @@ def read_vocab(directory: str) -> Vocab:
         stats = json.load(f)
     if not items:
         raise ValueError(f"vocab {directory!r}: {ITEMS_FILE} is empty; no candidates to retrieve")
+    negative = None
+    if _exists(os.path.join(directory, ITEM_STATS_FILE)):
+        rows = read_item_stats(directory)
+        if [r.item_id for r in rows] != [r[0] for r in items]:
+            raise ValueError(f"vocab {directory!r}: {ITEM_STATS_FILE} lists other items or "
+                             f"another order than {ITEMS_FILE}; expected the same rows")
+        negative = [r.negative_sampling_probability for r in rows]
     return Vocab(
         item_ids=[r[0] for r in items],
         item_counts=[float(r[1]) for r in items],
@@ -172,6 +182,7 @@ def read_vocab(directory: str) -> Vocab:
         user_ids=[r[0] for r in users],
         user_counts=[float(r[1]) for r in users],
         stats=stats,
+        item_negative_sampling_probability=negative,
     )
 
 

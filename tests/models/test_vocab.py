@@ -68,15 +68,18 @@ def test_a_url_directory_is_written_and_read_through_tensorflow_file_systems(
     monkeypatch.chdir(tmp_path)
     url = f"ram://{tmp_path.name}/vocab"
     _vocab(url)
-    stats = vocab_lib.ItemStats("i1", 3, 3.0, 0.75, 0.7, 1, 100, 200)
-    vocab_lib.write_item_stats(url, [stats])
+    stats = [vocab_lib.ItemStats("i1", 3, 3.0, 0.75, 0.7, 1, 100, 200),
+             vocab_lib.ItemStats("i3", 1, 1.0, 0.25, 0.3, 0, 150, 150),
+             vocab_lib.ItemStats("i9", 0, 0.0, 0.0, 0.0, 0, 0, 0)]
+    vocab_lib.write_item_stats(url, stats)
     vocab_lib.write_feature_vocab(url, "country", [("de", 2.0)])
     vocab_lib.write_item_features(url, NAMES, ROWS)
     assert os.listdir(tmp_path) == []
     vocab = vocab_lib.read_vocab(url)
     assert (vocab.item_ids, vocab.item_counts, vocab.user_ids) == (
         ["i1", "i3", "i9"], [3.0, 1.0, 0.0], ["u1"])
-    assert vocab_lib.read_item_stats(url) == [stats]
+    assert vocab_lib.read_item_stats(url) == stats
+    assert vocab.item_negative_sampling_probability == [0.7, 0.3, 0.0]
     assert vocab_lib.read_feature_vocab(url, "country") == [("de", 2.0)]
     assert vocab_lib.read_item_features(url)["title"] == [
         ["the", "conjuring", "2013"], [], ["amélie"]]

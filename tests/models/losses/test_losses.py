@@ -16,6 +16,7 @@ import tensorflow as tf
 from models.losses import LOSSES
 from models.losses.bce import bce_loss
 from models.losses.common import LossInputs, pair_negatives
+from models.losses.nce import nce_loss
 from models.losses.softmax import softmax_loss
 from models.losses.triplet import triplet_hinge_loss, triplet_logistic_loss
 from models.negatives import mixed_log_q
@@ -100,6 +101,26 @@ def test_bce_skips_accidental_hit_negatives():
     assert float(loss) == pytest.approx(expected, rel=1e-5)
 
 
+def test_nce_classifies_each_candidate_against_the_noise_rate():
+    # Expected counts in the candidate set (log(k q)) as in the mixed case:
+    # 1.2, 0.7, 0.6. Query i's positive is column i; the other two are noise.
+    log_q = tf.math.log(tf.constant([1.2, 0.7, 0.6]))
+    loss = nce_loss(QUERY, CANDIDATES, log_q=log_q, sample_weight=tf.constant([1.0, 2.0]))
+    row0 = np.array([2, 0, 1]) - np.log([1.2, 0.7, 0.6])
+    row1 = np.array([0, 1, 1]) - np.log([1.2, 0.7, 0.6])
+    expected0 = softplus(-row0[0]) + softplus(row0[1]) + softplus(row0[2])
+    expected1 = softplus(row1[0]) + softplus(-row1[1]) + softplus(row1[2])
+    assert float(loss) == pytest.approx(expected0 + 2 * expected1, rel=1e-5)
+
+
+def test_nce_without_logq_is_negative_sampling_and_skips_accidental_hits():
+    ids = tf.constant(["a", "b", "a"])  # c2 is q0's item again
+    loss = nce_loss(QUERY, CANDIDATES, temperature=0.5, positive_ids=ids[:2], candidate_ids=ids)
+    # Logits: row 0 [4, 0, 2] (c2 left out), row 1 [0, 2, 2].
+    expected = softplus(-4) + softplus(0) + softplus(0) + softplus(-2) + softplus(2)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
 def test_triplet_hinge_with_margin():
     # k = 2: q0 negatives c1, c2 (scores 0, 1) vs positive 2: both beyond the
     # margin. q1 negatives c2, c0 (scores 1, 0) vs positive 1: 0.5 and 0.
@@ -146,6 +167,8 @@ def test_every_registered_loss_takes_the_model_s_settings(kind):
     by_hand = {
         "softmax": lambda: softmax_loss(QUERY, CANDIDATES, temperature=0.5, positive_ids=ids[:2],
                                         candidate_ids=ids, sample_weight=batch.sample_weight),
+        "nce": lambda: nce_loss(QUERY, CANDIDATES, temperature=0.5, positive_ids=ids[:2],
+                                candidate_ids=ids, sample_weight=batch.sample_weight),
         "bce": lambda: bce_loss(QUERY, CANDIDATES, num_negatives=2, temperature=0.5,
                                 positive_ids=ids[:2], candidate_ids=ids,
                                 sample_weight=batch.sample_weight),
