@@ -41,22 +41,33 @@ def read_examples(pattern: str) -> dict:
         history = tf.RaggedTensor.from_sparse(parsed[features.HISTORY]).to_list()
         histories += [[h.decode() for h in row if h] for row in history]
         since += parsed[features.SECONDS_SINCE_PREVIOUS_CLICK].numpy().tolist()
+    # The example age is a serving input: -1, the model's serving age.
     return {"user": users, "item": items, "timestamp": times, "history": histories,
-            features.SECONDS_SINCE_PREVIOUS_CLICK: since}
+            features.SECONDS_SINCE_PREVIOUS_CLICK: since,
+            features.EXAMPLE_AGE: [-1] * len(users)}
 
 
 class HitRates:
-    """Full-catalogue hit rate@K with each click's history items excluded."""
+    """Full-catalogue hit rate@K with each click's history items excluded.
 
-    def __init__(self, item_ids: list[str], eval_set: dict, ks=KS):
+    With `train_items` (items with a training click), also the hit rate@K of
+    the eval clicks on items first clicked in the eval window
+    (`new_items_hit_rate@K`), whether or not they are candidates.
+    """
+
+    def __init__(self, item_ids: list[str], eval_set: dict, ks=KS,
+                 train_items: set[str] | None = None):
         self.ks = tuple(ks)
         self.index = {item: n for n, item in enumerate(item_ids)}
         self.targets = np.array([self.index.get(i, -1) for i in eval_set["item"]])
         self.seen = [[self.index[i] for i in h if i in self.index] for h in eval_set["history"]]
+        self.new_item = (None if train_items is None else
+                         np.array([i not in train_items for i in eval_set["item"]]))
 
     def __call__(self, score_fn, batch: int = 2048) -> dict:
         """`score_fn(start, stop)` -> float `[stop - start, N]` scores of those clicks."""
         hits = {k: 0 for k in self.ks}
+        new_hits = {k: 0 for k in self.ks}
         top = max(self.ks)
         for start in range(0, len(self.targets), batch):
             scores = np.array(score_fn(start, min(start + batch, len(self.targets))),
@@ -68,8 +79,15 @@ class HitRates:
             ranked = np.take_along_axis(best, order, axis=1)
             target = self.targets[start:start + batch, None]
             for k in self.ks:
-                hits[k] += int((ranked[:, :k] == target).any(axis=1).sum())
-        return {f"hit_rate@{k}": round(hits[k] / len(self.targets), 4) for k in self.ks}
+                hit = (ranked[:, :k] == target).any(axis=1)
+                hits[k] += int(hit.sum())
+                if self.new_item is not None:
+                    new_hits[k] += int(hit[self.new_item[start:start + batch]].sum())
+        result = {f"hit_rate@{k}": round(hits[k] / len(self.targets), 4) for k in self.ks}
+        if self.new_item is not None and self.new_item.any():
+            result.update({f"new_items_hit_rate@{k}": round(new_hits[k] / self.new_item.sum(), 4)
+                           for k in self.ks})
+        return result
 
 
 def popularity(counts, hit_rates: HitRates) -> dict:
@@ -124,7 +142,7 @@ def model_hit_rates(towers_dir: str, eval_set: dict, hit_rates: HitRates) -> dic
         histories = [h[-max_history:] + [""] * (max_history - len(h[-max_history:]))
                      for h in eval_set["history"][a:b]]
         # The benchmark's logs declare no user/context features; recency is
-        # in every example.
+        # in every example and the example age takes the serving age.
         extra = {spec.name: eval_set[spec.name][a:b] for spec in towers.query_specs[2:]}
         query = towers.query_embeddings(eval_set["user"][a:b], histories, extra).numpy()
         return query @ candidates.T

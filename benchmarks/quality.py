@@ -94,6 +94,7 @@ _CHANGES_TO_ONE_MEMBER = {
     "query_mlp_256": {"towers": {"query_hidden_layers": [256]}},
     "with_user_id": {"towers": {"user_id": True}},
     "recency_input": {"towers": {"recency": True}},
+    "example_age": {"towers": {"example_age": True}},
     "no_popularity_input": {"towers": {"popularity": False}},
     "no_item_side_features": {"towers": {"item_side_features": False}},
     "no_prior_in_training": {"prior": {"in_training": False}},
@@ -175,10 +176,11 @@ def run_dataset(name: str, spec: dict, variants: list[str], root: str,
     vocab = read_vocab(paths["vocab"])
     train_set = rates.read_examples(paths["train"])
     eval_set = rates.read_examples(paths["eval"])
-    hit_rates = rates.HitRates(vocab.item_ids, eval_set)
+    hit_rates = rates.HitRates(vocab.item_ids, eval_set, train_items=set(train_set["item"]))
     result = {"train_clicks": len(train_set["item"]), "eval_clicks": len(eval_set["item"]),
               "candidates": vocab.num_items, "pipeline_s": paths["pipeline_s"],
               "eval_targets_outside_catalogue": int((hit_rates.targets < 0).sum()),
+              "eval_clicks_on_new_items": int(hit_rates.new_item.sum()),
               "baselines": {}, "model": {}}
     result["baselines"]["popularity"] = rates.popularity(vocab.item_counts, hit_rates)
     result["baselines"]["recent_popularity"] = rates.popularity(vocab.item_recent_counts,

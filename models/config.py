@@ -48,6 +48,11 @@ class TowersConfig(Config):
     user_id: bool = False
     # Query input: seconds since the user's previous click, log-bucketed.
     recency: bool = False
+    # Query input: YouTube's example age (newest training click - click time)
+    # in training; `example_age_serving_seconds` at serving (a serving input,
+    # negative = that value).
+    example_age: bool = False
+    example_age_serving_seconds: int = setting(0, min=0)
     # Query inputs: declared user/context features, name -> type as in
     # ingestion.schema, hashed into `query_feature_buckets` buckets.
     query_features: tuple[tuple[str, str], ...] = setting(

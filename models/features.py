@@ -24,22 +24,27 @@ HISTORY = "history"
 # Eval/test examples: the user's history when their split began (frozen protocol).
 HISTORY_AT_CUTOFF = "history_at_cutoff"
 SECONDS_SINCE_PREVIOUS_CLICK = "seconds_since_previous_click"
+# YouTube's example age: set from `timestamp` in training, a serving input
+# (negative: the model's configured serving age) everywhere else.
+EXAMPLE_AGE = "example_age_seconds"
 PADDING = ""
 # ClickExampleGen writes -1 for a user's first click (no previous click).
 NO_PREVIOUS_CLICK = -1
 
 
 def _missing_value(spec: tf.TensorSpec):
-    """What a scalar query input takes when absent: `""`, 0, or -1 ("no
-    previous click") for the recency input."""
+    """What a scalar query input takes when absent: `""`, 0, -1 ("no
+    previous click") for the recency input, -1 ("the serving age") for the
+    example age."""
     if spec.dtype == tf.string:
         return PADDING
-    return NO_PREVIOUS_CLICK if spec.name == SECONDS_SINCE_PREVIOUS_CLICK else 0
+    return -1 if spec.name in (SECONDS_SINCE_PREVIOUS_CLICK, EXAMPLE_AGE) else 0
 
 
 def default_query_inputs(specs: list[tf.TensorSpec], rows: int = 1) -> dict:
     """`rows` rows of every query input in `specs` with neutral values: empty
-    strings and histories, zeros, and "no previous click" for the recency."""
+    strings and histories, zeros, "no previous click" for the recency and
+    the serving age for the example age."""
     return {spec.name: tf.fill([rows] + [1] * (spec.shape.rank - 1),
                                tf.constant(_missing_value(spec), spec.dtype))
             for spec in specs}

@@ -69,7 +69,16 @@ class RetrievalModel(tfrs.Model):
         age_days = (self._newest_timestamp - tf.cast(timestamp, tf.float32)) / 86400.0
         return tf.pow(0.5, tf.maximum(age_days, 0.0) / half_life)
 
+    def example_age(self, timestamp: tf.Tensor) -> tf.Tensor:
+        """`[B]` int64 seconds from each click to the newest training click
+        (YouTube's example age, `model.towers.example_age`)."""
+        newest = tf.constant(int(self._newest_timestamp), tf.int64)
+        age = newest - tf.cast(timestamp, tf.int64)
+        return tf.maximum(age, 0)
+
     def compute_loss(self, inputs: dict, training: bool = False) -> tf.Tensor:
+        if self.config.towers.example_age:
+            inputs = {**inputs, features.EXAMPLE_AGE: self.example_age(inputs[features.TIMESTAMP])}
         if self.guidance is None:
             query = self.query_tower(inputs, training=training)
         else:

@@ -19,10 +19,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
-from models.towers.inputs import catalogue, context, popularity, recency  # noqa: E402
+from models.towers.inputs import catalogue, context, example_age, popularity, recency  # noqa: E402
 
 QUERY_INPUTS = {
     "recency": recency.RecencyInput,
+    "example_age": example_age.ExampleAgeInput,
     "context": context.ContextFeaturesInput,
 }
 ITEM_INPUTS = {
