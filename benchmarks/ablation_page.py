@@ -5,8 +5,11 @@
 One table per dataset: the baselines, then every model row with its
 configuration spelled out as changes to its base row (`single_model`, one
 member of the defaults, or `defaults`, the three-member ensemble), hit rates
-at 10/50/100, the ratio to recent popularity and the difference to the base.
-Nothing in the page is typed by hand.
+at 10/50/100, the ratio to recent popularity, the difference to the base and,
+where measured, hit@100 on the eval clicks to items first clicked in the eval
+window. Then a verdict per option: its difference to the base on every
+dataset against the seed noise of that dataset. Nothing in the page is typed
+by hand.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from benchmarks.pages import REPO, write_page
 RESULTS = os.path.join(REPO, "benchmarks", "results", "quality.json")
 OUTPUT = os.path.join(REPO, "docs", "ablation.md")
 KS = (10, 50, 100)
+SEED_ROWS = ("single_model_seed_43", "single_model_seed_44")
+NEW_ITEMS = "new_items_hit_rate@100"
 
 
 def flat(config: dict, prefix: str = "") -> dict:
@@ -47,18 +52,26 @@ def changes(variant: str, results: dict) -> str:
 
 def dataset_table(name: str, result: dict, results: dict) -> list[str]:
     recent = result["baselines"]["recent_popularity"]["hit_rate@100"]
+    new_clicks = result.get("eval_clicks_on_new_items")
+    new_note = (f" {new_clicks:,} eval clicks go to items first clicked in the eval window "
+                "(`new items`, measured for the rows run since the column exists)."
+                if new_clicks is not None else "")
     lines = [f"## {name}", "",
              f"{result['train_clicks']:,} training clicks, {result['eval_clicks']:,} eval clicks, "
              f"{result['candidates']:,} candidates; "
              f"{result['eval_targets_outside_catalogue']:,} eval clicks go to items outside the "
-             "candidates (a miss for every row).", "",
+             f"candidates (a miss for every row).{new_note}", "",
              "| row | changes from its base | hit@10 | hit@50 | hit@100 | / recent popularity "
-             "| vs base at hit@100 |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| vs base at hit@100 | new items hit@100 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+
+    def new_items(values: dict) -> str:
+        return f"{values[NEW_ITEMS]:.4f}" if NEW_ITEMS in values else "-"
+
     for baseline, values in result["baselines"].items():
         lines.append(f"| baseline: {baseline} | | "
                      + " | ".join(f"{values[f'hit_rate@{k}']:.4f}" for k in KS)
-                     + f" | {values['hit_rate@100'] / recent:.3f}x | |")
+                     + f" | {values['hit_rate@100'] / recent:.3f}x | | {new_items(values)} |")
     order = [v for v in results["variants"] if v in result["model"]]
     for variant in order:
         values = result["model"][variant]
@@ -69,7 +82,58 @@ def dataset_table(name: str, result: dict, results: dict) -> list[str]:
         label = f"**{variant}**" if variant in ("defaults", "single_model") else variant
         lines.append(f"| {label} | {changes(variant, results)} | "
                      + " | ".join(f"{values[f'hit_rate@{k}']:.4f}" for k in KS)
-                     + f" | {values['hit_rate@100'] / recent:.3f}x | {delta} |")
+                     + f" | {values['hit_rate@100'] / recent:.3f}x | {delta} | "
+                     f"{new_items(values)} |")
+    return lines + [""]
+
+
+def seed_noise(result: dict) -> float | None:
+    """Largest |hit@100 difference| of the seed rows to `single_model`, or None."""
+    model = result["model"]
+    if "single_model" not in model or not any(r in model for r in SEED_ROWS):
+        return None
+    base = model["single_model"]["hit_rate@100"]
+    return max(abs(model[r]["hit_rate@100"] - base) for r in SEED_ROWS if r in model)
+
+
+def verdict(deltas: list[float], noises: list[float]) -> str:
+    """"helps" / "hurts" when every dataset moves beyond its seed noise one
+    way, "within noise" when none does, "mixed" otherwise."""
+    if all(d > n for d, n in zip(deltas, noises, strict=True)):
+        return "helps"
+    if all(d < -n for d, n in zip(deltas, noises, strict=True)):
+        return "hurts"
+    if all(abs(d) <= n for d, n in zip(deltas, noises, strict=True)):
+        return "within noise"
+    return "mixed"
+
+
+def verdict_table(results: dict) -> list[str]:
+    """Per option row of `single_model`: its hit@100 difference on each
+    dataset (seed noise in brackets) and the verdict."""
+    datasets = {name: result for name, result in results["datasets"].items()
+                if seed_noise(result) is not None}
+    if not datasets:
+        return []
+    names = list(datasets)
+    lines = ["## Verdicts", "",
+             "Each option's hit@100 difference to `single_model` on each dataset, and in "
+             "brackets that dataset's seed noise (the largest difference of the seed rows to "
+             "`single_model`). An option **helps** when it beats the noise on every dataset, "
+             "**hurts** when it falls below it on every dataset, is **within noise** when it "
+             "stays inside it everywhere, and is **mixed** otherwise.", "",
+             "| option | " + " | ".join(names) + " | verdict |",
+             "|---|" + "---:|" * len(names) + "---|"]
+    for variant in results["variants"]:
+        if results["base_of"].get(variant) != "single_model" or variant in SEED_ROWS:
+            continue
+        if not all(variant in datasets[n]["model"] for n in names):
+            continue
+        deltas = [datasets[n]["model"][variant]["hit_rate@100"]
+                  - datasets[n]["model"]["single_model"]["hit_rate@100"] for n in names]
+        noises = [seed_noise(datasets[n]) for n in names]
+        cells = [f"{d:+.4f} ({n:.4f})" for d, n in zip(deltas, noises, strict=True)]
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {verdict(deltas, noises)} |")
     return lines + [""]
 
 
@@ -92,6 +156,7 @@ def page(results: dict) -> str:
         *[f"    {command}" for command in results.get("commands", [])],
         "",
     ]
+    lines += verdict_table(results)
     for name, result in results["datasets"].items():
         lines += dataset_table(name, result, results)
     return "\n".join(lines)

@@ -16,3 +16,20 @@ def test_changes_are_spelled_out_against_the_base_row():
     assert ablation_page.changes("single_model", results) == "`model.ensemble.size=1`"
     assert ablation_page.changes("defaults", results) == "the defaults"
     assert os.path.basename(ablation_page.OUTPUT) == "ablation.md"
+
+
+def test_verdicts_weigh_each_difference_against_the_seed_noise():
+    def dataset(option_hit, seed_hit):
+        return {"model": {"single_model": {"hit_rate@100": 0.40},
+                          "single_model_seed_43": {"hit_rate@100": seed_hit},
+                          "option": {"hit_rate@100": option_hit}}}
+
+    results = {"variants": {"single_model": {}, "single_model_seed_43": {}, "option": {}},
+               "base_of": {"single_model": None, "single_model_seed_43": "single_model",
+                           "option": "single_model"},
+               "datasets": {"a": dataset(0.43, 0.41), "b": dataset(0.42, 0.395)}}
+    rows = [line for line in ablation_page.verdict_table(results) if line.startswith("| option |")][1:]
+    assert rows == ["| option | +0.0300 (0.0100) | +0.0200 (0.0050) | helps |"]
+    assert ablation_page.verdict([0.02, -0.02], [0.01, 0.01]) == "mixed"
+    assert ablation_page.verdict([-0.02, -0.03], [0.01, 0.01]) == "hurts"
+    assert ablation_page.verdict([0.005, -0.003], [0.01, 0.01]) == "within noise"
