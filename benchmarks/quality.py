@@ -97,6 +97,11 @@ _CHANGES_TO_ONE_MEMBER = {
     "example_age": {"towers": {"example_age": True}},
     "no_popularity_input": {"towers": {"popularity": False}},
     "no_item_side_features": {"towers": {"item_side_features": False}},
+    # Catalogue `text` features (MovieTweetings titles) through the DSSM text
+    # tower instead of the hashed word bag; the synthetic catalogue has no
+    # text feature, so there it equals single_model.
+    "dssm_text_tower": {"towers": {"text_tower": "dssm"}},
+    "dssm_text_tower_relu": {"towers": {"text_tower": "dssm", "text_activation": "relu"}},
     "no_prior_in_training": {"prior": {"in_training": False}},
     "no_trending_prior": {"prior": {"in_training": False, "grid": [], "weight": 0.0}},
     "prior_learned_weight_served": {"prior": {"grid": []}},

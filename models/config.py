@@ -31,6 +31,14 @@ from models.towers.pooling import POOLINGS
 SIMILARITIES = ("dot", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
+# Query feature types: the click log's (clicklog/schema.py), and `text`: a
+# `string` click-log feature read as words (models/towers/text.py).
+QUERY_FEATURE_TYPES = FEATURE_TYPES + ("text",)
+# How text (catalogue `text` features, `text` query features) is embedded:
+# `bag`, the mean of its hashed words; `dssm`, letter trigrams through a deep
+# tower (models/towers/text_tower.py).
+TEXT_TOWERS = ("bag", "dssm")
+TEXT_ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +62,10 @@ class TowersConfig(Config):
     example_age: bool = False
     example_age_serving_seconds: int = setting(0, min=0)
     # Query inputs: declared user/context features, name -> type as in
-    # ingestion.schema, hashed into `query_feature_buckets` buckets.
+    # ingestion.schema (or `text` for a `string` one read as words), hashed
+    # into `query_feature_buckets` buckets.
     query_features: tuple[tuple[str, str], ...] = setting(
-        (), mapping=True, choices=FEATURE_TYPES)
+        (), mapping=True, choices=QUERY_FEATURE_TYPES)
     query_feature_buckets: int = setting(4096, min=1)
     # Candidate input: scaled log all-time and recent click counts.
     popularity: bool = True
@@ -64,6 +73,14 @@ class TowersConfig(Config):
     # hashed into `item_feature_buckets` buckets and mean-pooled.
     item_side_features: bool = True
     item_feature_buckets: int = setting(16384, min=1)
+    # Text (catalogue features of type `text`, `text` query features):
+    # `bag` embeds it as the other tokens; `dssm` hashes each word's letter
+    # trigrams into `text_trigram_buckets` buckets, then `text_layers`
+    # (`text_activation`) and a projection to `embedding_dim`.
+    text_tower: str = setting("bag", choices=TEXT_TOWERS)
+    text_trigram_buckets: int = setting(32768, min=1)
+    text_layers: tuple[int, ...] = setting((256, 64), min=1)
+    text_activation: str = setting("tanh", choices=TEXT_ACTIVATIONS)
 
     def check(self) -> None:
         for name, _ in self.query_features:

@@ -94,9 +94,12 @@ class PipelineConfig(Config):
                                   f"a user or context feature declared in ingestion.schema "
                                   f"(declared: {sorted(declared)}); item features belong to "
                                   "the candidate tower")
-            if declared[name] != kind:
+            # A `text` query feature is a declared `string` read as words.
+            if declared[name] != kind and not (kind == "text" and declared[name] == "string"):
                 raise ConfigError(f"model.towers.query_features.{name}", kind,
-                                  f"{declared[name]!r}, the type ingestion.schema declares")
+                                  f"{declared[name]!r}, the type ingestion.schema declares"
+                                  + (" (or 'text' for a string read as words)"
+                                     if declared[name] == "string" else ""))
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(PipelineConfig))

@@ -65,9 +65,11 @@ def hashed_token_table(token_lists: list[list[str]], buckets: int) -> tuple[np.n
 
 
 def item_token_tables(item_features: dict, num_items: int, buckets: int,
-                      padding_row: bool = False, oov_rows: int = 1
+                      padding_row: bool = False, oov_rows: int = 1,
+                      table=hashed_token_table
                       ) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
-    """`hashed_token_table` of every catalogue feature, in name order.
+    """`table` (`hashed_token_table`, or `text.trigram_table` for letter
+    trigrams) of every catalogue feature, in name order.
 
     Returns (position, name, values, row_splits) per feature: `oov_rows`
     empty OOV rows, then the items; with `padding_row` one more empty row in
@@ -84,5 +86,5 @@ def item_token_tables(item_features: dict, num_items: int, buckets: int,
             raise ValueError(f"item feature {name!r}: {len(token_lists)} rows for "
                              f"{num_items} vocabulary items; expected one per item")
         rows = [[] for _ in range(empty_rows)] + list(token_lists)
-        tables.append((n, name, *hashed_token_table(rows, buckets)))
+        tables.append((n, name, *table(rows, buckets)))
     return tables

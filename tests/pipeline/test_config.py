@@ -78,6 +78,9 @@ def test_declared_user_and_context_features_are_accepted_as_query_features():
     config = load_config(None, SCHEMA + ["model.towers.query_features={country: string, "
                                          "hour: int}", "model.towers.recency=true"])
     assert config.model.towers.query_features == (("country", "string"), ("hour", "int"))
+    # A declared string feature may be read as text (words).
+    config = load_config(None, SCHEMA + ["model.towers.query_features={device: text}"])
+    assert config.model.towers.query_features == (("device", "text"),)
 
 
 @pytest.mark.parametrize("query_features, message", [
@@ -88,6 +91,10 @@ def test_declared_user_and_context_features_are_accepted_as_query_features():
                               "user or context feature"),
     ("{hour: float}", r"model.towers.query_features.hour='float': expected 'int', the type "
                       "ingestion.schema declares"),
+    ("{hour: text}", r"model.towers.query_features.hour='text': expected 'int', the type "
+                     r"ingestion.schema declares$"),
+    ("{device: int}", r"model.towers.query_features.device='int': expected 'string', the type "
+                      r"ingestion.schema declares \(or 'text' for a string read as words\)"),
 ])
 def test_query_features_must_match_the_schema(query_features, message):
     with pytest.raises(ConfigError, match=message):

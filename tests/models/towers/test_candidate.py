@@ -1,5 +1,7 @@
 """The candidate tower on tiny inputs: id embedding plus its inputs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -67,3 +69,30 @@ def test_popularity_input_projects_the_scaled_log_counts():
     expected = (tower.item_embedding.embeddings.numpy()[3]
                 + table[3] @ projection.kernel.numpy() + projection.bias.numpy())
     np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_dssm_sends_the_catalogue_s_text_features_through_the_text_tower():
+    config = single_model_config(towers={"embedding_dim": 3, "popularity": False,
+                                         "item_feature_buckets": 97, "text_tower": "dssm",
+                                         "text_trigram_buckets": 101, "text_layers": [8, 4]})
+    # VocabStats stats.json records each catalogue feature's type.
+    vocab = dataclasses.replace(vocab_of(["i1", "i2", "i3"]), stats={
+        "item_features": {"genres": "string_list", "title": "text"}})
+    features = {"genres": [["drama"], [], ["comedy"]], "title": [["good", "will"], [], ["x"]]}
+    tower = CandidateTower(vocab, config, item_features=features)
+    [catalogue] = tower.extra_inputs
+    # genres stay a hashed bag; title goes through the DSSM tower.
+    assert catalogue.feature_names == ["genres"]
+    assert [name for name, _, _ in catalogue.text_towers] == ["title"]
+    genres, title = catalogue(tf.constant([1, 2, 3, 0]))  # i1, i2, i3, OOV
+    np.testing.assert_array_equal(title.numpy()[[1, 3]], np.zeros((2, 3)))  # no title
+    assert np.all(np.abs(title.numpy()[[0, 2]]).sum(axis=1) > 0)
+    out = tower(tf.constant(["i1", "i2"])).numpy()
+    ids = tower.item_embedding.embeddings.numpy()
+    np.testing.assert_allclose(out[1], ids[2], rtol=1e-5)  # no genres, no title: the id alone
+    np.testing.assert_allclose(out[0], ids[1] + genres.numpy()[0] + title.numpy()[0], rtol=1e-5)
+    # text_tower: bag (the default) keeps every feature a bag.
+    bag = CandidateTower(vocab, config.with_changes(towers={"text_tower": "bag"}),
+                         item_features=features)
+    assert bag.extra_inputs[0].feature_names == ["genres", "title"]
+    assert bag.extra_inputs[0].text_towers == []
