@@ -28,7 +28,8 @@ def test_verdicts_weigh_each_difference_against_the_seed_noise():
                "base_of": {"single_model": None, "single_model_seed_43": "single_model",
                            "option": "single_model"},
                "datasets": {"a": dataset(0.43, 0.41), "b": dataset(0.42, 0.395)}}
-    rows = [line for line in ablation_page.verdict_table(results) if line.startswith("| option |")][1:]
+    table = ablation_page.verdict_table(results)
+    rows = [line for line in table if line.startswith("| option |")][1:]
     assert rows == ["| option | +0.0300 (0.0100) | +0.0200 (0.0050) | helps |"]
     assert ablation_page.verdict([0.02, -0.02], [0.01, 0.01]) == "mixed"
     assert ablation_page.verdict([-0.02, -0.03], [0.01, 0.01]) == "hurts"
