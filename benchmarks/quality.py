@@ -95,6 +95,10 @@ _CHANGES_TO_ONE_MEMBER = {
     "with_user_id": {"towers": {"user_id": True}},
     "recency_input": {"towers": {"recency": True}},
     "example_age": {"towers": {"example_age": True}},
+    # The example age in place of the trending prior (compare no_trending_prior).
+    "example_age_no_trending_prior": {"towers": {"example_age": True},
+                                      "prior": {"in_training": False, "grid": [],
+                                                "weight": 0.0}},
     "no_popularity_input": {"towers": {"popularity": False}},
     "no_item_side_features": {"towers": {"item_side_features": False}},
     # Catalogue `text` features (MovieTweetings titles) through the DSSM text
