@@ -92,8 +92,9 @@ class SequencePooling(tf.keras.layers.Layer):
     Item embeddings are projected to W when W differs from the embedding
     size, then get the position embedding of their place counted back from
     the most recent real item (`max_history` positions; a longer history's
-    older items share the last one). Query i attends to key j when j <= i
-    and item j is real. A final LayerNorm follows the blocks (pre-LN).
+    older items share the last one) and a LayerNorm (as BERT's embeddings).
+    Query i attends to key j when j <= i and item j is real. A final
+    LayerNorm follows the blocks (pre-LN).
     """
 
     def __init__(self, config, **kwargs):
@@ -108,6 +109,7 @@ class SequencePooling(tf.keras.layers.Layer):
             name="positions", shape=(self.max_history, self.width),
             initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed + 1))
         self.input_dropout = tf.keras.layers.Dropout(history.sequence_dropout, seed=seed + 2)
+        self.input_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
         self.blocks = [SelfAttentionBlock(self.width, history.sequence_heads,
                                           history.sequence_dropout, seed + 10 * (n + 1),
                                           name=f"block_{n}")
@@ -120,7 +122,9 @@ class SequencePooling(tf.keras.layers.Layer):
         positions = positions_from_most_recent(real)
         x = embeddings if self.input_projection is None else self.input_projection(embeddings)
         x += tf.gather(self.positions, tf.minimum(positions, self.max_history - 1))
-        x = self.input_dropout(x, training=training) * mask
+        # At the scale of the blocks' outputs: the most recent item's own
+        # embedding is not drowned in its residual stream by what it attends to.
+        x = self.input_dropout(self.input_norm(x), training=training) * mask
         length = tf.shape(real)[1]
         causal = tf.linalg.band_part(tf.ones([length, length], real.dtype), -1, 0)
         allowed = causal[None] * real[:, None, :]  # [B, L (queries), L (keys)]
