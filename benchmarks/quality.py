@@ -87,6 +87,7 @@ _CHANGES_TO_ONE_MEMBER = {
     "loss_triplet_logistic": {"loss": {"kind": "triplet_logistic"}},
     "cosine": {"towers": {"similarity": "cosine"}, "loss": {"temperature": 0.05}},
     "attention_pooling": {"history": {"pooling": "attention"}},
+    "self_attention_history": {"history": {"pooling": "self_attention"}},
     "no_history_dropout": {"history": {"dropout": 0.0}},
     "max_history_10": {"history": {"max_history": 10}},
     "history_item_side_features": {"history": {"item_side_features": True}},

@@ -11,7 +11,13 @@ The structure a retrieval model should recover:
     start;
   * a user's clicks are spread over sessions of consecutive timestamps;
     `new_user_share` of the users join during the period (their sessions
-    start at a random time), the rest are active from the start.
+    start at a random time), the rest are active from the start;
+  * with `chain_probability` > 0, order: each category's items form a fixed
+    random cycle, and with that probability a click is the item after the
+    user's previous click in its cycle (when released), otherwise a taste
+    draw. Only a model that reads the history's order knows which item that
+    is (tests/models/test_sequence_quality.py); at 0 (the default) clicks
+    are independent draws and a seed's log is the same as before the option.
 
 A model that uses the user's history should beat global popularity by a wide
 margin; tests rely on that.
@@ -40,6 +46,7 @@ class SyntheticConfig:
     days: int = 60
     late_item_share: float = 0.5
     new_user_share: float = 0.0
+    chain_probability: float = 0.0
     seed: int = 0
 
 
@@ -63,6 +70,7 @@ def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[
         members = np.flatnonzero(item_category == category)
         rank_in_category[rng.permutation(members)] = np.arange(1, len(members) + 1)
     base_weight = rank_in_category ** -config.zipf_exponent
+    following = _following_items(rng, item_category) if config.chain_probability else None
 
     clicks: list[tuple[str, str, int]] = []
     for user in range(config.num_users):
@@ -74,16 +82,33 @@ def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[
         session_starts = np.sort(rng.integers(joined, span, size=max(1, count // 5)))
         times = np.sort(rng.choice(session_starts, size=count)
                         + rng.integers(0, 3600, size=count))
+        previous = None
         for t in np.minimum(times, span - 1):
             available = release <= t
+            if (following is not None and previous is not None
+                    and available[following[previous]]
+                    and rng.random() < config.chain_probability):
+                item = previous = following[previous]
+                clicks.append((f"u{user}", f"i{item}", int(config.start_timestamp + t)))
+                continue
             weights = taste[item_category] * base_weight * available
             total = weights.sum()
             if total <= 0:
                 continue
-            item = rng.choice(config.num_items, p=weights / total)
+            item = previous = rng.choice(config.num_items, p=weights / total)
             clicks.append((f"u{user}", f"i{item}", int(config.start_timestamp + t)))
     clicks.sort(key=lambda c: (c[2], c[0], c[1]))
     return clicks, {f"i{i}": int(c) for i, c in enumerate(item_category)}
+
+
+def _following_items(rng: np.random.Generator, item_category: np.ndarray) -> np.ndarray:
+    """`[num_items]`: the item after each one in a random cycle through its
+    category's items (an item alone in its category follows itself)."""
+    following = np.arange(len(item_category))
+    for category in np.unique(item_category):
+        cycle = rng.permutation(np.flatnonzero(item_category == category))
+        following[cycle] = np.roll(cycle, -1)
+    return following
 
 
 def write(config: SyntheticConfig, output_dir: str) -> str:

@@ -97,9 +97,16 @@ class HistoryConfig(Config):
     KEY = "model.history"
     # Most recent items the query tower sees (a served history is cut the same way).
     max_history: int = setting(50, min=1)
-    # models/towers/pooling: "mean" (YouTube DNN) or "attention".
+    # models/towers/pooling: "mean" (YouTube DNN), "attention" or
+    # "self_attention" (SASRec: causal self-attention over the ordered history).
     pooling: str = setting("mean", choices=tuple(POOLINGS))
     attention_heads: int = setting(2, min=1)
+    # "self_attention": blocks, heads per block, width (0: embedding_dim) and
+    # the dropout inside the blocks (training only).
+    sequence_blocks: int = setting(2, min=1)
+    sequence_heads: int = setting(1, min=1)
+    sequence_width: int = setting(0, min=0)
+    sequence_dropout: float = setting(0.2, min=0.0, lt=1.0)
     # Training only: each history item is dropped with this probability.
     dropout: float = setting(0.5, min=0.0, lt=1.0)
     # Each history item also carries its catalogue tokens (own tables).
@@ -267,6 +274,11 @@ class ModelConfig(Config):
     export: ExportConfig = section(ExportConfig)
 
     def check(self) -> None:
+        width = self.history.sequence_width or self.towers.embedding_dim
+        if self.history.pooling == "self_attention" and width % self.history.sequence_heads:
+            raise ConfigError("model.history.sequence_heads", self.history.sequence_heads,
+                              f"a divisor of the self-attention width {width} "
+                              "(model.history.sequence_width, 0: model.towers.embedding_dim)")
         if self.teacher.enabled and self.teacher.pretrain_epochs >= self.training.epochs:
             raise ConfigError("model.teacher.pretrain_epochs", self.teacher.pretrain_epochs,
                               f"fewer than model.training.epochs={self.training.epochs}, or "

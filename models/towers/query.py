@@ -111,7 +111,7 @@ class QueryTower(tf.keras.Model):
         embedded = self.history_embedding(history_index)  # [B, L, D]
         for values, splits, table in self.history_side:
             embedded += mean_token_embedding(values, splits, table, history_index)
-        parts = [self.pooling(embedded, mask)]
+        parts = [self.pooling(embedded, mask, training=training)]
         if self._config.towers.user_id:
             parts.append(self.user_embedding(self.user_lookup(inputs[features.USER_ID])))
         parts += [layer(inputs) for layer in self.extra_inputs]

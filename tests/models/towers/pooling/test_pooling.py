@@ -39,8 +39,8 @@ def test_attentive_pooling_ignores_padding_and_weights_sum_to_one():
     np.testing.assert_allclose(pooled[2], np.zeros((2, 3)), atol=1e-6)
 
 
-@pytest.mark.parametrize("name,width", [("mean", 3), ("attention", 6)])
+@pytest.mark.parametrize("name,width", [("mean", 3), ("attention", 6), ("self_attention", 3)])
 def test_every_registered_pooling_is_built_from_the_config(name, width):
-    assert set(POOLINGS) == {"mean", "attention"}
+    assert set(POOLINGS) == {"mean", "attention", "self_attention"}
     pooling = POOLINGS[name](_config(pooling=name, attention_heads=2))
     assert pooling(EMBEDDINGS, MASK).shape == (3, width)
