@@ -88,6 +88,8 @@ _CHANGES_TO_ONE_MEMBER = {
     "cosine": {"towers": {"similarity": "cosine"}, "loss": {"temperature": 0.05}},
     "attention_pooling": {"history": {"pooling": "attention"}},
     "self_attention_history": {"history": {"pooling": "self_attention"}},
+    "self_attention_history_dropout_0.2": {"history": {"pooling": "self_attention",
+                                                       "dropout": 0.2}},
     "no_history_dropout": {"history": {"dropout": 0.0}},
     "max_history_10": {"history": {"max_history": 10}},
     "history_item_side_features": {"history": {"item_side_features": True}},
