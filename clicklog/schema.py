@@ -35,7 +35,8 @@ TIMESTAMP_UNITS = ("seconds", "milliseconds", "iso8601")
 LIST_SEPARATOR = "|"
 # Feature names ClickExampleGen writes itself; declared features may not reuse them.
 RESERVED_FEATURES = ("user_id", "item_id", "timestamp", "weight", "history", "event_type",
-                     "seconds_since_previous_click", "item_age_seconds", "history_at_cutoff")
+                     "seconds_since_previous_click", "item_age_seconds", "history_at_cutoff",
+                     "impressed_negatives")
 
 
 class ValueRejected(ValueError):
