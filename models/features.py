@@ -24,6 +24,10 @@ HISTORY = "history"
 # Eval/test examples: the user's history when their split began (frozen protocol).
 HISTORY_AT_CUTOFF = "history_at_cutoff"
 SECONDS_SINCE_PREVIOUS_CLICK = "seconds_since_previous_click"
+# Items the user was shown before the click and did not click (training
+# negatives, `model.negatives.impressions`; oldest first, absent without
+# impression events).
+IMPRESSED_NEGATIVES = "impressed_negatives"
 PADDING = ""
 # ClickExampleGen writes -1 for a user's first click (no previous click).
 NO_PREVIOUS_CLICK = -1

@@ -2,7 +2,9 @@
 
 A training step, in order: the query tower embeds the clicks' users and
 histories; the candidate set is the batch's clicked items plus any mixed
-negatives (models/negatives.py), embedded by the candidate tower; each click
+negatives (models/negatives.py), embedded by the candidate tower, and with
+`model.negatives.impressions` each click's own impressed negatives (items its
+user was shown and did not click) by the same tower; each click
 weighs by its recency (`model.training.recency_half_life_days`); the
 trending prior in training adds its logit offset (models/trending.py); the
 loss chosen by `model.loss.kind` (models/losses) scores the batch, with the
@@ -69,6 +71,20 @@ class RetrievalModel(tfrs.Model):
         age_days = (self._newest_timestamp - tf.cast(timestamp, tf.float32)) / 86400.0
         return tf.pow(0.5, tf.maximum(age_days, 0.0) / half_life)
 
+    def impressed_negatives(self, inputs: dict) -> dict:
+        """The `LossInputs` fields of the clicks' impressed negatives
+        (`model.negatives.impressions`): their ids `[B, K]`, candidate-tower
+        embeddings `[B, K, D]` and trending prior; nothing when the option is
+        off or the batch has no `impressed_negatives`."""
+        ids = inputs.get(features.IMPRESSED_NEGATIVES)
+        if not self.config.negatives.impressions or ids is None:
+            return {}
+        flat = self.candidate_tower(tf.reshape(ids, [-1]))
+        embedded = tf.reshape(flat, tf.concat([tf.shape(ids), tf.shape(flat)[-1:]], axis=0))
+        offset = (self.trending_prior.per_query(inputs[features.TIMESTAMP], ids)
+                  if self.trending_prior is not None else None)
+        return {"impressed": embedded, "impressed_ids": ids, "impressed_offset": offset}
+
     def compute_loss(self, inputs: dict, training: bool = False) -> tf.Tensor:
         if self.guidance is None:
             query = self.query_tower(inputs, training=training)
@@ -84,7 +100,7 @@ class RetrievalModel(tfrs.Model):
         batch = LossInputs(query=query, candidates=candidates, positive_ids=positive_ids,
                            candidate_ids=candidate_ids, sample_weight=weight,
                            log_q=self.sampler.log_q(candidate_ids, tf.shape(positive_ids)[0]),
-                           logit_offset=offset)
+                           logit_offset=offset, **self.impressed_negatives(inputs))
         loss = LOSSES[self.config.loss.kind](batch, self.config)
         if self.guidance is None:
             return loss
