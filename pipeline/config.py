@@ -97,6 +97,12 @@ class PipelineConfig(Config):
             if declared[name] != kind:
                 raise ConfigError(f"model.towers.query_features.{name}", kind,
                                   f"{declared[name]!r}, the type ingestion.schema declares")
+        # Impressed negatives come from the impression rows ClickExampleGen reads.
+        if self.model.negatives.impressions and not self.ingestion.impression_event_types:
+            raise ConfigError("model.negatives.impressions", self.model.negatives.impressions,
+                              "0 unless ingestion.impression_event_types names the event "
+                              "types of impression rows (the clicks have no impressed "
+                              "negatives otherwise)")
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(PipelineConfig))

@@ -94,6 +94,16 @@ def test_query_features_must_match_the_schema(query_features, message):
         load_config(None, SCHEMA + [f"model.towers.query_features={query_features}"])
 
 
+def test_impressed_negatives_need_impression_rows_to_come_from():
+    with pytest.raises(ConfigError, match=r"model.negatives.impressions=5: expected 0 unless "
+                                          r"ingestion.impression_event_types"):
+        load_config(None, ["model.negatives.impressions=5"])
+    config = load_config(None, ["ingestion.schema.event_type=event",
+                                "ingestion.impression_event_types=[impression]",
+                                "model.negatives.impressions=5"])
+    assert config.ingestion.impression_event_types == ("impression",)
+
+
 def test_demo_config_joins_the_bundled_movies_catalog(monkeypatch, tmp_path):
     from components.vocab_stats_gen import item_catalog
 
