@@ -142,7 +142,8 @@ def _impressions(config: SyntheticConfig, clicks, tastes, item_category, base_we
         ago = rng.integers(0, 60, size=count)  # shown in the minute before the click
         out.extend((user, f"i{item}", int(timestamp - seconds))
                    for item, seconds in zip(shown, ago, strict=True))
-    return out
+    # Clicks moments apart may show the same item at the same second: one row.
+    return list(set(out))
 
 
 def write(config: SyntheticConfig, output_dir: str) -> str:
