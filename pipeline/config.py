@@ -98,10 +98,11 @@ class PipelineConfig(Config):
                 raise ConfigError(f"model.towers.query_features.{name}", kind,
                                   f"{declared[name]!r}, the type ingestion.schema declares")
         # Impressed negatives come from the impression rows ClickExampleGen reads.
-        if self.model.negatives.impressions and not self.ingestion.impression_event_types:
+        if self.model.negatives.impressions and not self.ingestion.with_impressions:
             raise ConfigError("model.negatives.impressions", self.model.negatives.impressions,
                               "0 unless ingestion.impression_event_types names the event "
-                              "types of impression rows (the clicks have no impressed "
+                              "types of impression rows or ingestion.schema.impressed_items "
+                              "a column of shown items (the clicks have no impressed "
                               "negatives otherwise)")
 
 

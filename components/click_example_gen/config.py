@@ -122,6 +122,12 @@ class IngestionConfig(Config):
         return dict(self.event_types) if self.event_types else None
 
     @property
+    def with_impressions(self) -> bool:
+        """Impressions come as rows (impression_event_types) or lists
+        (schema.impressed_items): the examples carry `impressed_negatives`."""
+        return bool(self.impression_event_types or self.schema.impressed_items)
+
+    @property
     def accepted_event_types(self) -> dict[str, float] | None:
         """Every accepted type -> weight factor (impressions 1.0); None accepts any."""
         if not self.event_types:

@@ -12,6 +12,11 @@ within `window` seconds either side of it (a shown item clicked a moment
 later was not passed over), de-duplicated, oldest first, the most recent
 `max_count` kept. The model may score them as extra negatives of that click
 (`model.negatives.impressions`).
+
+The other form, a click row listing the items shown with it
+(`ingestion.schema.impressed_items`, in position order), gives impressions at
+the click's time (`with_listed`); with more than `max_count`, the top
+positions are the ones kept.
 """
 
 from __future__ import annotations
@@ -31,6 +36,20 @@ def split_events(kept: Sequence[tuple[str, Click]], impression_types: Collection
     for path, click in kept:
         (impressions if click.event_type in impression_types else clicks).append((path, click))
     return clicks, impressions
+
+
+LISTED = "listed"  # event type of the impressions a click row lists
+
+
+def with_listed(impressions: Sequence[Click], clicks: Sequence[Click]) -> list[Click]:
+    """`impressions` plus those the `clicks` list (`Click.shown`), sorted by
+    timestamp; a click's listed items come in reverse position order, so that
+    the top positions are the most recent and survive a cap."""
+    listed = [Click(click.user_id, item, click.timestamp, event_type=LISTED)
+              for click in clicks for item in reversed(click.shown)]
+    if not listed:
+        return list(impressions)
+    return sorted([*impressions, *listed], key=lambda c: c.timestamp)  # stable
 
 
 def impressed_negatives(clicks: Sequence[Click], impressions: Sequence[Click], window: int,

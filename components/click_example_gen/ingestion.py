@@ -85,7 +85,7 @@ def file_indices(files: dict[str, InputFile]) -> dict[str, int]:
 def click_fields(file_index: int, click: formats.Click) -> tuple:
     """A click without its user id (the shuffle key) -> a tuple of primitives."""
     return (file_index, click.item_id, click.timestamp, click.weight, click.event_type,
-            click.features)
+            click.features, click.shown)
 
 
 def pack_clicks(fields: list[tuple]) -> bytes:
@@ -94,9 +94,9 @@ def pack_clicks(fields: list[tuple]) -> bytes:
 
 
 def _unpack(user_id: str, fields: tuple, paths: tuple[str, ...]) -> tuple[str, formats.Click]:
-    file_index, item_id, timestamp, weight, event_type, features = fields
+    file_index, item_id, timestamp, weight, event_type, features, shown = fields
     return paths[file_index], formats.Click(user_id, item_id, timestamp, weight, event_type,
-                                            features)
+                                            features, shown)
 
 
 def unpack_clicks(user_id: str, batches: Iterable[bytes], paths: tuple[str, ...]
@@ -289,10 +289,11 @@ def user_examples(element, paths: tuple[str, ...], splits: list[str], config: In
     clicks, impressions = impressions_lib.split_events(
         unpack_clicks(user_id, [packed], paths), config.impression_event_types)
     negatives = None
-    if config.impression_event_types:
+    if config.with_impressions:
+        ordered = [c for _, c in clicks]
         negatives = impressions_lib.impressed_negatives(
-            [c for _, c in clicks], [c for _, c in impressions], config.impression_window_seconds,
-            config.max_impressed_negatives)
+            ordered, impressions_lib.with_listed([c for _, c in impressions], ordered),
+            config.impression_window_seconds, config.max_impressed_negatives)
     with_event_type = bool(config.schema.event_type)
     user_split = None
     if config.split_by == "user":

@@ -128,3 +128,42 @@ def test_report_counts_impressions_and_reconciles_with_them():
     report["files"]["a.csv"]["impressions"] = {"impression": 1}
     with pytest.raises(RuntimeError, match="impressions=1"):
         report_lib.check_report(report, 0.5)
+
+
+def test_a_listed_impression_column_parses_in_every_text_form():
+    from clicklog import formats
+    from clicklog.schema import ClickSchema
+
+    schema = ClickSchema(impressed_items="shown")
+    assert formats.required_columns(schema) == ["user_id", "item_id", "timestamp", "shown"]
+    columns = ["user_id", "item_id", "timestamp", "shown"]
+    assert formats.parse_row("u,a,10,b|c||d", "csv", columns, schema).shown == ("b", "c", "d")
+    assert formats.parse_row("u,a,10,", "csv", columns, schema).shown == ()
+    assert formats.parse_row('{"user_id": "u", "item_id": "a", "timestamp": 10, "shown": '
+                             '["b", 7]}', "jsonl", None, schema).shown == ("b", "7")
+    with pytest.raises(formats.RowRejected, match="impressed_item_too_long"):
+        formats.parse_row("u,a,10,b|" + "x" * 300, "csv", columns, schema)
+
+
+def test_listed_impressions_become_negatives_of_that_click_and_later_ones(tmp_path):
+    files = {"a.csv": ingestion.InputFile("a.csv", "csv",
+                                          ("user_id", "item_id", "timestamp", "shown"))}
+    rows = ["u1,a,100,x|a|y", "u1,b,150,z", "u1,c,1100,",
+            "u2,d,100,x|" + "q" * 300]  # a bad listed id quarantines the row
+    config = IngestionConfig(schema={"impressed_items": "shown"}, eval_start_timestamp=1000,
+                             impression_window_seconds=100, max_impressed_negatives=2)
+    with TestPipeline() as p:
+        out = p | beam.Create(_lines(rows)) | ingestion.IngestClicks(files, config)
+        assert_that(out["counters"], equal_to([
+            (("a.csv", "rows_read", ""), 4),
+            (("a.csv", "accepted", "train"), 2),
+            (("a.csv", "accepted", "eval"), 1),
+            (("a.csv", "quarantined", "impressed_item_too_long"), 1),
+        ]), label="counters")
+        # a's own list less a itself, top position x kept last; b at 150 sees
+        # its z and a's list (the cap of 2 keeps the most recent: z, then x).
+        assert_that(out["train"] | "DecodeTrain" >> beam.Map(_decode), equal_to([
+            ("u1", "a", (), ("y", "x"), 0), ("u1", "b", ("a",), ("x", "z"), 0)]),
+            label="train")
+        assert_that(out["eval"] | "DecodeEval" >> beam.Map(_decode), equal_to([
+            ("u1", "c", ("a", "b"), (), 0)]), label="eval")
