@@ -53,7 +53,9 @@ class Click:
     """One accepted interaction.
 
     `features` holds the declared user/item/context features as sorted
-    (name, value) pairs; `event_type` is "" when the schema declares none.
+    (name, value) pairs; `event_type` is "" when the schema declares none;
+    `shown` the items of the schema's `impressed_items` column, in position
+    order (empty without one).
     """
 
     user_id: str
@@ -62,6 +64,7 @@ class Click:
     weight: float = 1.0
     event_type: str = ""
     features: tuple = ()
+    shown: tuple[str, ...] = ()
 
 
 class RowRejected(ValueError):
@@ -100,6 +103,8 @@ def required_columns(schema: ClickSchema) -> list[str]:
     columns = list(schema.required_columns)
     if schema.event_type:
         columns.append(schema.event_type)
+    if schema.impressed_items:
+        columns.append(schema.impressed_items)
     return columns + [name for name, _ in schema.features]
 
 
@@ -162,6 +167,19 @@ def _clean_weight(value: object) -> float:
     return weight
 
 
+def _clean_shown(value: object) -> tuple[str, ...]:
+    """An impressed-items value (a list, or ``|``-separated text) -> item ids;
+    empty entries are skipped, a bad one rejects the row."""
+    if value is None:
+        return ()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    values = (value if isinstance(value, (list, tuple))
+              else str(value).split(schema_lib.LIST_SEPARATOR))
+    return tuple(_clean_id(v, "impressed_item") for v in values
+                 if v is not None and str(v).strip())
+
+
 def parse_fields(fields: Mapping, schema: ClickSchema = DEFAULT_SCHEMA) -> Click:
     """A record (column -> value) -> `Click` under `schema`.
 
@@ -188,6 +206,7 @@ def parse_fields(fields: Mapping, schema: ClickSchema = DEFAULT_SCHEMA) -> Click
         weight=_clean_weight(fields.get(schema.weight)) if schema.weight else 1.0,
         event_type=event_type,
         features=tuple(features),
+        shown=_clean_shown(fields.get(schema.impressed_items)) if schema.impressed_items else (),
     )
 
 

@@ -10,9 +10,15 @@ pipeline config declares another layout under ``ingestion.schema``:
       timestamp_unit: milliseconds # seconds | milliseconds | iso8601
       weight: rating               # optional column (absent/empty -> 1.0)
       event_type: action           # optional column; see ingestion.event_types
+      impressed_items: shown       # optional column: items shown with the click
       user_features: {country: string}
       item_features: {genres: string_list}
       context_features: {device: string, hour: int}
+
+`impressed_items` names a column of click rows holding the items shown in the
+same request, in position order (a list in JSONL / Parquet / TFRecord,
+``|``-separated text in CSV): impressions at the click's time, as impression
+rows would give (components/click_example_gen/impressions.py).
 
 Feature columns become tf.Example features of the same name. Types:
 ``string``, ``int``, ``float``, ``string_list`` (a list in JSONL / Parquet /
@@ -35,7 +41,8 @@ TIMESTAMP_UNITS = ("seconds", "milliseconds", "iso8601")
 LIST_SEPARATOR = "|"
 # Feature names ClickExampleGen writes itself; declared features may not reuse them.
 RESERVED_FEATURES = ("user_id", "item_id", "timestamp", "weight", "history", "event_type",
-                     "seconds_since_previous_click", "item_age_seconds", "history_at_cutoff")
+                     "seconds_since_previous_click", "item_age_seconds", "history_at_cutoff",
+                     "impressed_negatives")
 
 
 class ValueRejected(ValueError):
@@ -62,6 +69,7 @@ class ClickSchema(Config):
     timestamp_unit: str = setting("seconds", choices=TIMESTAMP_UNITS)
     weight: str | None = "weight"
     event_type: str | None = None
+    impressed_items: str | None = None
     user_features: tuple[tuple[str, str], ...] = _feature_setting()
     item_features: tuple[tuple[str, str], ...] = _feature_setting()
     context_features: tuple[tuple[str, str], ...] = _feature_setting()

@@ -21,6 +21,14 @@ The structure a retrieval model should recover:
 
 A model that uses the user's history should beat global popularity by a wide
 margin; tests rely on that.
+
+With `impressions_per_click` > 0, each click also comes with that many
+impressions (``event`` column ``impression``; clicks are ``click``): items the
+user was shown in the minute before the click and passed over, drawn by
+popularity from the released items of the categories the user dislikes
+(taste below `DISLIKE`). They are what a model leaning on popularity would
+show, and they say which categories each user does not want; the clicks
+(drawn from their own random stream) are the same as without them.
 """
 
 from __future__ import annotations
@@ -47,7 +55,24 @@ class SyntheticConfig:
     late_item_share: float = 0.5
     new_user_share: float = 0.0
     chain_probability: float = 0.0
+    impressions_per_click: int = 0  # shown and not clicked, per click (module docstring)
     seed: int = 0
+
+
+# A category with a smaller share of a user's taste is one the user dislikes.
+DISLIKE = 0.02
+IMPRESSION = "impression"
+CLICK = "click"
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticLog:
+    """A drawn log: clicks and impressions as (user_id, item_id, timestamp)
+    sorted by timestamp, and each item's category index."""
+
+    clicks: list[tuple[str, str, int]]
+    impressions: list[tuple[str, str, int]]
+    item_category: dict[str, int]
 
 
 def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
@@ -57,6 +82,12 @@ def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[
       (clicks, item_category): clicks as (user_id, item_id, timestamp) sorted
       by timestamp; item_category maps item_id to its category index.
     """
+    log = generate_log(config)
+    return log.clicks, log.item_category
+
+
+def generate_log(config: SyntheticConfig) -> SyntheticLog:
+    """Draws a click log and, with `impressions_per_click`, its impressions."""
     rng = np.random.default_rng(config.seed)
     span = config.days * 86_400
     item_category = rng.integers(0, config.num_categories, size=config.num_items)
@@ -73,8 +104,10 @@ def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[
     following = _following_items(rng, item_category) if config.chain_probability else None
 
     clicks: list[tuple[str, str, int]] = []
+    tastes = []
     for user in range(config.num_users):
         taste = rng.dirichlet(np.full(config.num_categories, config.taste_concentration))
+        tastes.append(taste)
         count = max(2, rng.poisson(config.clicks_per_user))
         joined = 0
         if config.new_user_share and rng.random() < config.new_user_share:
@@ -97,8 +130,35 @@ def generate(config: SyntheticConfig) -> tuple[list[tuple[str, str, int]], dict[
                 continue
             item = previous = rng.choice(config.num_items, p=weights / total)
             clicks.append((f"u{user}", f"i{item}", int(config.start_timestamp + t)))
+    impressions = []
+    if config.impressions_per_click:
+        impressions = _impressions(config, clicks, tastes, item_category, base_weight,
+                                   release)
     clicks.sort(key=lambda c: (c[2], c[0], c[1]))
-    return clicks, {f"i{i}": int(c) for i, c in enumerate(item_category)}
+    impressions.sort(key=lambda c: (c[2], c[0], c[1]))
+    return SyntheticLog(clicks, impressions, {f"i{i}": int(c) for i, c in enumerate(item_category)})
+
+
+def _impressions(config: SyntheticConfig, clicks, tastes, item_category, base_weight,
+                 release) -> list[tuple[str, str, int]]:
+    """`impressions_per_click` items shown before each click (module docstring),
+    from a random stream of their own."""
+    rng = np.random.default_rng([config.seed, 1])
+    out = []
+    for user, _, timestamp in clicks:
+        t = timestamp - config.start_timestamp
+        disliked = tastes[int(user[1:])][item_category] < DISLIKE
+        weights = base_weight * disliked * (release <= t)
+        total = weights.sum()
+        if total <= 0:
+            continue
+        count = min(config.impressions_per_click, int(np.count_nonzero(weights)))
+        shown = rng.choice(config.num_items, size=count, replace=False, p=weights / total)
+        ago = rng.integers(0, 60, size=count)  # shown in the minute before the click
+        out.extend((user, f"i{item}", int(timestamp - seconds))
+                   for item, seconds in zip(shown, ago, strict=True))
+    # Clicks moments apart may show the same item at the same second: one row.
+    return list(set(out))
 
 
 def _following_items(rng: np.random.Generator, item_category: np.ndarray) -> np.ndarray:
@@ -112,14 +172,26 @@ def _following_items(rng: np.random.Generator, item_category: np.ndarray) -> np.
 
 
 def write(config: SyntheticConfig, output_dir: str) -> str:
-    """Writes ``clicks.csv`` and ``items.csv`` into `output_dir`; returns the clicks path."""
+    """Writes ``clicks.csv`` and ``items.csv`` into `output_dir`; returns the clicks path.
+
+    With impressions, ``clicks.csv`` has an ``event`` column (``click`` or
+    ``impression``); read it with ``ingestion.schema.event_type: event`` and
+    ``ingestion.impression_event_types: [impression]``.
+    """
     os.makedirs(output_dir, exist_ok=True)
-    clicks, item_category = generate(config)
+    log = generate_log(config)
     clicks_path = os.path.join(output_dir, "clicks.csv")
     with open(clicks_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["user_id", "item_id", "timestamp"])
-        writer.writerows(clicks)
+        if not config.impressions_per_click:
+            writer.writerow(["user_id", "item_id", "timestamp"])
+            writer.writerows(log.clicks)
+        else:  # an event column (ingestion.schema.event_type: event)
+            writer.writerow(["user_id", "item_id", "timestamp", "event"])
+            rows = ([(*c, CLICK) for c in log.clicks]
+                    + [(*i, IMPRESSION) for i in log.impressions])
+            writer.writerows(sorted(rows, key=lambda r: (r[2], r[0], r[1], r[3])))
+    item_category = log.item_category
     with open(os.path.join(output_dir, "items.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["item_id", "category"])
@@ -141,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write(config, args.output)
     with open(path) as f:
         rows = sum(1 for _ in f) - 1
-    print(f"retrieval-datagen: wrote {rows} clicks to {path}")
+    what = "rows (clicks and impressions)" if config.impressions_per_click else "clicks"
+    print(f"retrieval-datagen: wrote {rows} {what} to {path}")
     return 0
 
 

@@ -3,7 +3,7 @@
     model:
       towers:     embedding size, query MLP, similarity, the towers' inputs
       history:    how the query tower reads the user's recent items
-      negatives:  mixed (sampled from the corpus) and hard negatives
+      negatives:  mixed (sampled from the corpus), hard and impressed negatives
       loss:       which loss (`models/losses`), temperature, logQ correction
       prior:      the trending prior: served weight, its grid, in training
       ensemble:   seed ensemble size
@@ -127,6 +127,13 @@ class NegativesConfig(Config):
     # Softmax over the positive and only the k highest-scoring negatives.
     hard: int = setting(0, min=0)
     remove_accidental_hits: bool = True
+    # Per click, up to this many items the user was shown and did not click
+    # (the examples' `impressed_negatives`, ingestion.impression_event_types)
+    # enter its softmax as extra negatives, without logQ; 0 = off.
+    impressions: int = setting(0, min=0)
+    # Each impressed negative counts this many times in the softmax's
+    # denominator (its logit + log(weight)); 0 equals off.
+    impression_weight: float = setting(1.0, min=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +286,10 @@ class ModelConfig(Config):
             raise ConfigError("model.history.sequence_heads", self.history.sequence_heads,
                               f"a divisor of the self-attention width {width} "
                               "(model.history.sequence_width, 0: model.towers.embedding_dim)")
+        if self.negatives.impressions and self.loss.kind != "softmax":
+            raise ConfigError("model.negatives.impressions", self.negatives.impressions,
+                              f"0 with model.loss.kind={self.loss.kind!r}; impressed negatives "
+                              "need model.loss.kind=softmax")
         if self.teacher.enabled and self.teacher.pretrain_epochs >= self.training.epochs:
             raise ConfigError("model.teacher.pretrain_epochs", self.teacher.pretrain_epochs,
                               f"fewer than model.training.epochs={self.training.epochs}, or "

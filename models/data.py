@@ -23,7 +23,8 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
                  shuffle: bool, seed: int = 0, drop_remainder: bool = False,
                  cache: bool = False,
                  extra_specs: list[tf.TensorSpec] | None = None,
-                 min_timestamp: int | None = None) -> tf.data.Dataset:
+                 min_timestamp: int | None = None,
+                 impressed_negatives: int = 0) -> tf.data.Dataset:
     """Batches of parsed click examples.
 
     Args:
@@ -39,6 +40,9 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
         user_id and history, `models.towers.inputs.query_input_specs(config)[2:]`),
         parsed as well: lists as `[B, L]` strings padded with `""`.
       min_timestamp: keep only clicks at or after this time (unix s).
+      impressed_negatives: if > 0, also `impressed_negatives`: each click's
+        most recent impressed items, `[B, impressed_negatives]` strings padded
+        with `""` (a click without the feature has none).
 
     Returns:
       A dataset of dicts: `user_id` string `[B]`, `item_id` string `[B]`,
@@ -59,10 +63,15 @@ def make_dataset(file_patterns: list[str] | str, batch_size: int, max_history: i
         dataset = dataset.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
     spec = features.example_parsing_spec()
     spec.update(features.extra_parsing_spec(extra_specs or []))
+    if impressed_negatives:
+        spec[features.IMPRESSED_NEGATIVES] = tf.io.VarLenFeature(tf.string)
 
     def parse(serialized):
         parsed = tf.io.parse_example(serialized, spec)
         parsed[features.HISTORY] = features.recent_history(parsed[features.HISTORY], max_history)
+        if impressed_negatives:
+            parsed[features.IMPRESSED_NEGATIVES] = features.recent_history(
+                parsed[features.IMPRESSED_NEGATIVES], impressed_negatives)
         return features.densify_lists(parsed)
 
     return (dataset.batch(batch_size, drop_remainder=drop_remainder)

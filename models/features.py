@@ -27,6 +27,10 @@ SECONDS_SINCE_PREVIOUS_CLICK = "seconds_since_previous_click"
 # YouTube's example age: set from `timestamp` in training, a serving input
 # (negative: the model's configured serving age) everywhere else.
 EXAMPLE_AGE = "example_age_seconds"
+# Items the user was shown before the click and did not click (training
+# negatives, `model.negatives.impressions`; oldest first, absent without
+# impression events).
+IMPRESSED_NEGATIVES = "impressed_negatives"
 PADDING = ""
 # ClickExampleGen writes -1 for a user's first click (no previous click).
 NO_PREVIOUS_CLICK = -1

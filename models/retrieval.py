@@ -2,7 +2,9 @@
 
 A training step, in order: the query tower embeds the clicks' users and
 histories; the candidate set is the batch's clicked items plus any mixed
-negatives (models/negatives.py), embedded by the candidate tower; each click
+negatives (models/negatives.py), embedded by the candidate tower, and with
+`model.negatives.impressions` each click's own impressed negatives (items its
+user was shown and did not click) by the same tower; each click
 weighs by its recency (`model.training.recency_half_life_days`); the
 trending prior in training adds its logit offset (models/trending.py); the
 loss chosen by `model.loss.kind` (models/losses) scores the batch, with the
@@ -76,6 +78,20 @@ class RetrievalModel(tfrs.Model):
         age = newest - tf.cast(timestamp, tf.int64)
         return tf.maximum(age, 0)
 
+    def impressed_negatives(self, inputs: dict) -> dict:
+        """The `LossInputs` fields of the clicks' impressed negatives
+        (`model.negatives.impressions`): their ids `[B, K]`, candidate-tower
+        embeddings `[B, K, D]` and trending prior; nothing when the option is
+        off or the batch has no `impressed_negatives`."""
+        ids = inputs.get(features.IMPRESSED_NEGATIVES)
+        if not self.config.negatives.impressions or ids is None:
+            return {}
+        flat = self.candidate_tower(tf.reshape(ids, [-1]))
+        embedded = tf.reshape(flat, tf.concat([tf.shape(ids), tf.shape(flat)[-1:]], axis=0))
+        offset = (self.trending_prior.per_query(inputs[features.TIMESTAMP], ids)
+                  if self.trending_prior is not None else None)
+        return {"impressed": embedded, "impressed_ids": ids, "impressed_offset": offset}
+
     def compute_loss(self, inputs: dict, training: bool = False) -> tf.Tensor:
         if self.config.towers.example_age:
             inputs = {**inputs, features.EXAMPLE_AGE: self.example_age(inputs[features.TIMESTAMP])}
@@ -93,7 +109,7 @@ class RetrievalModel(tfrs.Model):
         batch = LossInputs(query=query, candidates=candidates, positive_ids=positive_ids,
                            candidate_ids=candidate_ids, sample_weight=weight,
                            log_q=self.sampler.log_q(candidate_ids, tf.shape(positive_ids)[0]),
-                           logit_offset=offset)
+                           logit_offset=offset, **self.impressed_negatives(inputs))
         loss = LOSSES[self.config.loss.kind](batch, self.config)
         if self.guidance is None:
             return loss

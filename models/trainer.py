@@ -278,7 +278,8 @@ def _train_member(train_files, vocab_dir: str, vocab, config: ModelConfig, log_d
         dataset = make_dataset(train_files, training.batch_size, config.history.max_history,
                                shuffle=True, seed=training.seed,
                                cache=training.cache_examples, extra_specs=extra,
-                               min_timestamp=since)
+                               min_timestamp=since,
+                               impressed_negatives=config.negatives.impressions)
         if input_context is None:
             return dataset.with_options(input_options())
         # Parameter servers: each worker's own pipeline, repeated (an epoch is

@@ -98,18 +98,31 @@ class TrendingPrior(tf.keras.layers.Layer):
         self.beta = self.add_weight(name="trending_beta", shape=(),
                                     initializer=tf.keras.initializers.Constant(initial_beta))
 
-    def window_counts(self, timestamp: tf.Tensor, candidate_ids: tf.Tensor) -> tf.Tensor:
-        """`[B, N]` clicks of each candidate in the window before each query."""
+    def _window(self, timestamp: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`[B]` (start, end) table columns of each query's window."""
         last = tf.shape(self.table)[1] - 1
         bucket = tf.cast(tf.floor((tf.cast(timestamp, tf.float64) - self.oldest)
                                   / self.bucket_seconds), tf.int32)
         end = tf.clip_by_value(bucket, 0, last)
-        start = tf.clip_by_value(bucket - BUCKETS_PER_WINDOW, 0, last)
+        return tf.clip_by_value(bucket - BUCKETS_PER_WINDOW, 0, last), end
+
+    def window_counts(self, timestamp: tf.Tensor, candidate_ids: tf.Tensor) -> tf.Tensor:
+        """`[B, N]` clicks of each candidate in the window before each query."""
+        start, end = self._window(timestamp)
         rows = tf.gather(self.table, self.lookup(candidate_ids))  # [N, W]
         return tf.transpose(tf.gather(rows, end, axis=1) - tf.gather(rows, start, axis=1))
 
     def call(self, timestamp: tf.Tensor, candidate_ids: tf.Tensor) -> tf.Tensor:
         return self.beta * tf.math.log1p(self.window_counts(timestamp, candidate_ids))
+
+    def per_query(self, timestamp: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
+        """`[B, K]` prior of query i's own items `item_ids[i]` (`[B, K]`), e.g.
+        its impressed negatives."""
+        start, end = self._window(timestamp)
+        rows = tf.gather(self.table, self.lookup(item_ids))  # [B, K, W]
+        counts = (tf.gather(rows, end, axis=2, batch_dims=1)
+                  - tf.gather(rows, start, axis=2, batch_dims=1))
+        return self.beta * tf.math.log1p(counts)
 
 
 def count_table(train_files, vocab) -> tuple[np.ndarray, float, float]:

@@ -100,6 +100,13 @@ class PipelineConfig(Config):
                                   f"{declared[name]!r}, the type ingestion.schema declares"
                                   + (" (or 'text' for a string read as words)"
                                      if declared[name] == "string" else ""))
+        # Impressed negatives come from the impression rows ClickExampleGen reads.
+        if self.model.negatives.impressions and not self.ingestion.with_impressions:
+            raise ConfigError("model.negatives.impressions", self.model.negatives.impressions,
+                              "0 unless ingestion.impression_event_types names the event "
+                              "types of impression rows or ingestion.schema.impressed_items "
+                              "a column of shown items (the clicks have no impressed "
+                              "negatives otherwise)")
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(PipelineConfig))

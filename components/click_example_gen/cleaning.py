@@ -8,7 +8,7 @@ history building needs anyway, so cleaning adds no extra shuffle.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from clicklog.formats import Click
 
@@ -40,14 +40,17 @@ def event_rejection(click: Click, min_timestamp: int | None, max_timestamp: int 
 _first = operator.itemgetter(0)
 
 
-def dedupe_and_cap(clicks: Iterable[tuple[str, Click]], max_clicks_per_user: int
+def dedupe_and_cap(clicks: Iterable[tuple[str, Click]], max_clicks_per_user: int,
+                   impression_types: Collection[str] = ()
                    ) -> tuple[list[tuple[str, Click]], list[tuple[str, Click, str]]]:
     """Drops repeated events and users with too many clicks (bots).
 
     Args:
       clicks: (path, Click) of ONE user, any order.
       max_clicks_per_user: a user with more distinct clicks than this is
-        dropped entirely; 0 = no cap.
+        dropped entirely (impressions too); 0 = no cap.
+      impression_types: event types that are impressions: de-duplicated
+        like clicks but not counted against the cap.
 
     Returns:
       (kept, rejected): kept (path, Click) sorted by (timestamp, item_id,
@@ -72,7 +75,8 @@ def dedupe_and_cap(clicks: Iterable[tuple[str, Click]], max_clicks_per_user: int
         else:
             kept.append((path, click))
             previous = event
-    if max_clicks_per_user and len(kept) > max_clicks_per_user:
+    if max_clicks_per_user and sum(
+            c.event_type not in impression_types for _, c in kept) > max_clicks_per_user:
         rejected.extend((path, click, USER_OVER_CLICK_CAP) for path, click in kept)
         kept = []
     return kept, rejected

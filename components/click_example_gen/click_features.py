@@ -30,6 +30,9 @@ class ClickFeatures:
     seconds_since_previous_click: int = NO_PREVIOUS_CLICK
     item_age_seconds: int | None = None
     history_at_cutoff: tuple[str, ...] | None = None
+    # Items shown to the user before the click and not clicked (impressions.py);
+    # None when no impression event types are configured.
+    impressed_negatives: tuple[str, ...] | None = None
 
 
 def user_click_features(ordered: Iterable[tuple[str, Click]], history_length: int

@@ -51,6 +51,18 @@ class IngestionConfig(Config):
     event_types: tuple[tuple[str, float], ...] = setting(
         (), mapping=True, min=0.0, convert=_event_types,
         expected="a list of event types, or a mapping of event type to weight factor >= 0")
+    # Event types that are impressions, not clicks: items shown to the user
+    # (``impression``), or retrieved but dropped by a ranker
+    # (``dropped_by_ranker``). Their rows are validated and quarantined like
+    # clicks, counted apart, and never become examples, history, vocabulary
+    # counts or popularity; an impressed item the user did not click becomes
+    # a per-click negative (`impressed_negatives`, impressions.py).
+    impression_event_types: tuple[str, ...] = ()
+    # A click's impressed negatives: the user's impressions at most this many
+    # seconds before it (or at the same time).
+    impression_window_seconds: int = setting(1800, min=0)
+    # The most recent impressed negatives kept per click.
+    max_impressed_negatives: int = setting(50, min=1)
     # Ingestion fails when more than this share of a file's rows is quarantined.
     max_bad_fraction: float = setting(0.5, min=0.0, max=1.0)
     # ... or more than this share of all rows (filters the config asks for,
@@ -87,6 +99,15 @@ class IngestionConfig(Config):
         if self.event_types and not self.schema.event_type:
             raise self.error("event_types", "[] unless ingestion.schema.event_type names the "
                              "column holding the type")
+        if self.impression_event_types and not self.schema.event_type:
+            raise self.error("impression_event_types", "[] unless ingestion.schema.event_type "
+                             "names the column holding the type")
+        both = sorted(set(self.impression_event_types) & {t for t, _ in self.event_types})
+        if both:
+            raise self.error("impression_event_types", f"types that are not also click types "
+                             f"in ingestion.event_types (both: {both})")
+        if any(not t for t in self.impression_event_types):
+            raise self.error("impression_event_types", "non-empty event type names")
 
     @property
     def with_test(self) -> bool:
@@ -99,3 +120,16 @@ class IngestionConfig(Config):
     @property
     def event_weights(self) -> dict[str, float] | None:
         return dict(self.event_types) if self.event_types else None
+
+    @property
+    def with_impressions(self) -> bool:
+        """Impressions come as rows (impression_event_types) or lists
+        (schema.impressed_items): the examples carry `impressed_negatives`."""
+        return bool(self.impression_event_types or self.schema.impressed_items)
+
+    @property
+    def accepted_event_types(self) -> dict[str, float] | None:
+        """Every accepted type -> weight factor (impressions 1.0); None accepts any."""
+        if not self.event_types:
+            return None
+        return {**dict(self.event_types), **{t: 1.0 for t in self.impression_event_types}}

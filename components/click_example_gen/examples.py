@@ -4,7 +4,8 @@ Feature names (models/features.py reads the first five): `user_id`,
 `item_id` (bytes), `timestamp` (int64, unix s), `weight` (float), `history`
 (bytes list, oldest first); then `seconds_since_previous_click` and
 `item_age_seconds` (int64), `history_at_cutoff` (bytes list, eval and test
-clicks only), `event_type` (bytes, when the schema has one) and every
+clicks only), `impressed_negatives` (bytes list, when impression event types
+are configured), `event_type` (bytes, when the schema has one) and every
 declared user/item/context feature under its own name.
 
 The bytes are written directly in the protobuf wire format of
@@ -132,6 +133,7 @@ _WEIGHT = _fixed_key("weight")
 _SINCE = _fixed_key("seconds_since_previous_click")
 _ITEM_AGE = _fixed_key("item_age_seconds")
 _EVENT_TYPE = _fixed_key("event_type")
+_IMPRESSED_NEGATIVES = _fixed_key("impressed_negatives")
 
 
 def _fixed_entry(key: bytes, feature: bytes) -> bytes:
@@ -196,6 +198,9 @@ def to_example(click: Click, history: tuple[str, ...] | ClickFeatures,
         if history.history_at_cutoff is not None:
             entries.append(_fixed_entry(_HISTORY_AT_CUTOFF, _delimited(
                 b"\x0a", b"".join(map(_history_value, history.history_at_cutoff)))))
+        if history.impressed_negatives is not None:
+            entries.append(_fixed_entry(_IMPRESSED_NEGATIVES, _delimited(
+                b"\x0a", b"".join(map(_history_value, history.impressed_negatives)))))
     if with_event_type:
         entries.append(_id_entry(_EVENT_TYPE, click.event_type))
     for name, value in click.features:

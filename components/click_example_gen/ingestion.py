@@ -1,8 +1,9 @@
 """ClickExampleGen's Beam transform: records -> split examples.
 
 Every input record ends in exactly one place: an example of some split
-(`accepted`) or the quarantine with a reason; the counters reconcile per input
-file (`rows_read == accepted + sum(quarantined.values())`).
+(`accepted`), an accepted impression (`impressions`, by event type;
+impressions.py) or the quarantine with a reason; the counters reconcile per
+input file (`rows_read == accepted + sum(impressions) + sum(quarantined)`).
 
 Stages (one shuffle by user, one small per-item combine, one quantile combine):
 parse + row rules (cleaning.py) -> group by user: dedupe and bot cap -> per
@@ -29,6 +30,7 @@ from apache_beam.transforms.window import GlobalWindows
 from clicklog import formats
 from components.click_example_gen import cleaning as click_cleaning
 from components.click_example_gen import click_features, file_shuffle
+from components.click_example_gen import impressions as impressions_lib
 from components.click_example_gen import report as report_lib
 from components.click_example_gen import splits as click_splits
 from components.click_example_gen.config import IngestionConfig
@@ -39,6 +41,7 @@ QUARANTINE_TAG = "quarantine"
 COUNTER_ROWS_READ = report_lib.COUNTER_ROWS_READ
 COUNTER_ACCEPTED = report_lib.COUNTER_ACCEPTED
 COUNTER_QUARANTINED = report_lib.COUNTER_QUARANTINED
+COUNTER_IMPRESSIONS = report_lib.COUNTER_IMPRESSIONS
 MIN_SHUFFLE_SHARDS = 4  # so that local workers share the per-shard stages
 
 
@@ -82,7 +85,7 @@ def file_indices(files: dict[str, InputFile]) -> dict[str, int]:
 def click_fields(file_index: int, click: formats.Click) -> tuple:
     """A click without its user id (the shuffle key) -> a tuple of primitives."""
     return (file_index, click.item_id, click.timestamp, click.weight, click.event_type,
-            click.features)
+            click.features, click.shown)
 
 
 def pack_clicks(fields: list[tuple]) -> bytes:
@@ -91,9 +94,9 @@ def pack_clicks(fields: list[tuple]) -> bytes:
 
 
 def _unpack(user_id: str, fields: tuple, paths: tuple[str, ...]) -> tuple[str, formats.Click]:
-    file_index, item_id, timestamp, weight, event_type, features = fields
+    file_index, item_id, timestamp, weight, event_type, features, shown = fields
     return paths[file_index], formats.Click(user_id, item_id, timestamp, weight, event_type,
-                                            features)
+                                            features, shown)
 
 
 def unpack_clicks(user_id: str, batches: Iterable[bytes], paths: tuple[str, ...]
@@ -116,6 +119,7 @@ class ParseRecord(beam.DoFn):
         self._files = files
         self._config = config
         self._weights = config.event_weights
+        self._accepted = config.accepted_event_types  # clicks and impressions
         self._indices = file_indices(files)
         self._pending: dict[str, list[tuple]] = {}
         self._num_pending = 0
@@ -184,14 +188,14 @@ class ParseRecord(beam.DoFn):
             return
         weights = self._weights
         reason = click_cleaning.event_rejection(click, config.min_timestamp,
-                                                config.max_timestamp, weights)
+                                                config.max_timestamp, self._accepted)
         if reason:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
                 path, reason, self._printable(path, raw), self._where(path, raw) +
                 f"timestamp {click.timestamp}, "
                 f"event type {click.event_type!r}"))
             return
-        if weights is not None and weights[click.event_type] != 1.0:
+        if weights is not None and weights.get(click.event_type, 1.0) != 1.0:
             click = dataclasses.replace(click, weight=click.weight * weights[click.event_type])
         self._pending.setdefault(click.user_id, []).append(
             click_fields(self._indices[path], click))
@@ -203,29 +207,43 @@ class ParseRecord(beam.DoFn):
 ITEM_FIRST_SEEN_TAG = "item_first_seen"
 TIMESTAMPS_TAG = "timestamps"
 ACCEPTED_TAG = "accepted"
+IMPRESSIONS_TAG = "impressions"
 
 
-def clean_user(element, paths: tuple[str, ...], max_clicks_per_user: int) -> Iterable:
-    """(user_id, [packed clicks]) -> (user_id, packed kept clicks in time order).
+def clean_user(element, paths: tuple[str, ...], max_clicks_per_user: int,
+               impression_types: tuple[str, ...] = ()) -> Iterable:
+    """(user_id, [packed clicks]) -> (user_id, packed kept clicks and
+    impressions in time order).
 
     Side outputs: quarantined duplicates / capped users, (item, first click
-    time) once per item of this user (for the per-item min), and this user's
-    accepted timestamps as one list (for `TimestampQuantiles`).
+    time) once per clicked item of this user (for the per-item min), this
+    user's accepted click timestamps as one list (for `TimestampQuantiles`),
+    and ((path, "impressions", event type), count) rows of the kept
+    impressions (`IMPRESSIONS_TAG`). Impressions enter neither the first
+    click times nor the split cut-offs.
     """
     user_id, batches = element
     clicks = unpack_clicks(user_id, batches, paths)
-    kept, rejected = click_cleaning.dedupe_and_cap(clicks, max_clicks_per_user)
+    kept, rejected = click_cleaning.dedupe_and_cap(clicks, max_clicks_per_user,
+                                                   impression_types)
     for path, click, reason in rejected:
         yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_record(
             path, reason, _click_json(click)))
-    if not kept:
+    kept_clicks, kept_impressions = impressions_lib.split_events(kept, impression_types)
+    shown: dict[tuple[str, str], int] = {}
+    for path, click in kept_impressions:
+        shown[path, click.event_type] = shown.get((path, click.event_type), 0) + 1
+    for (path, event_type), count in shown.items():
+        yield beam.pvalue.TaggedOutput(IMPRESSIONS_TAG,
+                                       ((path, COUNTER_IMPRESSIONS, event_type), count))
+    if not kept_clicks:  # impressions without a click to attach to: counted, no example
         return
     first_seen: dict[str, int] = {}
-    for _, click in kept:  # kept is in time order: the first time seen is the item's min
+    for _, click in kept_clicks:  # in time order: the first time seen is the item's min
         first_seen.setdefault(click.item_id, click.timestamp)
     for item in first_seen.items():
         yield beam.pvalue.TaggedOutput(ITEM_FIRST_SEEN_TAG, item)
-    yield beam.pvalue.TaggedOutput(TIMESTAMPS_TAG, [click.timestamp for _, click in kept])
+    yield beam.pvalue.TaggedOutput(TIMESTAMPS_TAG, [click.timestamp for _, click in kept_clicks])
     index = {path: n for n, path in enumerate(paths)}
     yield user_id, pack_clicks([click_fields(index[path], c) for path, c in kept])
 
@@ -268,7 +286,14 @@ def user_examples(element, paths: tuple[str, ...], splits: list[str], config: In
     """(user_id, packed kept clicks) -> serialized examples tagged by split name,
     plus ((path, "accepted", split), count) rows tagged `ACCEPTED_TAG`."""
     user_id, packed = element
-    clicks = unpack_clicks(user_id, [packed], paths)
+    clicks, impressions = impressions_lib.split_events(
+        unpack_clicks(user_id, [packed], paths), config.impression_event_types)
+    negatives = None
+    if config.with_impressions:
+        ordered = [c for _, c in clicks]
+        negatives = impressions_lib.impressed_negatives(
+            ordered, impressions_lib.with_listed([c for _, c in impressions], ordered),
+            config.impression_window_seconds, config.max_impressed_negatives)
     with_event_type = bool(config.schema.event_type)
     user_split = None
     if config.split_by == "user":
@@ -278,17 +303,18 @@ def user_examples(element, paths: tuple[str, ...], splits: list[str], config: In
     # Eval/test split -> the user's history when that split began (the history
     # of the user's first click in it: clicks come in time order).
     at_cutoff: dict[str, tuple[str, ...]] = {}
-    for path, click, features in click_features.user_click_features(clicks,
-                                                                     config.history_length):
+    for n, (path, click, features) in enumerate(click_features.user_click_features(
+            clicks, config.history_length)):
         split = user_split or splits[click_splits.split_by_time(click.timestamp, cutoff)]
         age = click.timestamp - first_seen[click.item_id]
         frozen = None
         if split != click_splits.TRAIN:
             frozen = at_cutoff.setdefault(split, features.history)
+        shown = None if negatives is None else negatives[n]
         yield beam.pvalue.TaggedOutput(split, to_example(
             click, click_features.ClickFeatures(features.history,
                                                 features.seconds_since_previous_click, age,
-                                                frozen),
+                                                frozen, shown),
             with_event_type))
         counts[path, split] = counts.get((path, split), 0) + 1
     for (path, split), count in counts.items():
@@ -348,9 +374,11 @@ class IngestClicks(beam.PTransform):
         users = (
             parsed.clicks
             | "GroupByUser" >> group
-            | "CleanUsers" >> beam.FlatMap(clean_user, paths, config.max_clicks_per_user
+            | "CleanUsers" >> beam.FlatMap(clean_user, paths, config.max_clicks_per_user,
+                                           config.impression_event_types
                                            ).with_outputs(QUARANTINE_TAG, ITEM_FIRST_SEEN_TAG,
-                                                          TIMESTAMPS_TAG, main="kept"))
+                                                          TIMESTAMPS_TAG, IMPRESSIONS_TAG,
+                                                          main="kept"))
         first_seen = users[ITEM_FIRST_SEEN_TAG] | "ItemFirstSeen" >> beam.CombinePerKey(min)
         cutoff = self._cutoff(records.pipeline, users[TIMESTAMPS_TAG])
         # The side inputs come from the kept clicks, so the examples are built
@@ -376,6 +404,7 @@ class IngestClicks(beam.PTransform):
             records | "ReadKeys" >> beam.Map(lambda pr: ((pr[0], COUNTER_ROWS_READ, ""), 1))
             | "CountRead" >> beam.CombinePerKey(sum),
             examples[ACCEPTED_TAG] | "CountAccepted" >> beam.CombinePerKey(sum),
+            users[IMPRESSIONS_TAG] | "CountImpressions" >> beam.CombinePerKey(sum),
         ]
         for part, rows in quarantine.items():
             counts.append(rows | f"QuarantineKeys[{part}]" >> beam.Map(

@@ -1,10 +1,13 @@
 """The ingestion report: per-file counters -> report dict, and its checks.
 
 Report layout (``ingestion.json``): {"files": {path: {"rows_read",
-"accepted", "accepted_by_split": {split: n}, "quarantined": {reason: n}}},
-"totals": {same keys}, "splits", "split_by", "eval_start_timestamp",
-"test_start_timestamp"}. ``rows_read == accepted + sum(quarantined)`` holds
-per file; `check_report` fails the run if it does not.
+"accepted", "accepted_by_split": {split: n}, "impressions": {event type: n},
+"quarantined": {reason: n}}}, "totals": {same keys}, "splits", "split_by",
+"eval_start_timestamp", "test_start_timestamp"}. `accepted` counts clicks
+(examples), `impressions` the accepted impression rows
+(ingestion.impression_event_types). ``rows_read == accepted +
+sum(impressions) + sum(quarantined)`` holds per file; `check_report` fails the
+run if it does not.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ FILTER_REASONS = (cleaning.OUTSIDE_TIME_WINDOW, cleaning.UNKNOWN_EVENT_TYPE)
 COUNTER_ROWS_READ = "rows_read"
 COUNTER_ACCEPTED = "accepted"
 COUNTER_QUARANTINED = "quarantined"
+COUNTER_IMPRESSIONS = "impressions"
 
 
 def _empty_entry(splits: list[str]) -> dict:
     return {"rows_read": 0, "accepted": 0, "accepted_by_split": {s: 0 for s in splits},
-            "quarantined": {}}
+            "impressions": {}, "quarantined": {}}
 
 
 def summarize_counters(rows: Iterable[tuple[tuple[str, str, str], int]],
@@ -47,6 +51,8 @@ def summarize_counters(rows: Iterable[tuple[tuple[str, str, str], int]],
         elif counter == COUNTER_ACCEPTED:
             entry["accepted"] += count
             entry["accepted_by_split"][reason] = entry["accepted_by_split"].get(reason, 0) + count
+        elif counter == COUNTER_IMPRESSIONS:
+            entry["impressions"][reason] = entry["impressions"].get(reason, 0) + count
         else:
             entry["quarantined"][reason] = entry["quarantined"].get(reason, 0) + count
     totals = _empty_entry(splits)
@@ -57,6 +63,8 @@ def summarize_counters(rows: Iterable[tuple[tuple[str, str, str], int]],
             totals["accepted_by_split"][split] = totals["accepted_by_split"].get(split, 0) + count
         for reason, count in entry["quarantined"].items():
             totals["quarantined"][reason] = totals["quarantined"].get(reason, 0) + count
+        for event_type, count in entry["impressions"].items():
+            totals["impressions"][event_type] = totals["impressions"].get(event_type, 0) + count
     eval_start, test_start = cutoff if isinstance(cutoff, (list, tuple)) else (cutoff, None)
     return {"files": per_file, "totals": totals, "splits": splits,
             "eval_start_timestamp": eval_start, "test_start_timestamp": test_start}
@@ -68,10 +76,11 @@ def check_report(report: dict, max_bad_fraction: float,
     rows in all were quarantined, or a split is empty."""
     for path, entry in report["files"].items():
         bad = sum(entry["quarantined"].values())
-        if entry["rows_read"] != entry["accepted"] + bad:
+        shown = sum(entry.get("impressions", {}).values())
+        if entry["rows_read"] != entry["accepted"] + shown + bad:
             raise RuntimeError(f"click log {path!r}: counts do not reconcile: rows_read="
                                f"{entry['rows_read']} != accepted={entry['accepted']} + "
-                               f"quarantined={bad}")
+                               f"impressions={shown} + quarantined={bad}")
         if entry["rows_read"] and bad / entry["rows_read"] > max_bad_fraction:
             raise InputError(
                 f"click log {path!r}: {bad} of {entry['rows_read']} rows quarantined "
@@ -103,8 +112,10 @@ def summary_line(report: dict) -> str:
     """One human-readable line of totals."""
     totals = report["totals"]
     by_split = ", ".join(f"{s} {n}" for s, n in totals["accepted_by_split"].items())
+    shown = (f"{sum(totals['impressions'].values())} impressions {totals['impressions']}, "
+             if totals.get("impressions") else "")
     return (f"{totals['rows_read']} rows read from {len(report['files'])} file(s), "
-            f"{totals['accepted']} accepted ({by_split}), quarantined "
+            f"{totals['accepted']} accepted ({by_split}), {shown}quarantined "
             f"{sum(totals['quarantined'].values())} {totals['quarantined']}")
 
 

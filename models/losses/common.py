@@ -8,7 +8,10 @@ Shapes, for B clicks in a batch:
     negatives (mixed negative sampling, models/negatives.py), if any;
   * `candidate_ids` `[N]`: item ids of the candidate rows, used to mask
     accidental hits (a negative that is in fact the query's clicked item);
-  * `sample_weight` `[B]` or None.
+  * `sample_weight` `[B]` or None;
+  * `impressed` `[B, K, D]` and `impressed_ids` `[B, K]` (`""` = padding):
+    each query's own extra negatives, the items shown to its user and not
+    clicked (`model.negatives.impressions`), or None; softmax only.
 
 Losses are summed over the batch (not averaged), as `tfrs.tasks.Retrieval`
 does; under a `tf.distribute` strategy each replica sums its own queries and
@@ -40,7 +43,8 @@ class LossInputs:
     `logit_offset` `[B, N]`: a term added to the softmax logits (the trending
     prior in training), or None; the pointwise and pairwise losses get it in
     score units (`temperature * logit_offset`) so it stands for the same
-    served term in every loss.
+    served term in every loss. `impressed_offset` `[B, K]`: the same term for
+    the impressed negatives, or None.
     """
 
     query: tf.Tensor
@@ -50,6 +54,9 @@ class LossInputs:
     sample_weight: tf.Tensor | None = None
     log_q: tf.Tensor | None = None
     logit_offset: tf.Tensor | None = None
+    impressed: tf.Tensor | None = None
+    impressed_ids: tf.Tensor | None = None
+    impressed_offset: tf.Tensor | None = None
 
 
 def scores(query: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
@@ -122,3 +129,26 @@ def score_offset(inputs: LossInputs, config) -> tf.Tensor | None:
     if inputs.logit_offset is None:
         return None
     return config.loss.temperature * inputs.logit_offset
+
+
+def impressed_logits(query: tf.Tensor, impressed: tf.Tensor, impressed_ids: tf.Tensor, *,
+                     temperature: float, weight: float = 1.0,
+                     positive_ids: tf.Tensor | None = None,
+                     offset: tf.Tensor | None = None) -> tf.Tensor:
+    """`[B, K]` softmax logits of each query's impressed negatives.
+
+    `score / temperature + log(weight)` (+ `offset`): an impressed negative
+    counts `weight` times in the softmax's denominator. No logQ correction:
+    they are not drawn from the batch's sampling distribution. Padding
+    (`""`), every entry when `weight` is 0, and, with `positive_ids`, the
+    query's own clicked item get `MASK`.
+    """
+    if weight <= 0.0:
+        return tf.fill(tf.shape(impressed_ids), MASK)
+    logits = tf.einsum("bd,bkd->bk", query, impressed) / temperature + float(np.log(weight))
+    if offset is not None:
+        logits += offset
+    masked = tf.equal(impressed_ids, "")
+    if positive_ids is not None:
+        masked = tf.logical_or(masked, tf.equal(impressed_ids, positive_ids[:, None]))
+    return tf.where(masked, tf.fill(tf.shape(logits), MASK), logits)

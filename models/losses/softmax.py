@@ -5,9 +5,11 @@ each candidate is reduced by the log of its expected number of occurrences
 in the candidate set (`LossInputs.log_q`, models/negatives.py), so that
 frequently sampled (popular) items are not pushed down just for being
 sampled often. Then, in this order: the trending-prior offset is added,
-accidental hits are masked, and with hard negatives only the positive and
-the highest-scoring negatives stay in the softmax. What
-`tfrs.tasks.Retrieval` computes (a test checks they agree).
+accidental hits are masked, each query's impressed negatives (items its user
+was shown and did not click, `model.negatives.impressions`) are appended as
+its own extra logits, and with hard negatives only the positive and the
+highest-scoring negatives stay in the softmax. Without impressed negatives,
+what `tfrs.tasks.Retrieval` computes (a test checks they agree).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def softmax_loss(query: tf.Tensor, candidates: tf.Tensor, *, temperature: float 
                  log_q: tf.Tensor | None = None, positive_ids: tf.Tensor | None = None,
                  candidate_ids: tf.Tensor | None = None, num_hard_negatives: int = 0,
                  sample_weight: tf.Tensor | None = None,
-                 logit_offset: tf.Tensor | None = None) -> tf.Tensor:
+                 logit_offset: tf.Tensor | None = None,
+                 extra_logits: tf.Tensor | None = None) -> tf.Tensor:
     """Sampled softmax cross-entropy, summed over queries.
 
     Args:
@@ -56,6 +59,8 @@ def softmax_loss(query: tf.Tensor, candidates: tf.Tensor, *, temperature: float 
       sample_weight: `[B]` per-query weights.
       logit_offset: `[B, N]` added to the logits (after the temperature), e.g.
         the trending prior in training.
+      extra_logits: `[B, K]` logits of each query's own extra negatives
+        (`common.impressed_logits`), appended after the candidates'.
     """
     logits = common.scores(query, candidates) / temperature
     if log_q is not None:
@@ -65,17 +70,26 @@ def softmax_loss(query: tf.Tensor, candidates: tf.Tensor, *, temperature: float 
     if positive_ids is not None and candidate_ids is not None:
         logits += tf.cast(common.accidental_hits(positive_ids, candidate_ids),
                           logits.dtype) * common.MASK
+    if extra_logits is not None:
+        logits = tf.concat([logits, tf.cast(extra_logits, logits.dtype)], axis=1)
     if num_hard_negatives:
         logits, labels = keep_hardest(logits, num_hard_negatives)
     else:
-        labels = tf.one_hot(tf.range(tf.shape(query)[0]), tf.shape(candidates)[0])
+        labels = tf.one_hot(tf.range(tf.shape(query)[0]), tf.shape(logits)[1])
     per_query = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return common.weighted_sum(per_query, sample_weight)
 
 
 def compute(inputs: common.LossInputs, config) -> tf.Tensor:
     """`softmax_loss` with the model's settings."""
+    hits = common.hit_ids(inputs, config)
+    extra = None
+    if inputs.impressed is not None:
+        extra = common.impressed_logits(
+            inputs.query, inputs.impressed, inputs.impressed_ids,
+            temperature=config.loss.temperature, weight=config.negatives.impression_weight,
+            positive_ids=hits.get("positive_ids"), offset=inputs.impressed_offset)
     return softmax_loss(inputs.query, inputs.candidates, temperature=config.loss.temperature,
                         log_q=inputs.log_q, num_hard_negatives=config.negatives.hard,
                         sample_weight=inputs.sample_weight, logit_offset=inputs.logit_offset,
-                        **common.hit_ids(inputs, config))
+                        extra_logits=extra, **hits)

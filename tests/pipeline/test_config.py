@@ -37,7 +37,7 @@ def test_bad_override_names_the_input(assignment, message):
 @pytest.mark.parametrize("assignment,message", [
     ("model.towers.user_id=maybe", "model.towers.user_id='maybe': expected true or false"),
     ("model.towers.embedding_dim=0", "model.towers.embedding_dim=0: expected an integer >= 1"),
-    ("model.loss.kind=soft", r"model.loss.kind='soft': expected one of \['softmax', 'bce', "
+    ("model.loss.kind=soft", r"model.loss.kind='soft': expected one of \['softmax', 'nce', 'bce', "
                              r"'triplet_hinge', 'triplet_logistic'\]"),
     ("model.training.learning_rate=-0.1",
      "model.training.learning_rate=-0.1: expected a number > 0"),
@@ -99,6 +99,16 @@ def test_declared_user_and_context_features_are_accepted_as_query_features():
 def test_query_features_must_match_the_schema(query_features, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, SCHEMA + [f"model.towers.query_features={query_features}"])
+
+
+def test_impressed_negatives_need_impression_rows_to_come_from():
+    with pytest.raises(ConfigError, match=r"model.negatives.impressions=5: expected 0 unless "
+                                          r"ingestion.impression_event_types"):
+        load_config(None, ["model.negatives.impressions=5"])
+    config = load_config(None, ["ingestion.schema.event_type=event",
+                                "ingestion.impression_event_types=[impression]",
+                                "model.negatives.impressions=5"])
+    assert config.ingestion.impression_event_types == ("impression",)
 
 
 def test_demo_config_joins_the_bundled_movies_catalog(monkeypatch, tmp_path):

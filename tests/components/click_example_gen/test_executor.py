@@ -188,3 +188,37 @@ def test_file_shuffle_and_group_by_key_write_the_same_examples(tmp_path):
     assert report_files["shuffle"]["mode"] == "files"
     assert by_files == by_gbk and len(by_gbk["train"]) + len(by_gbk["eval"]) == 120
     assert report_files["totals"] == report_gbk["totals"]
+
+
+def test_impressions_of_a_synthetic_log_are_counted_and_reach_vocab_stats_as_no_clicks(
+        tmp_path):
+    from clicklog import synthetic
+    from components.artifacts import VocabStats
+    from components.vocab_stats_gen import executor as vocab_stats_gen
+    from models import vocab as vocab_lib
+
+    config = synthetic.SyntheticConfig(num_users=40, num_items=30, num_categories=4,
+                                       clicks_per_user=6, impressions_per_click=3, seed=4)
+    data = synthetic.write(config, str(tmp_path / "data"))
+    log = synthetic.generate_log(config)
+    examples, quarantine = _run(tmp_path, data, {
+        "schema": {"event_type": "event"}, "event_types": ["click"],
+        "impression_event_types": ["impression"], "eval_fraction": 0.2})
+    with open(os.path.join(quarantine.uri, "ingestion.json")) as f:
+        totals = json.load(f)["totals"]
+    assert totals["impressions"] == {"impression": len(log.impressions)}
+    assert totals["accepted"] == len(log.clicks) and totals["quarantined"] == {}
+    files = tf.io.gfile.glob(os.path.join(examples.uri, "Split-*", "*.gz"))
+    attached = set()
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        attached.update(v.decode() for v in feature["impressed_negatives"].bytes_list.value)
+    assert attached and attached <= {item for _, item, _ in log.impressions}
+    output = VocabStats()
+    output.uri = str(tmp_path / "vocab")
+    vocab_stats_gen.Executor().Do({"examples": [examples]}, {"vocab_stats": [output]},
+                                  {"config": json.dumps({"min_item_count": 1})})
+    vocab = vocab_lib.read_vocab(output.uri)
+    # Only clicks are counted: an item only ever shown is no candidate.
+    assert output.get_int_custom_property("num_clicks") == totals["accepted_by_split"]["train"]
+    assert set(vocab.item_ids) <= {item for _, item, _ in log.clicks}
