@@ -69,6 +69,11 @@ DATASETS = {
     # in the eval window are reachable (through their category), so
     # `new_items_hit_rate@K` measures them.
     "synthetic_catalogue": {"sets": [], "synthetic": True, "include_unclicked": True},
+    # The same clicks, each shown after 10 impressions of popular items from
+    # categories the user dislikes (`retrieval-datagen --impressions_per_click`).
+    "synthetic_impressions": {"sets": ["--set", "ingestion.schema.event_type=event",
+                                       "--set", "ingestion.impression_event_types=[impression]"],
+                              "synthetic": True, "impressions_per_click": 10},
 }
 
 SINGLE = {"ensemble": {"size": 1}}
@@ -92,6 +97,11 @@ _CHANGES_TO_ONE_MEMBER = {
     "cosine": {"towers": {"similarity": "cosine"}, "loss": {"temperature": 0.05}},
     "attention_pooling": {"history": {"pooling": "attention"}},
     "self_attention_history": {"history": {"pooling": "self_attention"}},
+    # Only the synthetic_impressions log has impressions; elsewhere these
+    # rows train exactly as single_model.
+    "impressed_negatives_10": {"negatives": {"impressions": 10}},
+    "impressed_negatives_10_weight_10": {"negatives": {"impressions": 10,
+                                                       "impression_weight": 10.0}},
     "self_attention_history_dropout_0.2": {"history": {"pooling": "self_attention",
                                                        "dropout": 0.2}},
     "no_history_dropout": {"history": {"dropout": 0.0}},
@@ -155,8 +165,9 @@ def run_pipeline(name: str, spec: dict, root: str) -> dict:
     data = MOVIETWEETINGS
     arguments = list(spec["sets"])
     if spec.get("synthetic"):
-        data = synthetic.write(synthetic.SyntheticConfig(num_users=3000, num_items=1500,
-                                                         seed=7), os.path.join(root, "data"))
+        data = synthetic.write(synthetic.SyntheticConfig(
+            num_users=3000, num_items=1500, seed=7,
+            impressions_per_click=spec.get("impressions_per_click", 0)), os.path.join(root, "data"))
         arguments += ["--set", f"vocab.item_catalog.path={os.path.join(root, 'data', 'items.csv')}",
                       "--set", "vocab.item_catalog.features={category: string}",
                       "--set", "vocab.item_catalog.include_unclicked="
