@@ -25,6 +25,8 @@ import tensorflow as tf  # noqa: E402
 # Added to the logits of masked keys: a query with no key left (padding,
 # whose output is never read) gets uniform weights instead of NaNs.
 _MASKED = -1e9
+# Initial scale of the pooled output (the final LayerNorm's gamma).
+OUTPUT_SCALE = 0.05
 
 
 def _dense(width: int, seed: int, **kwargs) -> tf.keras.layers.Dense:
@@ -94,7 +96,8 @@ class SequencePooling(tf.keras.layers.Layer):
     the most recent real item (`max_history` positions; a longer history's
     older items share the last one) and a LayerNorm (as BERT's embeddings).
     Query i attends to key j when j <= i and item j is real. A final
-    LayerNorm follows the blocks (pre-LN).
+    LayerNorm follows the blocks (pre-LN), its gain starting at
+    `OUTPUT_SCALE`, the item embeddings' scale.
     """
 
     def __init__(self, config, **kwargs):
@@ -114,7 +117,13 @@ class SequencePooling(tf.keras.layers.Layer):
                                           history.sequence_dropout, seed + 10 * (n + 1),
                                           name=f"block_{n}")
                        for n in range(history.sequence_blocks)]
-        self.output_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        # The pooled vector starts at the item embeddings' scale (their
+        # initialiser's 0.05), as mean pooling's does: at the LayerNorm's
+        # unit scale the query MLP's ReLUs died and the model fell back to
+        # popularity (hit@100 0.294 against mean pooling's 0.449 on the
+        # synthetic benchmark split; 0.446 with this scale).
+        self.output_norm = tf.keras.layers.LayerNormalization(
+            epsilon=1e-6, gamma_initializer=tf.keras.initializers.Constant(OUTPUT_SCALE))
 
     def call(self, embeddings: tf.Tensor, mask: tf.Tensor, training=None) -> tf.Tensor:
         # embeddings [B, L, D], mask [B, L, 1] (1 = a real item).
