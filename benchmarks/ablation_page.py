@@ -110,30 +110,32 @@ def verdict(deltas: list[float], noises: list[float]) -> str:
 
 def verdict_table(results: dict) -> list[str]:
     """Per option row of `single_model`: its hit@100 difference on each
-    dataset (seed noise in brackets) and the verdict."""
+    dataset it ran on (seed noise in brackets) and the verdict over those."""
     datasets = {name: result for name, result in results["datasets"].items()
                 if seed_noise(result) is not None}
     if not datasets:
         return []
     names = list(datasets)
     lines = ["## Verdicts", "",
-             "Each option's hit@100 difference to `single_model` on each dataset, and in "
-             "brackets that dataset's seed noise (the largest difference of the seed rows to "
-             "`single_model`). An option **helps** when it beats the noise on every dataset, "
-             "**hurts** when it falls below it on every dataset, is **within noise** when it "
-             "stays inside it everywhere, and is **mixed** otherwise.", "",
+             "Each option's hit@100 difference to `single_model` on each dataset it ran on, "
+             "and in brackets that dataset's seed noise (the largest difference of the seed "
+             "rows to `single_model`). An option **helps** when it beats the noise on every "
+             "dataset it ran on, **hurts** when it falls below it on every one, is **within "
+             "noise** when it stays inside it everywhere, and is **mixed** otherwise.", "",
              "| option | " + " | ".join(names) + " | verdict |",
              "|---|" + "---:|" * len(names) + "---|"]
     for variant in results["variants"]:
         if results["base_of"].get(variant) != "single_model" or variant in SEED_ROWS:
             continue
-        if not all(variant in datasets[n]["model"] for n in names):
+        ran = [n for n in names if variant in datasets[n]["model"]]
+        if not ran:
             continue
-        deltas = [datasets[n]["model"][variant]["hit_rate@100"]
-                  - datasets[n]["model"]["single_model"]["hit_rate@100"] for n in names]
-        noises = [seed_noise(datasets[n]) for n in names]
-        cells = [f"{d:+.4f} ({n:.4f})" for d, n in zip(deltas, noises, strict=True)]
-        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {verdict(deltas, noises)} |")
+        deltas = {n: datasets[n]["model"][variant]["hit_rate@100"]
+                  - datasets[n]["model"]["single_model"]["hit_rate@100"] for n in ran}
+        noises = {n: seed_noise(datasets[n]) for n in ran}
+        cells = [f"{deltas[n]:+.4f} ({noises[n]:.4f})" if n in deltas else "-" for n in names]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " | "
+                     + verdict([deltas[n] for n in ran], [noises[n] for n in ran]) + " |")
     return lines + [""]
 
 

@@ -31,6 +31,11 @@ def test_verdicts_weigh_each_difference_against_the_seed_noise():
     table = ablation_page.verdict_table(results)
     rows = [line for line in table if line.startswith("| option |")][1:]
     assert rows == ["| option | +0.0300 (0.0100) | +0.0200 (0.0050) | helps |"]
+    # An option run on some datasets only is judged on those.
+    del results["datasets"]["b"]["model"]["option"]
+    table = ablation_page.verdict_table(results)
+    rows = [line for line in table if line.startswith("| option |")][1:]
+    assert rows == ["| option | +0.0300 (0.0100) | - | helps |"]
     assert ablation_page.verdict([0.02, -0.02], [0.01, 0.01]) == "mixed"
     assert ablation_page.verdict([-0.02, -0.03], [0.01, 0.01]) == "hurts"
     assert ablation_page.verdict([0.005, -0.003], [0.01, 0.01]) == "within noise"
