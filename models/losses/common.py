@@ -64,6 +64,19 @@ def scores(query: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
     return tf.matmul(query, candidates, transpose_b=True)
 
 
+def corrected_logits(query: tf.Tensor, candidates: tf.Tensor, temperature: float,
+                     log_q: tf.Tensor | None = None,
+                     logit_offset: tf.Tensor | None = None) -> tf.Tensor:
+    """`[B, N]` `score / temperature - log_q + logit_offset`: the logits of the
+    softmax and NCE losses (a missing term is 0)."""
+    logits = scores(query, candidates) / temperature
+    if log_q is not None:
+        logits -= log_q[None, :]
+    if logit_offset is not None:
+        logits += logit_offset
+    return logits
+
+
 def accidental_hits(positive_ids: tf.Tensor, candidate_ids: tf.Tensor) -> tf.Tensor:
     """`[B, N]` bool: candidate j has query i's clicked id but is not its positive."""
     same = tf.equal(positive_ids[:, None], candidate_ids[None, :])

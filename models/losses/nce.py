@@ -45,11 +45,7 @@ def nce_loss(query: tf.Tensor, candidates: tf.Tensor, *, temperature: float = 1.
       sample_weight: `[B]` per-query weights.
       logit_offset: `[B, N]` added to the logits (the trending prior in training).
     """
-    logits = common.scores(query, candidates) / temperature
-    if log_q is not None:
-        logits -= log_q[None, :]
-    if logit_offset is not None:
-        logits += logit_offset
+    logits = common.corrected_logits(query, candidates, temperature, log_q, logit_offset)
     batch = tf.shape(query)[0]
     labels = tf.one_hot(tf.range(batch), tf.shape(candidates)[0])
     per_pair = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)

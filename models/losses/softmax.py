@@ -62,11 +62,7 @@ def softmax_loss(query: tf.Tensor, candidates: tf.Tensor, *, temperature: float 
       extra_logits: `[B, K]` logits of each query's own extra negatives
         (`common.impressed_logits`), appended after the candidates'.
     """
-    logits = common.scores(query, candidates) / temperature
-    if log_q is not None:
-        logits -= log_q[None, :]
-    if logit_offset is not None:
-        logits += logit_offset
+    logits = common.corrected_logits(query, candidates, temperature, log_q, logit_offset)
     if positive_ids is not None and candidate_ids is not None:
         logits += tf.cast(common.accidental_hits(positive_ids, candidate_ids),
                           logits.dtype) * common.MASK

@@ -10,21 +10,17 @@ the held-out clicks above items drawn at random (AUC above 0.5 by a margin).
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from clicklog import synthetic
 from clicklog.config import parse
-from clicklog.formats import Click
-from components.click_example_gen.examples import to_example
 from models import vocab
 from models.config import ModelConfig
 from models.towers_export import Towers
 from models.trainer import train
 from tests.conftest import SINGLE_MODEL, merged
+from tests.models.held_out import write_held_out
 
 K = 10
 MAX_HISTORY = 10
@@ -36,27 +32,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("quality")
     clicks, _ = synthetic.generate(synthetic.SyntheticConfig(
         num_users=800, num_items=200, num_categories=8, clicks_per_user=12, seed=11))
-    by_user = collections.defaultdict(list)
-    for user, item, timestamp in clicks:
-        by_user[user].append((timestamp, item))
-    train_path = str(root / "train.tfrecord.gz")
-    eval_path = str(root / "eval.tfrecord.gz")  # the held-out clicks, for the teacher's AUC
-    held_out = []  # (user, history, clicked item)
-    counts = collections.Counter()
-    with tf.io.TFRecordWriter(train_path, options="GZIP") as writer, \
-            tf.io.TFRecordWriter(eval_path, options="GZIP") as eval_writer:
-        for user, events in sorted(by_user.items()):
-            items = [item for _, item in events]
-            for step, (timestamp, item) in enumerate(events[:-1]):
-                writer.write(to_example(Click(user, item, timestamp), tuple(items[:step])))
-                counts[item] += 1
-            held_out.append((user, items[:-1][-MAX_HISTORY:], items[-1]))
-            eval_writer.write(to_example(Click(user, items[-1], events[-1][0]),
-                                         tuple(items[:-1])))
-    vocab.write_vocab(str(root / "vocab"), [(i, c, c) for i, c in counts.items()],
-                      [(u, len(e)) for u, e in by_user.items()],
-                      {"max_timestamp": max(c[2] for c in clicks),
-                       "min_timestamp": min(c[2] for c in clicks)})
+    data = write_held_out(root, clicks, MAX_HISTORY, with_eval=True)
     # The negative-sampling column as VocabStatsGen writes it (alpha 0.75).
     rows = vocab.read_vocab(str(root / "vocab"))
     powered = [c ** 0.75 for c in rows.item_counts]
@@ -64,8 +40,7 @@ def data(tmp_path_factory):
         vocab.ItemStats(i, c, c, p, w / sum(powered), c, 0, 0) for i, c, p, w in zip(
             rows.item_ids, rows.item_counts, rows.item_sampling_probability, powered,
             strict=True)])
-    return {"root": root, "train": train_path, "eval": eval_path, "vocab": str(root / "vocab"),
-            "held_out": held_out, "counts": counts}
+    return {**data, "root": root}
 
 
 def _hit_rate(score_rows: np.ndarray, item_ids: list[str], held_out) -> float:

@@ -13,20 +13,15 @@ beat it by a clear margin.
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
-import tensorflow as tf
 
 from clicklog import synthetic
 from clicklog.config import parse
-from clicklog.formats import Click
-from components.click_example_gen.examples import to_example
-from models import vocab
 from models.config import ModelConfig
 from models.towers_export import Towers
 from models.trainer import train
 from tests.conftest import SINGLE_MODEL, merged
+from tests.models.held_out import write_held_out
 
 K = 10
 MAX_HISTORY = 20
@@ -37,23 +32,7 @@ def _write_data(root) -> dict:
     clicks, _ = synthetic.generate(synthetic.SyntheticConfig(
         num_users=800, num_items=200, num_categories=8, clicks_per_user=20,
         chain_probability=0.5, seed=11))
-    by_user = collections.defaultdict(list)
-    for user, item, timestamp in clicks:
-        by_user[user].append((timestamp, item))
-    path = str(root / "train.tfrecord.gz")
-    held_out, counts = [], collections.Counter()  # (user, history, clicked item)
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for user, events in sorted(by_user.items()):
-            items = [item for _, item in events]
-            for step, (timestamp, item) in enumerate(events[:-1]):
-                writer.write(to_example(Click(user, item, timestamp), tuple(items[:step])))
-                counts[item] += 1
-            held_out.append((user, items[:-1][-MAX_HISTORY:], items[-1]))
-    vocab.write_vocab(str(root / "vocab"), [(i, c, c) for i, c in counts.items()],
-                      [(u, len(e)) for u, e in by_user.items()],
-                      {"max_timestamp": max(c[2] for c in clicks),
-                       "min_timestamp": min(c[2] for c in clicks)})
-    return {"train": path, "vocab": str(root / "vocab"), "held_out": held_out}
+    return write_held_out(root, clicks, MAX_HISTORY)
 
 
 def _hit_rate(towers_dir: str, held_out) -> float:
