@@ -99,7 +99,8 @@ _CHANGES_TO_ONE_MEMBER = {
     "self_attention_history": {"history": {"pooling": "self_attention"}},
     # Only the synthetic_impressions log has impressions; elsewhere these
     # rows train exactly as single_model.
-    "impressed_negatives_10": {"negatives": {"impressions": 10}},
+    "impressed_negatives_10_weight_1": {"negatives": {"impressions": 10,
+                                                      "impression_weight": 1.0}},
     "impressed_negatives_10_weight_10": {"negatives": {"impressions": 10,
                                                        "impression_weight": 10.0}},
     "self_attention_history_dropout_0.2": {"history": {"pooling": "self_attention",
