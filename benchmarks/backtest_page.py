@@ -78,7 +78,12 @@ def cutoff_rows(result: dict) -> list[str]:
             ratios.append(_ratio(scorers.get("model", {}), scorers.get("recent_popularity", {}),
                                  "all"))
         run = "daily (--since base)" if cutoff.get("daily") else "full"
-        pushed = "yes" if cutoff["pushed"] else "no: the previous version served"
+        if cutoff["pushed"]:
+            pushed = "yes"
+        elif cutoff.get("protocols"):
+            pushed = "no: the previous version served"
+        else:
+            pushed = "no, and no earlier version: not scored"
         lines.append(f"| {cutoff['fraction']:g} | {run} | {cutoff['train_clicks']:,} | "
                      f"{cutoff['target_clicks']:,} | {cutoff.get('new_item_share', '-')} | "
                      f"{pushed} | {ratios[0]} | {ratios[1]} |")

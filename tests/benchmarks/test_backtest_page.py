@@ -12,3 +12,10 @@ def test_a_daily_cutoff_that_was_not_blessed_says_the_previous_version_served():
     row = backtest_page.cutoff_rows({"cutoffs": [cutoff]})[-1]
     assert row.startswith("| 0.9 | daily (--since base) | 1,000 | 50 | 0.1 | "
                           "no: the previous version served | 1.500x | 1.500x |"), row
+
+
+def test_a_first_cutoff_that_was_not_blessed_says_nothing_was_scored():
+    cutoff = {"fraction": 0.85, "train_clicks": 1000, "target_clicks": 50, "pushed": False}
+    row = backtest_page.cutoff_rows({"cutoffs": [cutoff]})[-1]
+    assert row == ("| 0.85 | full | 1,000 | 50 | - | no, and no earlier version: not scored "
+                   "| - | - |"), row
