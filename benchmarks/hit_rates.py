@@ -44,7 +44,7 @@ def read_examples(pattern: str) -> dict:
     # The example age is a serving input: -1, the model's serving age.
     return {"user": users, "item": items, "timestamp": times, "history": histories,
             features.SECONDS_SINCE_PREVIOUS_CLICK: since,
-            features.EXAMPLE_AGE: [-1] * len(users)}
+            features.EXAMPLE_AGE: [features.SERVING_AGE] * len(users)}
 
 
 class HitRates:

@@ -34,6 +34,10 @@ IMPRESSED_NEGATIVES = "impressed_negatives"
 PADDING = ""
 # ClickExampleGen writes -1 for a user's first click (no previous click).
 NO_PREVIOUS_CLICK = -1
+# An example age below 0 (a missing one) is the model's configured serving age.
+SERVING_AGE = -1
+# Scalar query inputs whose missing value is not 0.
+_MISSING = {SECONDS_SINCE_PREVIOUS_CLICK: NO_PREVIOUS_CLICK, EXAMPLE_AGE: SERVING_AGE}
 
 
 def _missing_value(spec: tf.TensorSpec):
@@ -42,7 +46,7 @@ def _missing_value(spec: tf.TensorSpec):
     example age."""
     if spec.dtype == tf.string:
         return PADDING
-    return -1 if spec.name in (SECONDS_SINCE_PREVIOUS_CLICK, EXAMPLE_AGE) else 0
+    return _MISSING.get(spec.name, 0)
 
 
 def default_query_inputs(specs: list[tf.TensorSpec], rows: int = 1) -> dict:

@@ -7,6 +7,7 @@ earlier clicks); the last is held out with the user's history before it.
 from __future__ import annotations
 
 import collections
+import contextlib
 
 import tensorflow as tf
 
@@ -30,8 +31,10 @@ def write_held_out(root, clicks, max_history: int, with_eval: bool = False) -> d
     train_path = str(root / "train.tfrecord.gz")
     eval_path = str(root / "eval.tfrecord.gz") if with_eval else None
     held_out, counts = [], collections.Counter()
-    eval_writer = tf.io.TFRecordWriter(eval_path, options="GZIP") if with_eval else None
-    with tf.io.TFRecordWriter(train_path, options="GZIP") as writer:
+    with contextlib.ExitStack() as files:
+        writer = files.enter_context(tf.io.TFRecordWriter(train_path, options="GZIP"))
+        eval_writer = (files.enter_context(tf.io.TFRecordWriter(eval_path, options="GZIP"))
+                       if with_eval else None)
         for user, events in sorted(by_user.items()):
             items = [item for _, item in events]
             for step, (timestamp, item) in enumerate(events[:-1]):
@@ -41,8 +44,6 @@ def write_held_out(root, clicks, max_history: int, with_eval: bool = False) -> d
             if eval_writer is not None:
                 eval_writer.write(to_example(Click(user, items[-1], events[-1][0]),
                                              tuple(items[:-1])))
-    if eval_writer is not None:
-        eval_writer.close()
     vocab.write_vocab(str(root / "vocab"), [(i, c, c) for i, c in counts.items()],
                       [(u, len(e)) for u, e in by_user.items()],
                       {"max_timestamp": max(c[2] for c in clicks),
