@@ -52,10 +52,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.backtest_baselines import Candidates, baselines  # noqa: E402
+from benchmarks.backtest_baselines import baselines  # noqa: E402
 from benchmarks.backtest_log import DATASETS, load_log, write_input  # noqa: E402
 from benchmarks.ranking import top_k  # noqa: E402
 from benchmarks.serving_latency.grpc_load import ServerProcess  # noqa: E402
+from models.channels.clicks import Catalogue  # noqa: E402
 from models.topk_metrics import history_bucket  # noqa: E402
 from serving.client import RetrievalClient  # noqa: E402
 
@@ -126,7 +127,7 @@ def queries(log: dict, start: int, stop: int) -> dict:
                        "targets": [frozen_targets[u] for u in users]}}
 
 
-def ranked_by_baseline(scorer, histories: list[list[str]], candidates: Candidates,
+def ranked_by_baseline(scorer, histories: list[list[str]], candidates: Catalogue,
                        exclude: int, k: int) -> list[list[str]]:
     """Each query's top k item ids by `scorer`, its last `exclude` history
     items left out (as the export excludes them)."""
@@ -184,7 +185,7 @@ def backtest_cutoff(log: dict, start: int, stop: int, work: Path, sets: list[str
     users = [u for u, b in zip(log["user"], before, strict=True) if b]
     items = [i for i, b in zip(log["item"], before, strict=True) if b]
     times = [t for t, b in zip(log["timestamp"], before, strict=True) if b]
-    candidates = Candidates(sorted(set(items)))
+    candidates = Catalogue(sorted(set(items)))
     new_items = {i for i in log["item"]} - set(items)
     asked = queries(log, start, stop)
     result = {"cutoff": int(start), "until": int(stop), "train_clicks": len(items),

@@ -41,9 +41,10 @@ from models.data import make_dataset  # noqa: E402
 from models.towers_export import Towers, query_specs_of, read_contract  # noqa: E402
 
 Scorer = Callable[[dict], tf.Tensor]
+ScoreBatch = Callable[[dict], dict]
 
 
-def evaluate_scorers(batches: Iterable[dict], scorers: dict[str, Scorer],
+def evaluate_scorers(batches: Iterable[dict], scorers: dict[str, Scorer] | ScoreBatch,
                      item_ids: list[str], item_counts, config: EvaluationConfig,
                      exclude_history: int) -> dict:
     """Streams eval click batches through every scorer.
@@ -51,7 +52,8 @@ def evaluate_scorers(batches: Iterable[dict], scorers: dict[str, Scorer],
     Args:
       batches: dicts with `user_id` `[B]`, `item_id` `[B]`, `history` `[B, L]`
         (most recent last, `""` padding).
-      scorers: {name: batch -> float32 `[B, N]` scores over `item_ids`}.
+      scorers: {name: batch -> float32 `[B, N]` scores over `item_ids`}, or
+        one function batch -> {name: scores} (scorers sharing work per batch).
       item_ids: the N candidates, in score-column order.
       item_counts: `[N]` training clicks per candidate (popularity buckets).
       config: cut-offs and breakdown settings.
@@ -83,18 +85,20 @@ def evaluate_scorers(batches: Iterable[dict], scorers: dict[str, Scorer],
                                for i in target_index],
         }
 
+    score_batch = (scorers if callable(scorers)
+                   else lambda batch: {name: score(batch) for name, score in scorers.items()})
     ranked = topk_metrics.rank_clicks(
-        batches, lambda batch: {name: score(batch) for name, score in scorers.items()},
-        item_ids, config.ks, exclude_history, group_batch=groups, max_rows=config.batch_size)
+        batches, score_batch, item_ids, config.ks, exclude_history, group_batch=groups,
+        max_rows=config.batch_size)
     if not ranked:
         raise ValueError("evaluation: no eval example to evaluate on")
     return {
         "num_examples": next(iter(ranked.values())).examples,
         "num_candidates": len(item_ids),
         "exclude_history": exclude_history,
-        "metrics": {name: ranked[name].metrics() for name in scorers},
-        "recall_curves": {name: ranked[name].recall_curve() for name in scorers},
-        "breakdowns": {name: ranked[name].breakdowns() for name in scorers},
+        "metrics": {name: ranked[name].metrics() for name in ranked},
+        "recall_curves": {name: ranked[name].recall_curve() for name in ranked},
+        "breakdowns": {name: ranked[name].breakdowns() for name in ranked},
     }
 
 
@@ -102,6 +106,24 @@ def frozen_batches(batches: Iterable[dict]) -> Iterable[dict]:
     """The batches with each click's history replaced by `history_at_cutoff`."""
     for batch in batches:
         yield {**batch, features.HISTORY: batch[features.HISTORY_AT_CUTOFF]}
+
+
+def eval_batches(eval_files, batch_size: int, read_length: int,
+                 extra_specs: list[tf.TensorSpec], protocol: str) -> Iterable[dict]:
+    """Eval click batches as `protocol` queries them: `history` (and
+    `history_at_cutoff`) `[B, read_length]`, plus the `extra_specs` inputs."""
+    specs = [spec for spec in extra_specs if spec.name != features.HISTORY_AT_CUTOFF]
+    # The frozen history is read as a list feature of the same length.
+    specs.append(tf.TensorSpec([None, None], tf.string, name=features.HISTORY_AT_CUTOFF))
+
+    def dataset():
+        for batch in make_dataset(eval_files, batch_size, read_length, shuffle=False,
+                                  extra_specs=specs):
+            batch[features.HISTORY_AT_CUTOFF] = features.recent_history(
+                batch[features.HISTORY_AT_CUTOFF], read_length)
+            yield batch
+
+    return frozen_batches(dataset()) if protocol == "frozen" else dataset()
 
 
 def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
@@ -142,20 +164,11 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
         contract = read_contract(baseline_towers_dir)
         read_length = max(read_length, int(contract["max_history"]))
         extra_specs.update({spec.name: spec for spec in query_specs_of(contract)[2:]})
-    # The frozen history is read as a list feature of the same length.
-    extra_specs[features.HISTORY_AT_CUTOFF] = tf.TensorSpec(
-        [None, None], tf.string, name=features.HISTORY_AT_CUTOFF)
-
-    def dataset():
-        for batch in make_dataset(eval_files, config.batch_size, read_length, shuffle=False,
-                                  extra_specs=list(extra_specs.values())):
-            batch[features.HISTORY_AT_CUTOFF] = features.recent_history(
-                batch[features.HISTORY_AT_CUTOFF], read_length)
-            yield batch
 
     result: dict = {"protocols": {}}
     for protocol in config.protocols:
-        batches = frozen_batches(dataset()) if protocol == "frozen" else dataset()
+        batches = eval_batches(eval_files, config.batch_size, read_length,
+                               list(extra_specs.values()), protocol)
         result["protocols"][protocol] = evaluate_scorers(
             batches, scorers, vocab.item_ids, vocab.item_counts, config, exclude_history)
     result.update(result["protocols"][config.blessing_protocol])

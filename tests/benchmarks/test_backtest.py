@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks import backtest
-from benchmarks.backtest_baselines import Candidates, baselines, ease_weights
+from benchmarks.backtest_baselines import baselines
+from models.channels.clicks import Catalogue
 
 
 def _log(rows):
@@ -45,18 +46,6 @@ def test_score_lists_counts_hits_ndcg_and_groups():
     assert scores["new_items"] == {"clicks": 1, "hit@10": 1.0, "hit@100": 1.0, "ndcg@100": 1.0}
 
 
-def test_ease_weights_solve_the_closed_form():
-    rng = np.random.default_rng(0)
-    import scipy.sparse
-
-    dense = (rng.random((30, 6)) < 0.4).astype(np.float32)
-    weights = ease_weights(scipy.sparse.csr_matrix(dense), lam=2.0)
-    inverse = np.linalg.inv(dense.T @ dense + 2.0 * np.eye(6))
-    expected = np.eye(6) - inverse / np.diag(inverse)[None, :]
-    np.fill_diagonal(expected, 0.0)
-    np.testing.assert_allclose(weights, expected, rtol=1e-4, atol=1e-5)
-
-
 def test_baselines_rank_co_clicked_and_next_items_and_recent_ones():
     # Two groups of items clicked together; i0 -> i1 is the usual next click.
     users, items, times = [], [], []
@@ -69,7 +58,7 @@ def test_baselines_rank_co_clicked_and_next_items_and_recent_ones():
     users += ["late"] * 3
     items += ["k"] * 3
     times += [1000, 1001, 1002]  # only k is clicked in the recent window
-    candidates = Candidates(sorted(set(items)))
+    candidates = Catalogue(sorted(set(items)))
     scorers, report = baselines(users, items, times, candidates, recent_fraction=0.1)
     assert report["ease"]["lambda"] in (50.0, 200.0, 500.0, 1000.0)
 

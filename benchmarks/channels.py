@@ -1,0 +1,183 @@
+"""Recall channels alone, merged, and merged without each one, on the
+quality benchmark's splits (`python -m benchmarks.channels`).
+
+For each dataset: the quality benchmark's pipeline run (reused from
+`--work_dir`) gives the train and eval clicks and the candidates; the
+two-tower channel is its `single_model` towers (trained if missing); the
+trending, item_cf and wals channels are fitted on the train clicks
+(`recall` settings, `--set recall.<key>=<value>`). The eval users are split
+in two halves by a hash of the user id: the merge's weights and quotas per
+history bucket are chosen on the `tune` half (fresh history), and every
+figure is measured on the other, `report`, half under both protocols, with
+the evaluator's metrics and breakdowns (history bucket, item popularity,
+item freshness). Results: benchmarks/results/channels.json; page:
+docs/channels.md (`python -m benchmarks.channels_page`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import zlib
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import yaml  # noqa: E402
+
+from benchmarks import quality  # noqa: E402
+from clicklog.config import parse  # noqa: E402
+from components.topk_evaluator.config import EvaluationConfig  # noqa: E402
+from components.topk_evaluator.evaluation import eval_batches, evaluate_scorers  # noqa: E402
+from models import features  # noqa: E402
+from models.channels.clicks import Catalogue, read_clicks  # noqa: E402
+from models.channels.config import RecallConfig  # noqa: E402
+from models.channels.recall import Recall  # noqa: E402
+from models.channels.two_tower import TwoTowerChannel  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
+from models.towers_export import Towers  # noqa: E402
+from models.trainer import train  # noqa: E402
+
+REPO = quality.REPO
+RESULTS = os.path.join(REPO, "benchmarks", "results", "channels.json")
+TOWERS = "single_model"
+HALVES = ("tune", "report")
+
+
+def half(batches, name: str):
+    """The batches' clicks of the users in half `name` (crc32 of the user id)."""
+    keep = HALVES.index(name)
+    for batch in batches:
+        users = batch[features.USER_ID].numpy()
+        mask = np.array([zlib.crc32(user) % 2 == keep for user in users])
+        if mask.any():
+            yield {key: tf.boolean_mask(value, mask) for key, value in batch.items()}
+
+
+def towers_of(name: str, paths: dict, root: str) -> str:
+    """The dataset's `single_model` towers of the quality benchmark (trained if missing)."""
+    towers_dir = os.path.join(root, name, "towers", TOWERS)
+    if not os.path.exists(os.path.join(towers_dir, "saved_model.pb")):
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(paths["train"], paths["vocab"], parse(ModelConfig, quality.VARIANTS[TOWERS]),
+                  towers_dir, eval_files=paths["eval"])
+    return towers_dir
+
+
+def without_curves(result: dict) -> dict:
+    return {key: value for key, value in result.items() if key != "recall_curves"}
+
+
+def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
+    paths = quality.run_pipeline(name, quality.DATASETS[name], os.path.join(root, name))
+    towers = Towers(towers_of(name, paths, root))
+    vocab = towers.vocab
+    catalogue = Catalogue(vocab.item_ids)
+    started = time.time()
+    clicks = read_clicks(paths["train"], catalogue)
+    recall = Recall.fit(clicks, catalogue, config, TwoTowerChannel(towers, vocab.item_ids))
+    fit_s = time.time() - started
+    evaluation = EvaluationConfig(short_history_max=config.merge.short_history_max)
+    exclude = towers.export.exclude_history
+    read_length = max(exclude, evaluation.short_history_max + 1, towers.max_history)
+
+    def batches(protocol: str, which: str):
+        return half(eval_batches(paths["eval"], evaluation.batch_size, read_length,
+                                 list(towers.query_specs[2:]), protocol), which)
+
+    started = time.time()
+    recall.tune(batches("fresh", "tune"))
+    tune_s = time.time() - started
+    popularity = np.asarray(vocab.item_counts, np.float32)
+    recent = np.asarray(vocab.item_recent_counts, np.float32)
+
+    def score_batch(batch: dict) -> dict:
+        scores = recall.score_batch(batch)
+        rows = len(batch[features.ITEM_ID])
+        scores["popularity"] = np.tile(popularity, (rows, 1))
+        scores["recent_popularity"] = np.tile(recent, (rows, 1))
+        return {key: tf.constant(value) for key, value in scores.items()}
+
+    protocols = {}
+    for protocol in evaluation.protocols:
+        started = time.time()
+        protocols[protocol] = without_curves(evaluate_scorers(
+            batches(protocol, "report"), score_batch, vocab.item_ids, vocab.item_counts,
+            evaluation, exclude))
+        protocols[protocol]["seconds"] = round(time.time() - started, 1)
+    item_cf = recall.channels.get("item_cf")
+    return {"train_clicks": int(len(clicks.items)), "candidates": len(catalogue),
+            "fit_s": round(fit_s, 1), "tune_s": round(tune_s, 1),
+            "item_cf": getattr(item_cf, "report", None),
+            "merge": recall.reports, "protocols": protocols}
+
+
+def summary(results: dict, k: int = 100) -> str:
+    lines = []
+    for name, result in results["datasets"].items():
+        for protocol, outcome in result["protocols"].items():
+            metrics = outcome["metrics"]
+            lines.append(f"\n{name}, {protocol} history ({outcome['num_examples']} report-half "
+                         f"clicks, {result['candidates']} candidates): hit@{k}")
+            history = {scorer: groups.get("history", {})
+                       for scorer, groups in outcome["breakdowns"].items()}
+            for scorer, values in metrics.items():
+                buckets = "  ".join(
+                    f"{bucket} {values_b.get(f'recall@{k}', float('nan')):.4f}"
+                    for bucket, values_b in sorted(history.get(scorer, {}).items()))
+                lines.append(f"  {scorer:<28} {values[f'recall@{k}']:.4f}   {buckets}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="movietweetings,movietweetings_eval20,synthetic")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recall setting, e.g. recall.trending.half_life_days=14")
+    parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other datasets already in --output")
+    parser.add_argument("--work_dir", help="the quality benchmark's work directory (pipeline "
+                        "runs and towers are reused from it)")
+    args = parser.parse_args(argv)
+    values: dict = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if not key.startswith("recall."):
+            parser.error(f"--set {item}: expected recall.<key>=<value>")
+        node = values
+        *parents, leaf = key.split(".")[1:]
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    config = parse(RecallConfig, values)
+    results = {"recall": config.to_dict(), "datasets": {}, "commands": []}
+    if args.merge and os.path.exists(args.output):
+        with open(args.output) as f:
+            previous = json.load(f)
+        results["datasets"], results["commands"] = previous["datasets"], previous["commands"]
+    results["commands"].append("python -m benchmarks.channels " + " ".join(
+        "W" if args.work_dir and a == args.work_dir else a for a in (argv or sys.argv[1:])))
+    with (contextlib.nullcontext(args.work_dir) if args.work_dir
+          else tempfile.TemporaryDirectory()) as root:
+        for name in [d for d in args.datasets.split(",") if d]:
+            result = run_dataset(name, root, config)
+            result["recall"] = config.to_dict()
+            results["datasets"][name] = result
+            print(summary({"datasets": {name: result}}), flush=True)
+            os.makedirs(os.path.dirname(args.output), exist_ok=True)
+            with open(args.output, "w") as f:
+                json.dump(results, f, indent=2)
+    print(f"\nwritten to {os.path.relpath(args.output, REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

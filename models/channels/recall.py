@@ -1,0 +1,134 @@
+"""The fitted channels together: scoring a batch of requests with every
+channel, the merged list, and the merge's search on eval clicks.
+
+`Recall.fit` fits the non-neural channels of `recall.channels` on the
+training clicks (the two-tower channel comes trained); `score_batch` gives,
+for one batch, each channel's own scores, the merged scores and the merge
+without each channel (its leave-one-out setting); `tune` chooses those
+settings on eval clicks (`merge.search`).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import scipy.sparse  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from models import features  # noqa: E402
+from models.channels import merge  # noqa: E402
+from models.channels.base import Channel, Requests  # noqa: E402
+from models.channels.clicks import Catalogue, Clicks  # noqa: E402
+from models.channels.config import RecallConfig  # noqa: E402
+from models.channels.item_cf import ItemCfChannel  # noqa: E402
+from models.channels.trending import TrendingChannel  # noqa: E402
+from models.channels.wals import WalsChannel  # noqa: E402
+
+MERGED = "merged"
+WITHOUT = "merged_without_"
+
+
+class Recall:
+    """Channels over one catalogue, and the merge settings chosen for them."""
+
+    def __init__(self, channels: dict[str, Channel], catalogue: Catalogue, tie: np.ndarray,
+                 config: RecallConfig):
+        self.channels = channels
+        self.catalogue = catalogue
+        self.tie = np.asarray(tie, np.float32)
+        self.config = config
+        self.setting = merge.MergeSetting.uniform(channels, 1.0, config.merge.k)
+        # The merge without each channel (when there are at least two).
+        self.without: dict[str, merge.MergeSetting] = {}
+        self.reports: dict = {}
+
+    @classmethod
+    def fit(cls, clicks: Clicks, catalogue: Catalogue, config: RecallConfig,
+            two_tower: Channel | None = None) -> Recall:
+        """Fits trending, item_cf and wals (those of `config.channels`) on `clicks`;
+        `two_tower` is required if `config.channels` names it."""
+        trending = TrendingChannel.fit(clicks, config.trending)
+        channels: dict[str, Channel] = {}
+        for name in config.channels:
+            if name == "two_tower":
+                if two_tower is None:
+                    raise ValueError("recall.channels names two_tower but no trained towers "
+                                     "were given")
+                channels[name] = two_tower
+            elif name == "trending":
+                channels[name] = trending
+            elif name == "item_cf":
+                channels[name] = ItemCfChannel.fit(clicks, config.item_cf)
+            elif name == "wals":
+                channels[name] = WalsChannel.fit(clicks, config.wals)
+        return cls(channels, catalogue, trending.counts, config)
+
+    @property
+    def depth(self) -> int:
+        return max(self.config.merge.quota_grid)
+
+    def requests(self, batch: dict) -> Requests:
+        history = batch[features.HISTORY]
+        history = history.numpy() if isinstance(history, tf.Tensor) else np.asarray(history)
+        return Requests(batch, self.catalogue.rows(history))
+
+    def ranked(self, requests: Requests) -> tuple[dict, dict]:
+        """({channel: (scores, answered)}, {channel: ranked list `[Q, depth]`})."""
+        outputs = {name: channel.score(requests) for name, channel in self.channels.items()}
+        lists = {name: merge.ranked_lists(scores, answered, requests.rows, self.depth)
+                 for name, (scores, answered) in outputs.items()}
+        return outputs, lists
+
+    def buckets(self, requests: Requests) -> np.ndarray:
+        return merge.bucket_index(requests.history_lengths(), self.config.merge.short_history_max)
+
+    def fuse(self, lists: dict, buckets: np.ndarray, setting: merge.MergeSetting) -> np.ndarray:
+        return merge.fuse(lists, buckets, setting, self.tie, self.config.merge.rrf_k)
+
+    def score_batch(self, batch: dict) -> dict[str, np.ndarray]:
+        """{channel: its scores, `merged`: the merged scores, `merged_without_<channel>`:
+        the merge without it}, each float32 `[Q, N]`."""
+        requests = self.requests(batch)
+        outputs, lists = self.ranked(requests)
+        buckets = self.buckets(requests)
+        scores = {name: values for name, (values, _) in outputs.items()}
+        scores[MERGED] = self.fuse(lists, buckets, self.setting)
+        for name, setting in self.without.items():
+            scores[WITHOUT + name] = self.fuse(
+                {c: r for c, r in lists.items() if c != name}, buckets, setting)
+        return scores
+
+    def tune(self, batches) -> dict:
+        """Chooses the merge settings (and each leave-one-out's) on the clicks
+        of `batches`; returns the search reports."""
+        parts: dict[str, list] = {name: [] for name in self.channels}
+        buckets, targets, seen = [], [], []
+        for batch in batches:
+            requests = self.requests(batch)
+            _, lists = self.ranked(requests)
+            for name, ranked in lists.items():
+                parts[name].append(ranked)
+            buckets.append(self.buckets(requests))
+            items = [i.decode() if isinstance(i, bytes) else i
+                     for i in np.asarray(batch[features.ITEM_ID])]
+            targets.append(np.array([self.catalogue.index.get(i, -1) for i in items]))
+            seen.append(requests.rows)
+        if not buckets:
+            raise ValueError("recall: no eval click to choose the merge on")
+        lists = {name: np.concatenate(values) for name, values in parts.items()}
+        data = (np.concatenate(buckets), np.concatenate(targets), scipy.sparse.vstack(seen).tocsr())
+        self.setting, report = merge.search(lists, data[0], data[1], data[2], self.tie,
+                                            self.config.merge)
+        self.reports = {MERGED: {"setting": self.setting.to_dict(), "search": report}}
+        self.without = {}
+        if len(lists) > 1:
+            for name in lists:
+                rest = {c: r for c, r in lists.items() if c != name}
+                self.without[name], report = merge.search(rest, *data, self.tie,
+                                                          self.config.merge)
+                self.reports[WITHOUT + name] = {"setting": self.without[name].to_dict(),
+                                                "search": report}
+        return self.reports
