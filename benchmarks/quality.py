@@ -74,6 +74,9 @@ DATASETS = {
     "synthetic_impressions": {"sets": ["--set", "ingestion.schema.event_type=event",
                                        "--set", "ingestion.impression_event_types=[impression]"],
                               "synthetic": True, "impressions_per_click": 10},
+    # The same users and items, with 70% of the eval window's clicks moved
+    # to new accounts (no training click): mostly cold users at eval time.
+    "synthetic_new_users": {"sets": [], "synthetic": True, "new_user_click_share": 0.7},
 }
 
 SINGLE = {"ensemble": {"size": 1}}
@@ -168,7 +171,9 @@ def run_pipeline(name: str, spec: dict, root: str) -> dict:
     if spec.get("synthetic"):
         data = synthetic.write(synthetic.SyntheticConfig(
             num_users=3000, num_items=1500, seed=7,
-            impressions_per_click=spec.get("impressions_per_click", 0)), os.path.join(root, "data"))
+            impressions_per_click=spec.get("impressions_per_click", 0),
+            new_user_click_share=spec.get("new_user_click_share", 0.0)),
+            os.path.join(root, "data"))
         arguments += ["--set", f"vocab.item_catalog.path={os.path.join(root, 'data', 'items.csv')}",
                       "--set", "vocab.item_catalog.features={category: string}",
                       "--set", "vocab.item_catalog.include_unclicked="

@@ -12,6 +12,11 @@ The structure a retrieval model should recover:
   * a user's clicks are spread over sessions of consecutive timestamps;
     `new_user_share` of the users join during the period (their sessions
     start at a random time), the rest are active from the start;
+  * with `new_user_click_share` > 0, new users in the newest
+    `new_user_window` of the clicks (the eval split of the same fraction):
+    whole users, in a seeded order, hand their clicks in that window to a
+    new account (same taste, no earlier click) until the accounts hold that
+    share of the window's clicks;
   * with `chain_probability` > 0, order: each category's items form a fixed
     random cycle, and with that probability a click is the item after the
     user's previous click in its cycle (when released), otherwise a taste
@@ -54,6 +59,8 @@ class SyntheticConfig:
     days: int = 60
     late_item_share: float = 0.5
     new_user_share: float = 0.0
+    new_user_click_share: float = 0.0  # of the newest `new_user_window` of the clicks
+    new_user_window: float = 0.1
     chain_probability: float = 0.0
     impressions_per_click: int = 0  # shown and not clicked, per click (module docstring)
     seed: int = 0
@@ -135,6 +142,8 @@ def generate_log(config: SyntheticConfig) -> SyntheticLog:
         impressions = _impressions(config, clicks, tastes, item_category, base_weight,
                                    release)
     clicks.sort(key=lambda c: (c[2], c[0], c[1]))
+    if config.new_user_click_share:
+        clicks, impressions = _new_accounts(config, clicks, impressions)
     impressions.sort(key=lambda c: (c[2], c[0], c[1]))
     return SyntheticLog(clicks, impressions, {f"i{i}": int(c) for i, c in enumerate(item_category)})
 
@@ -159,6 +168,36 @@ def _impressions(config: SyntheticConfig, clicks, tastes, item_category, base_we
                    for item, seconds in zip(shown, ago, strict=True))
     # Clicks moments apart may show the same item at the same second: one row.
     return list(set(out))
+
+
+def _new_accounts(config: SyntheticConfig, clicks: list, impressions: list
+                  ) -> tuple[list, list]:
+    """Moves users' clicks (and impressions) in the newest `new_user_window`
+    of `clicks` (sorted by time) to new accounts `n<user>` until they hold
+    `new_user_click_share` of that window's clicks."""
+    share, window = config.new_user_click_share, config.new_user_window
+    if not 0.0 < share < 1.0 or not 0.0 < window < 1.0:
+        raise ValueError(f"new_user_click_share={share}, new_user_window={window}: expected "
+                         "a share in (0, 1) and a window in (0, 1)")
+    start = clicks[int(len(clicks) * (1.0 - window))][2]
+    in_window: dict[str, int] = {}
+    for user, _, time in clicks:
+        if time >= start:
+            in_window[user] = in_window.get(user, 0) + 1
+    # Its own stream: the log without new accounts stays the seed's log.
+    rng = np.random.default_rng([config.seed, 1])
+    moved, target, renamed = 0, share * sum(in_window.values()), set()
+    for user in rng.permutation(sorted(in_window)):
+        if moved >= target:
+            break
+        renamed.add(str(user))
+        moved += in_window[str(user)]
+
+    def rename(rows: list) -> list:
+        return [(f"n{user[1:]}" if user in renamed and time >= start else user, *rest, time)
+                for user, *rest, time in rows]
+
+    return rename(clicks), rename(impressions)
 
 
 def _following_items(rng: np.random.Generator, item_category: np.ndarray) -> np.ndarray:

@@ -3,9 +3,11 @@
 category's cycle); impressions of disliked items, clicks unchanged by them."""
 
 import collections
+import dataclasses
 import csv
 import hashlib
 
+import numpy as np
 import pytest
 
 from clicklog import synthetic
@@ -82,3 +84,33 @@ def test_the_csv_has_an_event_column_only_with_impressions(tmp_path):
     assert sum(r["event"] == "click" for r in rows) == len(synthetic.generate(CONFIG)[0])
     assert synthetic.main(["--output", str(tmp_path / "cli"), "--num_users", "20",
                            "--impressions_per_click", "1"]) == 0
+
+
+def _window(clicks, window=0.1):
+    start = clicks[int(len(clicks) * (1 - window))][2]
+    first: dict[str, int] = {}
+    for user, _, time in clicks:
+        first.setdefault(user, time)
+    return [(user, first[user] >= start) for user, _, time in clicks if time >= start]
+
+
+@pytest.mark.parametrize("share", [0.3, 0.7])
+def test_new_accounts_hold_the_asked_share_of_the_newest_clicks(share):
+    config = synthetic.SyntheticConfig(num_users=600, num_items=120, seed=4)
+    plain, _ = synthetic.generate(config)
+    clicks, _ = synthetic.generate(dataclasses.replace(config, new_user_click_share=share))
+    window = _window(clicks)
+    new = np.mean([is_new for _, is_new in window])
+    # Whole users are moved, so the share overshoots by at most one user's clicks.
+    assert share <= new < share + 0.05
+    assert np.mean([is_new for _, is_new in _window(plain)]) < 0.1
+    # The same clicks, only the window's clicks of the moved users renamed.
+    assert [(i, t) for _, i, t in clicks] == [(i, t) for _, i, t in plain]
+    renamed = {u for (u, *_), (p, *_) in zip(clicks, plain, strict=True) if u != p}
+    assert renamed and all(u.startswith("n") for u in renamed)
+
+
+def test_a_new_user_share_outside_0_1_is_refused():
+    config = synthetic.SyntheticConfig(num_users=50, num_items=20, new_user_click_share=1.0)
+    with pytest.raises(ValueError, match="new_user_click_share=1.0"):
+        synthetic.generate(config)
