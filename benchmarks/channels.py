@@ -93,7 +93,7 @@ def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
                                  list(towers.query_specs[2:]), protocol), which)
 
     started = time.time()
-    recall.tune(batches("fresh", "tune"))
+    recall.tune(batches("fresh", "tune"), evaluation.blessing_k)
     tune_s = time.time() - started
     popularity = np.asarray(vocab.item_counts, np.float32)
     recent = np.asarray(vocab.item_recent_counts, np.float32)

@@ -33,6 +33,14 @@ class DataValidation(artifact.Artifact):
     TYPE_NAME = "retrieval.DataValidation"
 
 
+class RecallChannels(artifact.Artifact):
+    """Recall channels fitted beside a two-tower model and their merge
+    settings: recall.json, trending.npy, item_cf.npz, wals.npz
+    (models/channels/store.py)."""
+
+    TYPE_NAME = "retrieval.RecallChannels"
+
+
 # The Model custom property naming the DataValidation its Trainer consumed:
 # the statistics later runs measure drift against.
 DATA_VALIDATION_PROPERTY = "data_validation"

@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features, scann_tuning  # noqa: E402
+from models.channels import store as channels_store  # noqa: E402
+from models.channels.serving import MergedServingModule  # noqa: E402
 from models.config import ScannConfig  # noqa: E402
 from models.scann_index import ScannIndex  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
@@ -153,19 +155,23 @@ def probe_queries(towers: Towers, num_queries: int = PROBE_QUERIES, seed: int = 
 
 
 def measure_ann_recall(module: RetrievalServingModule, towers: Towers,
-                       num_queries: int = PROBE_QUERIES, seed: int = RECALL_SEED) -> float:
-    """Recall@top_k of the module's index against exact search, on `probe_queries`."""
+                       num_queries: int = PROBE_QUERIES, seed: int = RECALL_SEED,
+                       top_k: int | None = None) -> float:
+    """Recall@top_k (default: the module's) of the module's index against
+    exact search, on `probe_queries`."""
+    top_k = top_k or module.top_k
     queries = probe_queries(towers, num_queries, seed)
     exact = tf.math.top_k(tf.matmul(queries, towers.candidate_embeddings(), transpose_b=True),
-                          module.top_k).indices
+                          top_k).indices
     exact_ids = tf.gather(tf.constant(towers.vocab.item_ids), exact).numpy()
     _, found = module._search(queries)
-    found = found.numpy()[:, :module.top_k]
-    return float(np.mean([len(set(a) & set(b)) / module.top_k
+    found = found.numpy()[:, :top_k]
+    return float(np.mean([len(set(a) & set(b)) / top_k
                           for a, b in zip(exact_ids, found, strict=True)]))
 
 
-def export(towers_dir: str, output_dir: str, kind: str) -> dict:
+def export(towers_dir: str, output_dir: str, kind: str, channels_dir: str | None = None
+           ) -> dict:
     """Builds and saves one serving export with the towers' `model.export`
     settings (top K, history exclusion, ScaNN).
 
@@ -173,6 +179,10 @@ def export(towers_dir: str, output_dir: str, kind: str) -> dict:
       towers_dir: the Trainer's towers SavedModel.
       output_dir: where the serving SavedModel is written.
       kind: ``scann`` or ``brute_force``.
+      channels_dir: recall channels fitted beside the towers (ChannelTrainer):
+        then ``serving_default`` answers their merged list with a `channels`
+        output, the two-tower search being one channel
+        (models/channels/serving.py), and ``related_items`` is added.
 
     Returns:
       The export metadata written to ``assets.extra/retrieval_export.json``.
@@ -181,27 +191,37 @@ def export(towers_dir: str, output_dir: str, kind: str) -> dict:
     settings = towers.export
     embeddings = towers.candidate_embeddings()
     num_items, choice = towers.vocab.num_items, None
+    recall = channels_store.load(channels_dir, towers_dir) if channels_dir else None
+    # The two-tower search; with channels, one channel of the merge, as deep as its quota.
+    depth = settings.top_k if recall is None else max(settings.top_k, max(
+        max(quotas.values()) for quotas in recall.setting.quotas.values()))
     if kind == "scann" and scann_tuning.needs_sweep(settings.scann, num_items):
         # Settings left at 0 are chosen by measurement (models/scann_tuning.py).
         choice = scann_tuning.choose(
             embeddings.numpy(), probe_queries(towers, seed=CHOICE_SEED).numpy(),
-            fetch_k(settings.top_k, settings.exclude_history, num_items), settings.scann,
+            fetch_k(depth, settings.exclude_history, num_items), settings.scann,
             recall_k=min(settings.top_k, num_items))
-    module = RetrievalServingModule(towers, kind, settings.top_k, settings.exclude_history,
-                                    choice.settings if choice else settings.scann, embeddings)
+    two_tower = RetrievalServingModule(towers, kind, depth, settings.exclude_history,
+                                       choice.settings if choice else settings.scann, embeddings)
     # ScaNN builds its searcher lazily: call once so the index is in the graph.
-    warmup = features.default_query_inputs(module.query_specs)
-    module.serve(*(warmup[spec.name] for spec in module.query_specs))
+    warmup = features.default_query_inputs(two_tower.query_specs)
+    two_tower.serve(*(warmup[spec.name] for spec in two_tower.query_specs))
+    module = (two_tower if recall is None
+              else MergedServingModule(two_tower, recall, settings.top_k))
+    signatures = {"serving_default": module.serve, "query_embedding": module.query_embedding,
+                  "serve_tf_examples": module.serve_tf_examples}
+    if recall is not None and hasattr(module, "related_items"):
+        signatures["related_items"] = module.related_items
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if kind == "scann" else None)
-    tf.saved_model.save(module, output_dir, signatures={
-        "serving_default": module.serve,
-        "query_embedding": module.query_embedding,
-        "serve_tf_examples": module.serve_tf_examples,
-    }, options=options)
+    tf.saved_model.save(module, output_dir, signatures=signatures, options=options)
+    outputs = {"item_ids": f"string [B, {module.top_k}]",
+               "scores": f"float32 [B, {module.top_k}]"}
+    if recall is not None:
+        outputs["channels"] = f"string [B, {module.top_k}]"
     metadata = {
         "export": kind,
         "top_k": module.top_k,
-        "exclude_history": module.exclude_history,
+        "exclude_history": two_tower.exclude_history,
         "max_history": towers.max_history,
         # The towers' embedding size, plus one with a trending prior.
         "embedding_dim": int(towers.contract["embedding_dim"]),
@@ -209,16 +229,18 @@ def export(towers_dir: str, output_dir: str, kind: str) -> dict:
         "num_candidates": towers.vocab.num_items,
         "inputs": {spec.name: f"{spec.dtype.name} [B{', L' if spec.shape.rank == 2 else ''}]"
                    for spec in module.query_specs},
-        "outputs": {"item_ids": f"string [B, {module.top_k}]",
-                    "scores": f"float32 [B, {module.top_k}]"},
+        "outputs": outputs,
+        # The merged channels and their weights/quotas per history bucket (None: two-tower only).
+        "channels": list(recall.channels) if recall is not None else None,
+        "merge": recall.setting.to_dict() if recall is not None else None,
         "needs_scann_ops": kind == "scann",
-        "scann": (module.index.settings.to_dict() if kind == "scann" else None),
+        "scann": (two_tower.index.settings.to_dict() if kind == "scann" else None),
         # The sweep behind the ScaNN settings (None: given, or an exact scan):
         # target, chosen row, recall/latency frontier and every measured setting.
         "scann_choice": choice.report if choice else None,
         # Brute force is exact by construction.
-        f"ann_recall@{module.top_k}": (measure_ann_recall(module, towers) if kind == "scann"
-                                       else 1.0),
+        f"ann_recall@{module.top_k}": (measure_ann_recall(two_tower, towers, top_k=module.top_k)
+                                       if kind == "scann" else 1.0),
     }
     extra = os.path.join(output_dir, "assets.extra")
     tf.io.gfile.makedirs(extra)

@@ -7,6 +7,8 @@ The whole configuration is one tree of checked sections (`clicklog.config`):
   vocab       -> components/vocab_stats_gen/config.py: VocabConfig
   model       -> models/config.py: ModelConfig (towers, history, negatives,
                  loss, prior, ensemble, teacher, training, export)
+  recall      -> models/channels/config.py: RecallConfig (channels beside
+                 the two-tower model, their merge)
   evaluation  -> components/topk_evaluator/config.py: EvaluationConfig
   validation  -> components/validation_gate/config.py: ValidationConfig
 
@@ -41,6 +43,7 @@ from components.click_example_gen.config import IngestionConfig
 from components.topk_evaluator.config import EvaluationConfig
 from components.validation_gate.config import ValidationConfig
 from components.vocab_stats_gen.config import VocabConfig
+from models.channels.config import RecallConfig
 from models.config import ModelConfig
 
 
@@ -80,6 +83,7 @@ class PipelineConfig(Config):
     ingestion: IngestionConfig = section(IngestionConfig)
     vocab: VocabConfig = section(VocabConfig)
     model: ModelConfig = section(ModelConfig)
+    recall: RecallConfig = section(RecallConfig)
     evaluation: EvaluationConfig = section(EvaluationConfig)
     validation: ValidationConfig = section(ValidationConfig)
 

@@ -5,14 +5,19 @@ ClickExampleGen -> StatisticsGen -> ExampleValidator (against ImportSchemaGen's
                    +-> SchemaGen (inferred, for inspection only)       |
                 -> VocabStatsGen -> RetrievalTrainer <------------------+
                                     -> IndexBuilder -> TopKEvaluator
+                                    -> ChannelTrainer ------^
                      LatestBlessedModelResolver ------------------------^
                      (and -> ValidationGate: drift against the statistics
                      the last blessed model was trained after)
 With `pipeline.final_fit` (the default):
                 -> VocabStatsGenAllClicks -> FinalTrainer -> FinalIndexBuilder
+                                                  -> FinalChannelTrainer
                                      -> Pusher (scann), Pusher (brute_force)
 The evaluated model is trained on the train split and judged on the eval
-split; the final fit repeats its settings (the trending prior's chosen
+split; ChannelTrainer fits the other recall channels of `recall.channels`
+beside the towers and chooses their merge on the eval split, and the
+evaluator ranks each channel, the merge and the merge without each channel
+on the same clicks. The final fit repeats its settings (the trending prior's chosen
 weight, its trained epochs) on every click of the run, with vocabularies,
 popularity and the recent window counted over every click, and is the model
 pushed. Both Pushers gate on TopKEvaluator's blessing of the evaluated model;
@@ -30,6 +35,7 @@ import os
 from tfx import v1 as tfx
 
 from clicklog.config import resolve_paths
+from components.channel_trainer.component import ChannelTrainer
 from components.click_example_gen.component import ClickExampleGen
 from components.index_builder.component import IndexBuilder
 from components.retrieval_trainer.component import RetrievalTrainer
@@ -44,6 +50,11 @@ BRUTE_FORCE_SUFFIX = "_brute_force"
 # none (validation.schema_path: null); found from the code, not the cwd.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "configs", "schema", "clicks.pbtxt")
+
+
+def uses_channels(config: PipelineConfig) -> bool:
+    """Whether `recall.channels` names a channel beside the two-tower model."""
+    return any(name != "two_tower" for name in config.recall.channels)
 
 
 def model_dirs(model_name: str) -> dict[str, str]:
@@ -135,15 +146,24 @@ def create_pipeline(
                                schema=import_schema.outputs["schema"], config=config.model,
                                base_model=base_model,
                                data_validation=gate.outputs["validation"], epochs=epochs)
-    index_builder = IndexBuilder(model=trainer.outputs["model"])
+    channel_trainer = (ChannelTrainer(examples=example_gen.outputs["examples"],
+                                      model=trainer.outputs["model"], config=config.recall,
+                                      k=config.evaluation.blessing_k)
+                       if uses_channels(config) else None)
+    index_builder = IndexBuilder(
+        model=trainer.outputs["model"],
+        channels=channel_trainer.outputs["channels"] if channel_trainer else None)
     evaluator = TopKEvaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         config=config.evaluation, baseline_model=latest_blessed.outputs["model"],
         scann_model=index_builder.outputs["scann_model"],
         brute_force_model=index_builder.outputs["brute_force_model"],
+        channels=channel_trainer.outputs["channels"] if channel_trainer else None,
         min_lift=min_lift, min_recall=min_recall)
     components = [example_gen, statistics_gen, schema_gen, import_schema, example_validator,
                   gate, vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator]
+    if channel_trainer:
+        components.append(channel_trainer)
     pushed = index_builder
     if config.pipeline.final_fit:
         vocab_all = VocabStatsGen(examples=example_gen.outputs["examples"],
@@ -155,7 +175,18 @@ def create_pipeline(
             base_model=base_model, chosen_model=trainer.outputs["model"],
             data_validation=gate.outputs["validation"],
             train_splits=("train", "eval"), epochs=epochs).with_id("FinalTrainer")
-        pushed = IndexBuilder(model=final_trainer.outputs["model"]).with_id("FinalIndexBuilder")
+        final_channels = None
+        if channel_trainer:
+            final_channels = ChannelTrainer(
+                examples=example_gen.outputs["examples"], model=final_trainer.outputs["model"],
+                config=config.recall, chosen_channels=channel_trainer.outputs["channels"],
+                train_splits=("train", "eval"),
+                k=config.evaluation.blessing_k).with_id("FinalChannelTrainer")
+            components.append(final_channels)
+        pushed = IndexBuilder(
+            model=final_trainer.outputs["model"],
+            channels=final_channels.outputs["channels"] if final_channels else None,
+        ).with_id("FinalIndexBuilder")
         components += [vocab_all, final_trainer, pushed]
     # serving_base is a path here, a runtime parameter in the Kubeflow spec.
     directories = model_dirs(config.pipeline.model_name)

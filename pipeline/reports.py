@@ -94,7 +94,8 @@ def print_summary(summary: dict) -> None:
         seen = "seen items excluded" if metrics["exclude_history"] else "seen items kept"
         print(f"evaluation: {metrics['num_examples']} eval clicks, "
               f"{metrics['num_candidates']} candidates (full catalogue, {seen}), "
-              f"{metrics['protocol']} history")
+              f"{metrics['protocol']} history; model: "
+              f"{metrics.get('model_is', 'the two-tower model')}")
         ks = sorted(metrics["config"]["ks"])
         shown = [f"recall@{k}" for k in ks] + [f"ndcg@{ks[-1]}", "mrr"]
         # metrics.json has sorted keys; print the model first.
@@ -108,6 +109,12 @@ def print_summary(summary: dict) -> None:
             ratio = f"{model / recent:.3f}x" if recent else "-"
             print(f"  {protocol:>6} history: model {key} {model:.4f}, recent popularity "
                   f"{recent:.4f} ({ratio})")
+            channels = metrics.get("channels", {}).get("protocols", {}).get(protocol)
+            if channels:
+                alone = {name: channels["metrics"][name][key]
+                         for name in metrics["channels"]["channels"]}
+                print(f"  {'':>6} channels alone: " + ", ".join(
+                    f"{name} {value:.4f}" for name, value in alone.items()))
         if metrics.get("ann"):
             ann = metrics["ann"]
             recall = next(k for k in ann if k.startswith("recall@"))

@@ -9,6 +9,6 @@ components/artifacts.py, whose TYPE_NAMEs (and so the MLMD type names of
 existing stores) stay as they are.
 """
 
-from components.artifacts import DataValidation, QuarantinedClicks, VocabStats
+from components.artifacts import DataValidation, QuarantinedClicks, RecallChannels, VocabStats
 
-__all__ = ["DataValidation", "QuarantinedClicks", "VocabStats"]
+__all__ = ["DataValidation", "QuarantinedClicks", "RecallChannels", "VocabStats"]

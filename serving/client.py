@@ -6,6 +6,12 @@ Usage::
     retrieval-query --server localhost:8500 --users_file users.txt --k 10
     retrieval-query --user_id U42 --feature seconds_since_previous_click=300 \
         --feature device=phone
+    retrieval-query --related_to i7 --k 5
+
+A model of merged recall channels also returns ``channels`` string [B, K],
+the channel behind each item, printed as a column; ``--related_to ITEM``
+asks its ``related_items`` signature (``item_id`` string [B]) for the items
+related to one item.
 
 Sends ``user_id`` string [B] and ``history`` string [B, L] to the
 ``serving_default`` signature and prints ``rank  item_id  score`` per user
@@ -22,6 +28,8 @@ From Python::
     with RetrievalClient("localhost:8500") as client:
         top = client.recommend(["U42"], [["i1", "i7"]], k=5)  # [[(item, score), ...]]
         top = client.recommend(["U42"], [["i1"]], features={"device": ["phone"]})
+        top = client.recommend(["U42"], [["i1"]], with_channels=True)  # (item, score, channel)
+        related = client.related(["i7"], k=5)  # [[(item, score), ...]]
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 PROG = "retrieval-query"
 ITEM_IDS_OUTPUT = "item_ids"
 SCORES_OUTPUT = "scores"
+CHANNELS_OUTPUT = "channels"
+RELATED_SIGNATURE = "related_items"
 
 
 def feature_tensor(name: str, values: Sequence) -> tf.compat.v1.TensorProto:
@@ -126,9 +136,11 @@ def build_request(
 
 
 def parse_response(
-    response: predict_pb2.PredictResponse,
-) -> list[list[tuple[str, float]]]:
-    """Turns ``item_ids`` string [B, K], ``scores`` float [B, K] into B ranked lists."""
+    response: predict_pb2.PredictResponse, with_channels: bool | None = False,
+) -> list[list[tuple]]:
+    """Turns ``item_ids`` string [B, K], ``scores`` float [B, K] into B ranked
+    lists of (item, score); with `with_channels`, (item, score, channel) from
+    the ``channels`` output too (None: when the response has it)."""
     missing = [n for n in (ITEM_IDS_OUTPUT, SCORES_OUTPUT) if n not in response.outputs]
     if missing:
         raise ValueError(
@@ -143,12 +155,27 @@ def parse_response(
             f"outputs have shapes {ids.shape} and {scores.shape}; "
             "expected equal [B, K] shapes"
         )
-    return [
+    ranked = [
         [
             (item.decode("utf-8", errors="replace"), float(score))
             for item, score in zip(id_row, score_row, strict=True)
         ]
         for id_row, score_row in zip(ids, scores, strict=True)
+    ]
+    if with_channels is None:
+        with_channels = CHANNELS_OUTPUT in response.outputs
+    if not with_channels:
+        return ranked
+    if CHANNELS_OUTPUT not in response.outputs:
+        raise ValueError(
+            f"response lacks output {CHANNELS_OUTPUT!r} (a model without recall channels); "
+            f"got outputs {sorted(response.outputs)}"
+        )
+    channels = tf.make_ndarray(response.outputs[CHANNELS_OUTPUT])
+    return [
+        [(item, score, channel.decode("utf-8", errors="replace"))
+         for (item, score), channel in zip(row, channel_row, strict=True)]
+        for row, channel_row in zip(ranked, channels, strict=True)
     ]
 
 
@@ -230,7 +257,8 @@ class RetrievalClient:
         histories: Sequence[Sequence[str]] | None = None,
         k: int | None = None,
         features: Mapping[str, Sequence] | None = None,
-    ) -> list[list[tuple[str, float]]]:
+        with_channels: bool | None = False,
+    ) -> list[list[tuple]]:
         """Top items per user, best first, in batches of ``batch_size``.
 
         Args:
@@ -238,9 +266,11 @@ class RetrievalClient:
             histories: B item-id lists (most recent last); None = no history.
             k: Keep at most this many items per user (the model's K caps it).
             features: the model's extra query inputs, name -> B values.
+            with_channels: also return each item's recall channel (a model
+                of merged channels; None: when the model answers it).
 
         Returns:
-            B lists of (item_id, score).
+            B lists of (item_id, score), or (item_id, score, channel).
 
         Raises:
             grpc.RpcError: If the server is unreachable or answers an error.
@@ -266,7 +296,27 @@ class RetrievalClient:
             if self.version is not None:
                 request.model_spec.version.value = self.version
             response = self._stub.Predict(request, timeout=self.timeout)
-            results.extend(parse_response(response))
+            results.extend(parse_response(response, with_channels))
+        return [row[:k] for row in results] if k is not None else results
+
+    def related(self, item_ids: Sequence[str], k: int | None = None
+                ) -> list[list[tuple[str, float]]]:
+        """Items related to each of `item_ids` (the ``related_items``
+        signature of a model of merged recall channels), best first."""
+        if k is not None and k < 1:
+            raise ValueError(f"k={k}; expected >= 1")
+        results: list[list[tuple[str, float]]] = []
+        for start in range(0, len(item_ids), self.batch_size):
+            part = np.array([i.encode("utf-8") for i in item_ids[start:start + self.batch_size]],
+                            dtype=object)
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = self.model_name
+            request.model_spec.signature_name = RELATED_SIGNATURE
+            if self.version is not None:
+                request.model_spec.version.value = self.version
+            request.inputs["item_id"].CopyFrom(
+                tf.make_tensor_proto(part, dtype=tf.string, shape=[len(part)]))
+            results.extend(parse_response(self._stub.Predict(request, timeout=self.timeout)))
         return [row[:k] for row in results] if k is not None else results
 
     def close(self) -> None:
@@ -361,14 +411,21 @@ def read_catalog(path: str) -> dict[str, str]:
     return titles
 
 
-def format_table(ranked: Sequence[tuple[str, float]],
+def format_table(ranked: Sequence[tuple],
                  titles: dict[str, str] | None = None) -> str:
-    """Formats ``rank  item_id  score [title]`` rows with aligned columns."""
-    id_width = max([len("item_id")] + [len(item) for item, _ in ranked])
+    """Formats ``rank  item_id  score [channel] [title]`` rows with aligned
+    columns (the channel when the rows are (item, score, channel))."""
+    id_width = max([len("item_id")] + [len(row[0]) for row in ranked])
+    with_channel = bool(ranked) and len(ranked[0]) == 3
+    channel_width = max([len("channel")] + [len(row[2]) for row in ranked]) if with_channel else 0
     header = f"{'rank':>4}  {'item_id':<{id_width}}  {'score':>9}"
+    if with_channel:
+        header += f"  {'channel':<{channel_width}}"
     lines = [header + ("  title" if titles is not None else "")]
-    for rank, (item, score) in enumerate(ranked, start=1):
+    for rank, (item, score, *channel) in enumerate(ranked, start=1):
         line = f"{rank:>4}  {item:<{id_width}}  {score:9.4f}"
+        if with_channel:
+            line += f"  {channel[0]:<{channel_width}}"
         if titles is not None:
             line += f"  {titles.get(item, '?')}"
         lines.append(line)
@@ -399,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     users = parser.add_mutually_exclusive_group(required=True)
     users.add_argument("--user_id", help="user to recommend for")
+    users.add_argument("--related_to", metavar="ITEM_ID",
+                       help="an item: ask the related_items signature for items related to it")
     users.add_argument(
         "--users_file",
         help="file of 'user_id [item,item,...]' lines: one batch of users",
@@ -435,7 +494,8 @@ def _print_results(users, results, k, output_format, titles) -> None:
     for user, ranked in zip(users, results, strict=True):
         if output_format == "jsonl":
             print(json.dumps({"user_id": user, "items": [
-                {"item_id": item, "score": score} for item, score in ranked[:k]]}))
+                {"item_id": item, "score": score, **({"channel": rest[0]} if rest else {})}
+                for item, score, *rest in ranked[:k]]}))
             continue
         if len(users) > 1:
             print(f"user {user}")
@@ -448,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point of ``retrieval-query``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.related_to and (args.history or args.feature):
+        parser.error("--history and --feature apply to --user_id, not --related_to")
     if args.users_file:
         if args.history:
             parser.error("--history applies to --user_id; put histories in --users_file")
@@ -458,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as err:
             print(f"{PROG}: error: {err}", file=sys.stderr)
             return 2
+    elif args.related_to:
+        users, histories, features = [args.related_to], [], {}
     else:
         users = [args.user_id]
         histories = [[item.strip() for item in args.history.split(",") if item.strip()]]
@@ -472,7 +536,11 @@ def main(argv: list[str] | None = None) -> int:
             args.server, args.model_name, args.signature_name, timeout=args.timeout,
             batch_size=args.batch_size,
         ) as client:
-            results = client.recommend(users, histories, features=features)
+            if args.related_to:
+                results = client.related(users)
+            else:
+                results = client.recommend(users, histories, features=features,
+                                           with_channels=None)
     except grpc.RpcError as err:
         print(
             f"{PROG}: error: request to {args.server} failed: "

@@ -1,5 +1,6 @@
 """IndexBuilder's executor: the towers' two serving exports
-(`models.serving_export`), with the towers' own `model.export` settings."""
+(`models.serving_export`), with the towers' own `model.export` settings, of
+the merged recall channels when they are an input."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
+
+from components.artifacts import optional_single
 
 EXPORTS = (("scann_model", "scann"), ("brute_force_model", "brute_force"))
 
@@ -20,12 +23,15 @@ class Executor(base_executor.BaseExecutor):
 
         towers_dir = path_utils.serving_model_path(
             artifact_utils.get_single_uri(input_dict["model"]))
+        channels = optional_single(input_dict, "channels", "IndexBuilder")
         for key, kind in EXPORTS:
             artifact = artifact_utils.get_single_instance(output_dict[key])
             metadata = serving_export.export(towers_dir, path_utils.serving_model_dir(artifact.uri),
-                                             kind)
+                                             kind, channels.uri if channels else None)
             artifact.set_string_custom_property("export", kind)
             artifact.set_int_custom_property("num_candidates", metadata["num_candidates"])
+            if metadata["channels"]:
+                artifact.set_string_custom_property("channels", ",".join(metadata["channels"]))
             recall_key = f"ann_recall@{metadata['top_k']}"
             artifact.set_float_custom_property(recall_key.replace("@", "_at_"),
                                                metadata[recall_key])

@@ -3,7 +3,8 @@ check and the blessing.
 
 Inputs: `Examples` (the eval split), the Trainer's `Model`, optionally the
 last blessed `Model` (a LatestBlessedModelStrategy resolver) and
-IndexBuilder's two exports (the ANN check), and the `evaluation` settings
+IndexBuilder's two exports (the ANN check), ChannelTrainer's recall channels
+(each ranked alone, merged, and merged without each one), and the `evaluation` settings
 (config.py). Outputs: `ModelEvaluation` (``metrics.json``,
 ``evaluation.html``) and a `ModelBlessing` with the ``blessed`` custom
 property and the ``BLESSED``/``NOT_BLESSED`` file, the way TFX's Evaluator
@@ -20,6 +21,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from clicklog.config import parse
+from components.artifacts import RecallChannels
 from components.topk_evaluator.config import EvaluationConfig
 from components.topk_evaluator.executor import Executor
 
@@ -39,6 +41,8 @@ class TopKEvaluatorSpec(ComponentSpec):
         # IndexBuilder's exports, for the ANN check.
         "scann_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
         "brute_force_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        # ChannelTrainer's recall channels beside the towers, if any.
+        "channels": ChannelParameter(type=RecallChannels, optional=True),
     }
     OUTPUTS = {
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
@@ -57,13 +61,14 @@ class TopKEvaluator(base_component.BaseComponent):
                  baseline_model: types.BaseChannel | None = None,
                  scann_model: types.BaseChannel | None = None,
                  brute_force_model: types.BaseChannel | None = None,
+                 channels: types.BaseChannel | None = None,
                  min_lift=None, min_recall=None):
         """`min_lift`, `min_recall`: when set (a float or a Kubeflow
         RuntimeParameter), replace the config's thresholds at run time."""
         config = parse(EvaluationConfig, config)  # checked at pipeline build time
         super().__init__(spec=TopKEvaluatorSpec(
             examples=examples, model=model, baseline_model=baseline_model,
-            scann_model=scann_model, brute_force_model=brute_force_model,
+            scann_model=scann_model, brute_force_model=brute_force_model, channels=channels,
             config=json.dumps(config.to_dict(), sort_keys=True),
             min_lift=min_lift, min_recall=min_recall,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),

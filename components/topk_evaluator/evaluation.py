@@ -37,10 +37,14 @@ from components.topk_evaluator.config import (  # noqa: E402
 )
 from components.topk_evaluator.scorers import extra_inputs, towers_scorer  # noqa: E402
 from models import features, topk_metrics  # noqa: E402
+from models.channels import store  # noqa: E402
+from models.channels.recall import MERGED  # noqa: E402
 from models.data import make_dataset  # noqa: E402
 from models.towers_export import Towers, query_specs_of, read_contract  # noqa: E402
 
 Scorer = Callable[[dict], tf.Tensor]
+# The recall channels' rows while they are ranked beside the scorers.
+CHANNEL_PREFIX = "channel:"
 ScoreBatch = Callable[[dict], dict]
 
 
@@ -127,7 +131,7 @@ def eval_batches(eval_files, batch_size: int, read_length: int,
 
 
 def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
-             baseline_towers_dir: str | None = None) -> dict:
+             baseline_towers_dir: str | None = None, channels_dir: str | None = None) -> dict:
     """Metrics of the model, popularity baselines and last blessed model.
 
     Args:
@@ -136,6 +140,12 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
       eval_files: glob(s) of eval example files.
       config: evaluation settings.
       baseline_towers_dir: the last blessed towers, if any (`last_blessed`).
+      channels_dir: the recall channels fitted beside the towers, if any
+        (ChannelTrainer's output). Their merged list is what the exports
+        serve, so it is the `model` row (the blessing judges it); each
+        channel alone (`two_tower`: the towers), and the merge without each
+        one, are ranked on the same clicks and reported apart under
+        "channels", with the merge's settings.
 
     Returns:
       {"protocols": {name: `evaluate_scorers`' result}} for every protocol of
@@ -165,16 +175,51 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
         read_length = max(read_length, int(contract["max_history"]))
         extra_specs.update({spec.name: spec for spec in query_specs_of(contract)[2:]})
 
+    recall = store.load(channels_dir, towers_dir) if channels_dir else None
+
+    def score_batch(batch: dict) -> dict:
+        scores = {name: score(batch) for name, score in scorers.items()}
+        if recall is not None:
+            channel_scores = recall.score_batch(batch)
+            channel_scores["two_tower"] = scores[MODEL]
+            scores[MODEL] = tf.constant(channel_scores.pop(MERGED))
+            scores.update({CHANNEL_PREFIX + name: tf.constant(values)
+                           for name, values in channel_scores.items()})
+        return scores
+
     result: dict = {"protocols": {}}
+    channels: dict = {"protocols": {}}
     for protocol in config.protocols:
         batches = eval_batches(eval_files, config.batch_size, read_length,
                                list(extra_specs.values()), protocol)
-        result["protocols"][protocol] = evaluate_scorers(
-            batches, scorers, vocab.item_ids, vocab.item_counts, config, exclude_history)
+        outcome = evaluate_scorers(batches, score_batch, vocab.item_ids, vocab.item_counts,
+                                   config, exclude_history)
+        result["protocols"][protocol], channels["protocols"][protocol] = split_channels(outcome)
+    if recall is not None:
+        channels.update(channels=list(recall.channels), merge=recall.reports,
+                        fit=recall.fit_reports)
+        result["channels"] = channels
+    result["model_is"] = ("the merged recall channels " + ", ".join(recall.channels)
+                          if recall is not None else "the two-tower model")
     result.update(result["protocols"][config.blessing_protocol])
     result["protocol"] = config.blessing_protocol
     result["recent_popularity_source"] = recent_popularity_source(vocab.stats)
     return result
+
+
+def split_channels(outcome: dict) -> tuple[dict, dict]:
+    """(`outcome` without the channel rows, the channel rows' metrics and
+    breakdowns keyed without their prefix)."""
+    def is_channel(name: str) -> bool:
+        return name.startswith(CHANNEL_PREFIX)
+
+    rest = {key: ({name: v for name, v in value.items() if not is_channel(name)}
+                  if key in ("metrics", "recall_curves", "breakdowns") else value)
+            for key, value in outcome.items()}
+    channel_rows = {key: {name[len(CHANNEL_PREFIX):]: v for name, v in outcome[key].items()
+                          if is_channel(name)}
+                    for key in ("metrics", "breakdowns")}
+    return rest, channel_rows
 
 
 def recent_popularity_source(stats: dict) -> str:

@@ -62,9 +62,11 @@ class Executor(base_executor.BaseExecutor):
         baseline = _optional_single(input_dict, "baseline_model")
         eval_files = os.path.join(
             standard_artifact_utils.get_split_uri(input_dict["examples"], "eval"), "*")
+        channels = _optional_single(input_dict, "channels")
         result = evaluation.evaluate(
             path_utils.serving_model_path(model.uri), eval_files, config,
-            baseline_towers_dir=path_utils.serving_model_path(baseline.uri) if baseline else None)
+            baseline_towers_dir=path_utils.serving_model_path(baseline.uri) if baseline else None,
+            channels_dir=channels.uri if channels else None)
         ann = run_ann_check(_optional_single(input_dict, "scann_model"),
                             _optional_single(input_dict, "brute_force_model"), eval_files, config,
                             result["exclude_history"])

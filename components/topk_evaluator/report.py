@@ -169,6 +169,47 @@ def protocol_table(result: dict) -> str:
             f"{''.join(rows)}</table>")
 
 
+def channels_section(result: dict) -> str:
+    """Each recall channel, the merge and the merge without each channel, per
+    protocol, beside the model; then the merge weights chosen per bucket."""
+    from models.topk_metrics import HISTORY_BUCKETS
+
+    channels = result.get("channels")
+    if not channels:
+        return "<p>No recall channels: ChannelTrainer's output was not an input.</p>"
+    key = f"recall@{result['config']['blessing_k']}"
+    parts = []
+    for protocol, rows in channels["protocols"].items():
+        outcome = result["protocols"][protocol]
+        metrics = {"model (merged)": outcome["metrics"]["model"], **rows["metrics"]}
+        history = {"model (merged)": outcome["breakdowns"]["model"].get("history", {}),
+                   **{name: b.get("history", {}) for name, b in rows["breakdowns"].items()}}
+        recent = outcome["metrics"]["recent_popularity"][key]
+        head = "".join(f"<th>{k}</th>" for k in ("recall@10", key, "ndcg@10")) + "".join(
+            f"<th>{key}, {b}</th>" for b in HISTORY_BUCKETS)
+        body = []
+        for name, values in metrics.items():
+            cells = "".join(f"<td>{values.get(k, 0.0):.4f}</td>"
+                            for k in ("recall@10", key, "ndcg@10"))
+            cells += "".join(f"<td>{history[name].get(b, {}).get(key, 0.0):.4f}</td>"
+                             for b in HISTORY_BUCKETS)
+            ratio = f"{values[key] / recent:.3f}x" if recent else "-"
+            body.append(f"<tr><td>{html.escape(name)}</td>{cells}<td>{ratio}</td></tr>")
+        parts.append(f"<h3>{html.escape(protocol)} history</h3><table><tr><th>list</th>{head}"
+                     f"<th>/ recent popularity</th></tr>{''.join(body)}</table>")
+    setting = channels["merge"]["merged"]["setting"]
+    names = list(setting["weights"][HISTORY_BUCKETS[-1]])
+    rows = "".join(
+        f"<tr><td>{b}</td>" + "".join(
+            f"<td>{setting['weights'][b][c]:g} / {setting['quotas'][b][c]}</td>" for c in names)
+        + "</tr>" for b in HISTORY_BUCKETS)
+    parts.append("<h3>Merge: weight / quota per channel and history bucket</h3>"
+                 "<table><tr><th>history</th>" + "".join(f"<th>{html.escape(c)}</th>"
+                                                        for c in names)
+                 + f"</tr>{rows}</table>")
+    return "".join(parts)
+
+
 def render_html(result: dict) -> str:
     """The whole report page for an `evaluation.evaluate` result with blessing."""
     from models.topk_metrics import HISTORY_BUCKETS, ITEM_FRESHNESS, POPULARITY_BUCKETS
@@ -188,7 +229,8 @@ def render_html(result: dict) -> str:
              f"{config['head_click_share']:g}"
              f" of training clicks, torso the next {config['torso_click_share']:g}, tail the "
              "rest.</p>")
-    sources = (f"<p class=\"note\">model: {html.escape(str(result.get('model_uri')))}<br>"
+    sources = (f"<p class=\"note\">model: {html.escape(result.get('model_is', ''))}, "
+               f"{html.escape(str(result.get('model_uri')))}<br>"
                "last blessed model: "
                f"{html.escape(result.get('baseline_model_uri') or 'none (nothing blessed yet)')}"
                "</p>")
@@ -217,6 +259,13 @@ def render_html(result: dict) -> str:
         "<h2>Items with and without training clicks</h2>",
         _breakdown_table(result, "item_freshness", ITEM_FRESHNESS),
         "<h2>ANN index check</h2>", ann_section(result),
+        "<h2>Recall channels</h2>",
+        "<p class=\"note\">Each channel ranks the full catalogue alone (two_tower: the "
+        "towers); model (merged): their weighted reciprocal-rank fusion, what the exports "
+        "serve, with the weights and quotas chosen per history bucket on this eval split's "
+        "fresh-history clicks (so its figures here are in-sample); merged_without_X: the "
+        "merge chosen again without channel X.</p>",
+        channels_section(result),
         "</body></html>",
     ]
     return "\n".join(parts)

@@ -6,10 +6,11 @@ user-item click matrix X (binary).
     `B = I - P diag(1 / diag(P))`, `P = (X'X + lambda I)^-1`, zero diagonal;
     lambda is the one of `ease_lambdas` with the best hit rate@100 on the
     last `validation_fraction` of the clicks, B fitted on the clicks before;
-  * item-kNN beyond: cosine of the items' click vectors, each item's
-    `neighbours` nearest.
+  * item-kNN beyond: cosine of the items' click vectors.
 
-A request scores `history_row @ B`; an empty history is not answered.
+Either way each item keeps its `neighbours` largest weights (a sparse
+matrix: what is saved, served and evaluated). A request scores
+`history_row @ B`; an empty history is not answered.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ def knn_weights(matrix: scipy.sparse.csr_matrix, neighbours: int) -> scipy.spars
                                           shape=row.shape)
         rows.append(row)
     return scipy.sparse.vstack(rows).tocsr()
+
+
+def keep_largest(weights: np.ndarray, neighbours: int) -> scipy.sparse.csr_matrix:
+    """The `neighbours` largest positive entries of each row of a dense matrix, as CSR."""
+    count = min(neighbours, weights.shape[1])
+    top = np.argpartition(-weights, count - 1, axis=1)[:, :count]
+    values = np.take_along_axis(weights, top, axis=1)
+    rows = np.repeat(np.arange(weights.shape[0]), count)
+    keep = values.ravel() > 0
+    return scipy.sparse.csr_matrix((values.ravel()[keep], (rows[keep], top.ravel()[keep])),
+                                   shape=weights.shape, dtype=np.float32)
 
 
 def hit_rate(scores: np.ndarray, targets: np.ndarray, seen: scipy.sparse.csr_matrix,
@@ -101,7 +113,7 @@ class ItemCfChannel:
     name = "item_cf"
 
     def __init__(self, weights, report: dict):
-        self.weights = weights  # dense [N, N] (EASE) or sparse (item-kNN)
+        self.weights = scipy.sparse.csr_matrix(weights)  # [N, N], zero diagonal
         self.report = report
 
     @classmethod
@@ -109,12 +121,12 @@ class ItemCfChannel:
         matrix = clicks.matrix()
         if clicks.num_items <= config.ease_max_items:
             lam, report = choose_ease_lambda(clicks, config)
-            return cls(ease_weights(matrix, lam), {"kind": "ease", "lambda": lam, **report})
+            return cls(keep_largest(ease_weights(matrix, lam), config.neighbours),
+                       {"kind": "ease", "lambda": lam, "neighbours": config.neighbours,
+                        **report})
         return cls(knn_weights(matrix, config.neighbours),
                    {"kind": "item_knn", "neighbours": config.neighbours})
 
     def score(self, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
-        product = requests.rows @ self.weights
-        scores = (product.toarray() if scipy.sparse.issparse(product)
-                  else np.asarray(product)).astype(np.float32)
+        scores = (requests.rows @ self.weights).toarray().astype(np.float32)
         return scores, requests.history_lengths() > 0

@@ -125,7 +125,7 @@ def merged_hit_rate(lists: dict[str, np.ndarray], buckets: np.ndarray, targets: 
 
 
 def search(lists: dict[str, np.ndarray], buckets: np.ndarray, targets: np.ndarray,
-           seen: scipy.sparse.csr_matrix, tie: np.ndarray, config: MergeConfig
+           seen: scipy.sparse.csr_matrix, tie: np.ndarray, config: MergeConfig, k: int
            ) -> tuple[MergeSetting, dict]:
     """Weights and quotas per bucket (module docstring) and a report:
     {bucket: {"clicks", "hit_rate": chosen, "start": name of the start point,
@@ -137,10 +137,11 @@ def search(lists: dict[str, np.ndarray], buckets: np.ndarray, targets: np.ndarra
       targets: `[Q]` clicked candidate index (-1: not a candidate, a miss).
       seen: binary `[Q, N]` history rows.
       tie: `[N]` trending counts.
+      k: the hit rate@k maximised.
     """
     channels = list(lists)
     default_weight = 1.0 if 1.0 in config.weight_grid else max(config.weight_grid)
-    default_quota = config.k if config.k in config.quota_grid else max(config.quota_grid)
+    default_quota = k if k in config.quota_grid else max(config.quota_grid)
     setting = MergeSetting.uniform(channels, default_weight, default_quota)
     report: dict = {}
     for b, bucket in enumerate(HISTORY_BUCKETS):
@@ -151,7 +152,7 @@ def search(lists: dict[str, np.ndarray], buckets: np.ndarray, targets: np.ndarra
         part = ({c: r[rows] for c, r in lists.items()}, buckets[rows], targets[rows], seen[rows])
 
         def rate(candidate: MergeSetting, part=part) -> float:
-            return merged_hit_rate(*part, candidate, tie, config.rrf_k, config.k)
+            return merged_hit_rate(*part, candidate, tie, config.rrf_k, k)
 
         starts = {"all": setting}
         for channel in channels:
@@ -180,7 +181,7 @@ def search(lists: dict[str, np.ndarray], buckets: np.ndarray, targets: np.ndarra
             if not improved:
                 break
         setting = best
-        report[bucket] = {"clicks": int(len(rows)), f"hit_rate@{config.k}": round(best_rate, 4),
+        report[bucket] = {"clicks": int(len(rows)), f"hit_rate@{k}": round(best_rate, 4),
                           "start": start,
                           "alone": {c: round(rates[c], 4) for c in channels}}
     return setting, report

@@ -40,10 +40,12 @@ class Recall:
         self.catalogue = catalogue
         self.tie = np.asarray(tie, np.float32)
         self.config = config
-        self.setting = merge.MergeSetting.uniform(channels, 1.0, config.merge.k)
+        self.setting = merge.MergeSetting.uniform(channels, 1.0, max(config.merge.quota_grid))
         # The merge without each channel (when there are at least two).
         self.without: dict[str, merge.MergeSetting] = {}
         self.reports: dict = {}
+        # How each fitted channel was fitted (item_cf: EASE's lambda or kNN).
+        self.fit_reports: dict = {}
 
     @classmethod
     def fit(cls, clicks: Clicks, catalogue: Catalogue, config: RecallConfig,
@@ -64,7 +66,10 @@ class Recall:
                 channels[name] = ItemCfChannel.fit(clicks, config.item_cf)
             elif name == "wals":
                 channels[name] = WalsChannel.fit(clicks, config.wals)
-        return cls(channels, catalogue, trending.counts, config)
+        recall = cls(channels, catalogue, trending.counts, config)
+        if "item_cf" in channels:
+            recall.fit_reports["item_cf"] = channels["item_cf"].report
+        return recall
 
     @property
     def depth(self) -> int:
@@ -101,9 +106,9 @@ class Recall:
                 {c: r for c, r in lists.items() if c != name}, buckets, setting)
         return scores
 
-    def tune(self, batches) -> dict:
+    def tune(self, batches, k: int) -> dict:
         """Chooses the merge settings (and each leave-one-out's) on the clicks
-        of `batches`; returns the search reports."""
+        of `batches`, maximising hit rate@k; returns the search reports."""
         parts: dict[str, list] = {name: [] for name in self.channels}
         buckets, targets, seen = [], [], []
         for batch in batches:
@@ -121,14 +126,14 @@ class Recall:
         lists = {name: np.concatenate(values) for name, values in parts.items()}
         data = (np.concatenate(buckets), np.concatenate(targets), scipy.sparse.vstack(seen).tocsr())
         self.setting, report = merge.search(lists, data[0], data[1], data[2], self.tie,
-                                            self.config.merge)
+                                            self.config.merge, k)
         self.reports = {MERGED: {"setting": self.setting.to_dict(), "search": report}}
         self.without = {}
         if len(lists) > 1:
             for name in lists:
                 rest = {c: r for c, r in lists.items() if c != name}
                 self.without[name], report = merge.search(rest, *data, self.tie,
-                                                          self.config.merge)
+                                                          self.config.merge, k)
                 self.reports[WITHOUT + name] = {"setting": self.without[name].to_dict(),
                                                 "search": report}
         return self.reports

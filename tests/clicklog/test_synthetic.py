@@ -3,8 +3,8 @@
 category's cycle); impressions of disliked items, clicks unchanged by them."""
 
 import collections
-import dataclasses
 import csv
+import dataclasses
 import hashlib
 
 import numpy as np

@@ -23,12 +23,14 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from pipeline import reports
+from serving import client
 from tests.serving import support
 
 COMPONENTS = ["ClickExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen",
               "ExampleValidator", "ValidationGate", "VocabStatsGen", "RetrievalTrainer",
               "TopKEvaluator", "IndexBuilder", "VocabStatsGenAllClicks", "FinalTrainer",
-              "FinalIndexBuilder", "Pusher", "BruteForcePusher"]
+              "FinalIndexBuilder", "Pusher", "BruteForcePusher", "ChannelTrainer",
+              "FinalChannelTrainer"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_every_component_ran_once_with_artifacts(run):
     for type_name in ("Examples", "ExampleStatistics", "Schema", "ExampleAnomalies",
                       "retrieval.DataValidation", "retrieval.VocabStats", "Model", "ModelRun",
                       "ModelEvaluation", "ModelBlessing", "PushedModel",
-                      "retrieval.QuarantinedClicks"):
+                      "retrieval.QuarantinedClicks", "retrieval.RecallChannels"):
         artifacts = store.get_artifacts_by_type(type_name)
         assert artifacts, type_name
         for artifact in artifacts:
@@ -124,8 +126,22 @@ def test_model_is_blessed_and_beats_popularity(run):
     # check ran on the ScaNN export (120 candidates: an exact scan).
     assert "last_blessed" not in metrics["metrics"]
     assert metrics["ann"]["recall@20"] == 1.0
+    # The model is the merged recall channels (what is pushed); each channel is
+    # also ranked alone, and the merge without each one.
+    assert metrics["model_is"].startswith("the merged recall channels")
+    channels = metrics["channels"]
+    assert channels["channels"] == ["two_tower", "trending", "item_cf", "wals"]
+    for protocol in ("fresh", "frozen"):
+        rows = channels["protocols"][protocol]["metrics"]
+        assert set(rows) == set(channels["channels"]) | {
+            f"merged_without_{name}" for name in channels["channels"]}
+    # The merge was chosen on these clicks: it is not below its best channel.
+    fresh = channels["protocols"]["fresh"]["metrics"]
+    assert model["recall@20"] >= max(fresh[name]["recall@20"] for name in channels["channels"])
+    assert set(channels["merge"]["merged"]["setting"]["weights"]) == {"none", "short", "long"}
     report = run["output"] / "reports" / "evaluation.html"
     assert report.exists() and f"report: {report}" in run["stdout"]
+    assert "merged_without_wals" in report.read_text() and "channels alone" in run["stdout"]
     store = _store(run["output"])
     [blessing] = store.get_artifacts_by_type("ModelBlessing")
     assert blessing.custom_properties["blessed"].int_value == 1
@@ -165,6 +181,9 @@ def test_grpc_predict_on_pushed_model(run, tmp_path):
         with grpc.insecure_channel(server.target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             response = stub.Predict(support.predict_request([user], [history]), timeout=30)
+        # The same server answers the related-items signature (retrieval-query's client).
+        with client.RetrievalClient(server.target) as retrieval:
+            related = retrieval.related([history[-1]], k=10)
     finally:
         assert server.terminate() == 0, server.stderr()
     ids = tf.make_ndarray(response.outputs["item_ids"])
@@ -174,6 +193,10 @@ def test_grpc_predict_on_pushed_model(run, tmp_path):
     returned = {i.decode() for i in ids[0]}
     assert not returned & set(history)
     assert len(returned) == 20
+    channels = tf.make_ndarray(response.outputs["channels"])
+    assert channels.shape == (1, 20)
+    assert {c.decode() for c in channels[0]} <= {"two_tower", "trending", "item_cf", "wals"}
+    assert len(related[0]) == 10 and history[-1] not in {item for item, _ in related[0]}
 
 
 FRESH_PROCESS = textwrap.dedent("""

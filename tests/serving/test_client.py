@@ -132,3 +132,36 @@ def test_main_rejects_malformed_users_file(tmp_path, capsys):
     assert client.main(["--users_file", str(users_file)]) == 2
     err = capsys.readouterr().err
     assert f"{users_file}:1" in err and "has 3 fields" in err
+
+
+def _response(outputs: dict) -> "client.predict_pb2.PredictResponse":
+    response = client.predict_pb2.PredictResponse()
+    for name, value in outputs.items():
+        response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return response
+
+
+def test_parse_response_reads_the_channel_of_each_item_when_asked():
+    response = _response({"item_ids": [[b"a", b"b"]], "scores": [[0.5, 0.25]],
+                          "channels": [[b"item_cf", b"trending"]]})
+    assert client.parse_response(response) == [[("a", 0.5), ("b", 0.25)]]
+    assert client.parse_response(response, with_channels=True) == [
+        [("a", 0.5, "item_cf"), ("b", 0.25, "trending")]]
+    assert client.parse_response(response, with_channels=None)[0][0] == ("a", 0.5, "item_cf")
+    plain = _response({"item_ids": [[b"a"]], "scores": [[0.5]]})
+    assert client.parse_response(plain, with_channels=None) == [[("a", 0.5)]]
+    with pytest.raises(ValueError, match="lacks output 'channels'"):
+        client.parse_response(plain, with_channels=True)
+
+
+def test_format_table_has_a_channel_column_for_merged_answers():
+    table = client.format_table([("a", 0.5, "item_cf"), ("bb", 0.25, "two_tower")])
+    lines = table.splitlines()
+    assert lines[0].split() == ["rank", "item_id", "score", "channel"]
+    assert lines[2].split() == ["2", "bb", "0.2500", "two_tower"]
+
+
+def test_related_to_refuses_a_history(capsys):
+    with pytest.raises(SystemExit):
+        client.main(["--related_to", "i1", "--history", "i2"])
+    assert "--history and --feature apply to --user_id" in capsys.readouterr().err

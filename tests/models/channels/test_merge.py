@@ -66,11 +66,11 @@ def test_search_gives_each_bucket_to_its_strong_channel():
     buckets = np.repeat([0, 2], count // 2)
     targets = rng.integers(0, items, size=count)
     lists = bucketed_lists(rng, buckets, targets, items)
-    config = MergeConfig(k=10, quota_grid=(10, 50), weight_grid=(0.0, 1.0, 2.0))
+    config = MergeConfig(quota_grid=(10, 50), weight_grid=(0.0, 1.0, 2.0))
     chosen, report = merge.search(lists, buckets, targets, no_seen(count, items),
-                                  np.zeros(items), config)
-    assert report["none"][f"hit_rate@{config.k}"] == 1.0
-    assert report["long"][f"hit_rate@{config.k}"] == 1.0
+                                  np.zeros(items), config, k=10)
+    assert report["none"]["hit_rate@10"] == 1.0
+    assert report["long"]["hit_rate@10"] == 1.0
     # The random channel could only crowd out the right one's first item.
     assert report["none"]["alone"]["b"] < 0.2 and report["long"]["alone"]["a"] < 0.2
     assert chosen.weights["none"]["a"] > 0 and chosen.weights["long"]["b"] > 0
@@ -83,11 +83,11 @@ def test_search_is_never_below_the_best_single_channel():
     buckets = np.zeros(count, int)
     targets = rng.integers(0, items, size=count)
     lists = bucketed_lists(rng, buckets, targets, items)  # a is right, b random
-    config = MergeConfig(k=5, quota_grid=(5, 100), weight_grid=(0.0, 1.0), rounds=1)
+    config = MergeConfig(quota_grid=(5, 100), weight_grid=(0.0, 1.0), rounds=1)
     _, report = merge.search(lists, buckets, targets, no_seen(count, items), np.zeros(items),
-                             config)
-    assert report["none"][f"hit_rate@{config.k}"] >= max(report["none"]["alone"].values())
-    assert report["none"][f"hit_rate@{config.k}"] == 1.0
+                             config, k=5)
+    assert report["none"]["hit_rate@5"] >= max(report["none"]["alone"].values())
+    assert report["none"]["hit_rate@5"] == 1.0
 
 
 def test_bucket_edges():

@@ -28,11 +28,11 @@ def batches(held_out, size=100):
 @pytest.fixture(scope="module")
 def fitted():
     catalogue, clicks, held_out = data.log(num_users=600)
-    config = RecallConfig(channels=tuple(CHANNELS), merge={"k": 10, "rounds": 1,
+    config = RecallConfig(channels=tuple(CHANNELS), merge={"rounds": 1,
                                                            "quota_grid": (10, 50),
                                                            "weight_grid": (0.0, 0.5, 1.0)})
     recall = Recall.fit(clicks, catalogue, config)
-    reports = recall.tune(batches(held_out[:300]))
+    reports = recall.tune(batches(held_out[:300]), k=10)
     return recall, reports, held_out[300:]
 
 

@@ -1,0 +1,63 @@
+"""ChannelTrainer's executor: fit the channels, choose (or reuse) the merge, save."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from clicklog.config import parse
+from components.artifacts import optional_single
+
+# Eval clicks read at once while the merge is chosen.
+TUNE_BATCH = 256
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
+           output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        from components.topk_evaluator.evaluation import eval_batches
+        from models.channels import store
+        from models.channels.clicks import Catalogue, read_clicks
+        from models.channels.config import RecallConfig
+        from models.channels.merge import MergeSetting
+        from models.channels.recall import Recall
+        from models.channels.two_tower import TwoTowerChannel
+        from models.towers_export import Towers
+
+        config = parse(RecallConfig, json.loads(exec_properties["config"]))
+        splits = json.loads(exec_properties["train_splits"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        towers_dir = path_utils.serving_model_path(
+            artifact_utils.get_single_uri(input_dict["model"]))
+        towers = Towers(towers_dir)
+        catalogue = Catalogue(towers.vocab.item_ids)
+        clicks = read_clicks([os.path.join(examples.uri, f"Split-{s}", "*") for s in splits],
+                             catalogue)
+        two_tower = (TwoTowerChannel(towers, catalogue.item_ids)
+                     if "two_tower" in config.channels else None)
+        recall = Recall.fit(clicks, catalogue, config, two_tower)
+        chosen = optional_single(input_dict, "chosen_channels", "ChannelTrainer")
+        if chosen is not None:
+            meta = store.read_meta(chosen.uri)
+            if meta["channels"] != list(recall.channels):
+                raise ValueError(f"ChannelTrainer: chosen channels {meta['channels']} differ "
+                                 f"from recall.channels {list(recall.channels)}")
+            recall.setting = MergeSetting(**meta["setting"])
+            recall.without = {name: MergeSetting(**s) for name, s in meta["without"].items()}
+            recall.reports = meta["reports"]
+        else:
+            read_length = max(towers.export.exclude_history, config.merge.short_history_max + 1,
+                              towers.max_history)
+            recall.tune(eval_batches(os.path.join(examples.uri, "Split-eval", "*"), TUNE_BATCH,
+                                     read_length, list(towers.query_specs[2:]), "fresh"),
+                        int(exec_properties["k"]))
+        output = artifact_utils.get_single_instance(output_dict["channels"])
+        store.save(recall, output.uri)
+        output.set_string_custom_property("channels", ",".join(recall.channels))
+        output.set_int_custom_property("train_clicks", int(len(clicks.items)))

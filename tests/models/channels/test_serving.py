@@ -1,0 +1,140 @@
+"""The merged export answers what the channels' numpy merge ranks."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import scipy.sparse
+import tensorflow as tf
+
+from components.topk_evaluator.evaluation import eval_batches
+from models import features, serving_export
+from models.channels import store
+from models.channels.base import Requests
+from models.channels.clicks import Catalogue, read_clicks
+from models.channels.config import RecallConfig
+from models.channels.merge import fuse
+from models.channels.recall import Recall
+from models.channels.two_tower import TwoTowerChannel
+from models.towers_export import Towers
+
+
+@pytest.fixture(scope="module")
+def merged(towers_dir, tmp_path_factory):
+    """Channels fitted beside the session's towers, their merge chosen on the
+    training clicks, and both exports of the merge."""
+    root = tmp_path_factory.mktemp("merged")
+    train = os.path.join(os.path.dirname(towers_dir), "train.tfrecord.gz")
+    towers = Towers(towers_dir)
+    catalogue = Catalogue(towers.vocab.item_ids)
+    config = RecallConfig(merge={"quota_grid": (5, 10), "weight_grid": (0.0, 1.0, 2.0),
+                                 "rounds": 1},
+                          wals={"factors": 4, "iterations": 3, "regularization": 1.0})
+    recall = Recall.fit(read_clicks(train, catalogue), catalogue, config,
+                        TwoTowerChannel(towers, catalogue.item_ids))
+    recall.tune(eval_batches(train, 64, 10, list(towers.query_specs[2:]), "fresh"), k=5)
+    channels_dir = str(root / "channels")
+    store.save(recall, channels_dir)
+    exports = {kind: (str(root / kind), serving_export.export(towers_dir, str(root / kind), kind,
+                                                              channels_dir))
+               for kind in serving_export.EXPORT_KINDS}
+    return recall, channels_dir, exports, towers
+
+
+def requests(towers, histories: list[list[str]]) -> dict:
+    width = max(len(h) for h in histories)
+    batch = {features.USER_ID: tf.constant([f"u{n}" for n in range(len(histories))]),
+             features.HISTORY: tf.constant([h + [""] * (width - len(h)) for h in histories],
+                                           dtype=tf.string, shape=[len(histories), width])}
+    batch.update(features.default_query_inputs(towers.query_specs[2:], len(histories)))
+    return batch
+
+
+def expected_top(recall: Recall, batch: dict, k: int) -> list[list[str]]:
+    """The numpy merge's top k, the request's history items excluded."""
+    request = recall.requests(batch)
+    _, lists = recall.ranked(request)
+    scores = fuse(lists, recall.buckets(request), recall.setting, recall.tie,
+                  recall.config.merge.rrf_k, request.rows)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[recall.catalogue.item_ids[i] for i in row] for row in order]
+
+
+def test_the_brute_force_export_answers_the_numpy_merge(merged):
+    recall, _, exports, towers = merged
+    items = recall.catalogue.item_ids
+    # Histories within the export's exclusion (3), with a repeat and an unknown item.
+    histories = [[], [items[0]], [items[1], items[2], items[1]], ["unknown", items[3]],
+                 [items[4], items[5], items[6]]]
+    batch = requests(towers, histories)
+    model = tf.saved_model.load(exports["brute_force"][0])
+    answer = model.signatures["serving_default"](**batch)
+    got = [[i.decode() for i in row] for row in answer["item_ids"].numpy()]
+    assert got == expected_top(recall, batch, len(got[0]))
+    scores = answer["scores"].numpy()
+    assert (np.diff(scores, axis=1) <= 0).all()
+    names = set(recall.channels) | {"trending"}
+    channels = [[c.decode() for c in row] for row in answer["channels"].numpy()]
+    assert all(c in names for row in channels for c in row)
+    # Without history only the two-tower and trending channels answer.
+    assert set(channels[0]) <= {"two_tower", "trending"}
+
+
+def test_the_examples_signature_answers_as_the_default_one(merged):
+    recall, _, exports, towers = merged
+    model = tf.saved_model.load(exports["brute_force"][0])
+    items = recall.catalogue.item_ids
+    example = tf.train.Example(features=tf.train.Features(feature={
+        features.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"u0"])),
+        features.HISTORY: tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[items[0].encode(), items[7].encode()]))}))
+    by_example = model.signatures["serve_tf_examples"](
+        examples=tf.constant([example.SerializeToString()]))
+    by_default = model.signatures["serving_default"](
+        **requests(towers, [[items[0], items[7]]]))
+    assert by_example["item_ids"].numpy().tolist() == by_default["item_ids"].numpy().tolist()
+
+
+def test_related_items_are_the_neighbours_then_trending_never_the_item(merged):
+    recall, _, exports, _ = merged
+    items = recall.catalogue.item_ids
+    model = tf.saved_model.load(exports["brute_force"][0])
+    weights = scipy.sparse.csr_matrix(recall.channels["item_cf"].weights)
+    known = next(n for n in range(len(items)) if weights[n].nnz)
+    answer = model.signatures["related_items"](item_id=tf.constant([items[known], "unknown"]))
+    related = [[i.decode() for i in row] for row in answer["item_ids"].numpy()]
+    assert items[known] not in related[0]
+    assert related[0][0] == items[int(weights[known].toarray().argmax())]
+    trending_order = [items[i] for i in np.argsort(-recall.tie, kind="stable")]
+    assert related[1] == trending_order[:len(related[1])]
+
+
+def test_the_saved_channels_score_as_the_fitted_ones(merged):
+    recall, channels_dir, _, towers = merged
+    loaded = store.load(channels_dir, towers.directory)
+    items = recall.catalogue.item_ids
+    batch = requests(towers, [[items[0], items[2]], []])
+    ours, theirs = recall.score_batch(batch), loaded.score_batch(batch)
+    assert set(ours) == set(theirs)
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6)
+
+
+def test_the_export_metadata_names_the_channels_and_the_merge(merged):
+    recall, _, exports, _ = merged
+    for kind, (directory, metadata) in exports.items():
+        assert metadata["channels"] == list(recall.channels)
+        assert metadata["outputs"]["channels"] == f"string [B, {metadata['top_k']}]"
+        assert metadata["merge"] == json.loads(json.dumps(recall.setting.to_dict()))
+        with open(os.path.join(directory, "assets.extra", "retrieval_export.json")) as f:
+            assert json.load(f)["channels"] == list(recall.channels), kind
+
+
+def test_a_request_of_unknown_items_only_is_a_request_without_history(merged):
+    recall, _, exports, towers = merged
+    model = tf.saved_model.load(exports["brute_force"][0])
+    unknown = model.signatures["serving_default"](**requests(towers, [["x", "y"]]))
+    empty = model.signatures["serving_default"](**requests(towers, [[]]))
+    assert unknown["item_ids"].numpy().tolist() == empty["item_ids"].numpy().tolist()
+    assert Requests({}, recall.catalogue.rows([["x", "y"]])).history_lengths().tolist() == [0]
