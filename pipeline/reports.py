@@ -115,6 +115,11 @@ def print_summary(summary: dict) -> None:
                          for name in metrics["channels"]["channels"]}
                 print(f"  {'':>6} channels alone: " + ", ".join(
                     f"{name} {value:.4f}" for name, value in alone.items()))
+        related = metrics.get("channels", {}).get("related_items")
+        if related:
+            key = next(k for k in related if k.startswith("hit@"))
+            print(f"  related_items: next-click {key} {related[key]:.4f}, co-occurrence "
+                  f"{related['cooccurrence_' + key]:.4f} ({related['clicks']} clicks)")
         if metrics.get("ann"):
             ann = metrics["ann"]
             recall = next(k for k in ann if k.startswith("recall@"))

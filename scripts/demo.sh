@@ -38,3 +38,8 @@ echo "== 3/3 top-10 for user $user (history: $history)"
 "$bin/retrieval-query" --server "127.0.0.1:$port" --user_id "$user" --history "$history" --k 10 \
   --catalog data/movietweetings-100k/movies.dat 2> "$out/retrieval-query.log" || {
   cat "$out/retrieval-query.log"; exit 1; }
+last=${history##*,}
+echo "== items related to $last (the related_items signature)"
+"$bin/retrieval-query" --server "127.0.0.1:$port" --related_to "$last" --k 5 \
+  --catalog data/movietweetings-100k/movies.dat 2>> "$out/retrieval-query.log" || {
+  cat "$out/retrieval-query.log"; exit 1; }

@@ -31,6 +31,11 @@ class Executor(base_executor.BaseExecutor):
         from models.towers_export import Towers
 
         config = parse(RecallConfig, json.loads(exec_properties["config"]))
+        chosen = optional_single(input_dict, "chosen_channels", "ChannelTrainer")
+        meta = store.read_meta(chosen.uri) if chosen is not None else None
+        lam = ((meta or {}).get("fit", {}).get("item_cf") or {}).get("lambda")
+        if lam is not None:  # the final fit keeps the evaluated run's EASE lambda
+            config = config.replace(item_cf=config.item_cf.replace(ease_lambdas=(lam,)))
         splits = json.loads(exec_properties["train_splits"])
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         towers_dir = path_utils.serving_model_path(
@@ -42,9 +47,7 @@ class Executor(base_executor.BaseExecutor):
         two_tower = (TwoTowerChannel(towers, catalogue.item_ids)
                      if "two_tower" in config.channels else None)
         recall = Recall.fit(clicks, catalogue, config, two_tower)
-        chosen = optional_single(input_dict, "chosen_channels", "ChannelTrainer")
-        if chosen is not None:
-            meta = store.read_meta(chosen.uri)
+        if meta is not None:
             if meta["channels"] != list(recall.channels):
                 raise ValueError(f"ChannelTrainer: chosen channels {meta['channels']} differ "
                                  f"from recall.channels {list(recall.channels)}")

@@ -7,7 +7,10 @@ All checks look at recall@blessing_k on the same eval clicks:
     a model that only ties the best baseline, as a degenerate one does, is
     not blessed);
   * max_regression: at least (1 - `max_regression`) x the last blessed model's
-    (skipped, and passed, when nothing was blessed before);
+    (skipped, and passed, when nothing was blessed before). The last blessed
+    model is its towers: with recall channels, the model (the merged list) is
+    not what they score, so the check compares like with like, the new
+    two-tower channel against them;
   * min_ann_recall: the ScaNN export's recall@K against exact search at least
     `min_ann_recall` (skipped when no export was checked);
   * new_model: the model is not the last blessed model itself (a cached
@@ -64,10 +67,13 @@ def decide_blessing(result: dict, config: EvaluationConfig, ann: dict | None = N
             f"{best_value:.4f} (evaluation.min_lift)", strict=True))
     if LAST_BLESSED in metrics:
         last = metrics[LAST_BLESSED][key]
+        towers = (((result.get("channels") or {}).get("protocols") or {})
+                  .get(result.get("protocol"), {}).get("metrics", {}).get("two_tower"))
+        subject, value = (("two-tower channel ", towers[key]) if towers else ("", model))
         checks.append(_check(
-            "max_regression", model, (1 - config.max_regression) * last,
-            f"{key} {model:.4f} {{op}} (1 - {config.max_regression:g}) x last blessed model "
-            f"{last:.4f}"))
+            "max_regression", value, (1 - config.max_regression) * last,
+            f"{subject}{key} {value:.4f} {{op}} (1 - {config.max_regression:g}) x last blessed "
+            f"model {last:.4f}"))
     else:
         checks.append(_skipped("max_regression", "no blessed model to compare with yet"))
     ann_key = next((k for k in (ann or {}) if k.startswith("recall@")), None)

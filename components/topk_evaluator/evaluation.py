@@ -45,6 +45,8 @@ from models.towers_export import Towers, query_specs_of, read_contract  # noqa: 
 Scorer = Callable[[dict], tf.Tensor]
 # The recall channels' rows while they are ranked beside the scorers.
 CHANNEL_PREFIX = "channel:"
+# related_items is judged by next-click hit rate at this K.
+RELATED_K = 20
 ScoreBatch = Callable[[dict], dict]
 
 
@@ -198,6 +200,10 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
     if recall is not None:
         channels.update(channels=list(recall.channels), merge=recall.reports,
                         fit=recall.fit_reports)
+        if recall.cooccurrence is not None:
+            channels["related_items"] = recall.related_hits(
+                eval_batches(eval_files, config.batch_size, read_length,
+                             list(extra_specs.values()), "fresh"), RELATED_K)
         result["channels"] = channels
     result["model_is"] = ("the merged recall channels " + ", ".join(recall.channels)
                           if recall is not None else "the two-tower model")

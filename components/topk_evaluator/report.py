@@ -203,6 +203,13 @@ def channels_section(result: dict) -> str:
         f"<tr><td>{b}</td>" + "".join(
             f"<td>{setting['weights'][b][c]:g} / {setting['quotas'][b][c]}</td>" for c in names)
         + "</tr>" for b in HISTORY_BUCKETS)
+    related = channels.get("related_items")
+    if related:
+        key = next(k for k in related if k.startswith("hit@"))
+        parts.append(f"<h3>related_items</h3><p>Next click given the previous one, over "
+                     f"{related['clicks']} eval clicks with a catalogue item in their history: "
+                     f"{key} <b>{related[key]:.4f}</b> (item_cf neighbours) against "
+                     f"{related['cooccurrence_' + key]:.4f} for co-occurrence counts.</p>")
     parts.append("<h3>Merge: weight / quota per channel and history bucket</h3>"
                  "<table><tr><th>history</th>" + "".join(f"<th>{html.escape(c)}</th>"
                                                         for c in names)

@@ -21,6 +21,7 @@ import scipy.sparse
 from models.channels.base import Requests
 from models.channels.clicks import NOT_A_CANDIDATE, Clicks
 from models.channels.config import ItemCfChannelConfig
+from models.channels.related import keep_row_largest
 
 
 def ease_weights(matrix: scipy.sparse.csr_matrix, lam: float) -> np.ndarray:
@@ -40,15 +41,7 @@ def knn_weights(matrix: scipy.sparse.csr_matrix, neighbours: int) -> scipy.spars
     similarity = similarity.multiply(1.0 / norms[:, None]).multiply(1.0 / norms[None, :]).tocsr()
     similarity.setdiag(0.0)
     similarity.eliminate_zeros()
-    rows = []
-    for r in range(similarity.shape[0]):
-        row = similarity.getrow(r)
-        if row.nnz > neighbours:
-            keep = np.argpartition(-row.data, neighbours)[:neighbours]
-            row = scipy.sparse.csr_matrix((row.data[keep], row.indices[keep], [0, neighbours]),
-                                          shape=row.shape)
-        rows.append(row)
-    return scipy.sparse.vstack(rows).tocsr()
+    return keep_row_largest(similarity, neighbours)
 
 
 def keep_largest(weights: np.ndarray, neighbours: int) -> scipy.sparse.csr_matrix:
@@ -91,6 +84,8 @@ def choose_ease_lambda(clicks: Clicks, config: ItemCfChannelConfig, k: int = 100
                        ) -> tuple[float, dict]:
     """The lambda of `config.ease_lambdas` with the best hit rate@k on the
     last `validation_fraction` of the clicks' time span."""
+    if len(config.ease_lambdas) == 1:
+        return config.ease_lambdas[0], {"validation_clicks": 0}
     times = clicks.timestamps
     start = times.max() - config.validation_fraction * (times.max() - times.min())
     queries, targets = validation_queries(clicks, start, config.validation_clicks)

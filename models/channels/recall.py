@@ -19,7 +19,7 @@ import scipy.sparse  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
-from models.channels import merge  # noqa: E402
+from models.channels import merge, related  # noqa: E402
 from models.channels.base import Channel, Requests  # noqa: E402
 from models.channels.clicks import Catalogue, Clicks  # noqa: E402
 from models.channels.config import RecallConfig  # noqa: E402
@@ -46,6 +46,8 @@ class Recall:
         self.reports: dict = {}
         # How each fitted channel was fitted (item_cf: EASE's lambda or kNN).
         self.fit_reports: dict = {}
+        # The related-items baseline (with item_cf): co-occurrence counts `[N, N]`.
+        self.cooccurrence: scipy.sparse.csr_matrix | None = None
 
     @classmethod
     def fit(cls, clicks: Clicks, catalogue: Catalogue, config: RecallConfig,
@@ -69,7 +71,32 @@ class Recall:
         recall = cls(channels, catalogue, trending.counts, config)
         if "item_cf" in channels:
             recall.fit_reports["item_cf"] = channels["item_cf"].report
+            recall.cooccurrence = related.cooccurrence(clicks.matrix(), config.item_cf.neighbours)
         return recall
+
+    def related_hits(self, batches, k: int) -> dict:
+        """Next-click hit rate@k of `related_items` (item_cf's neighbours) and
+        of the co-occurrence baseline, each eval click asked with its
+        history's most recent catalogue item (clicks without one skipped)."""
+        weights = self.channels["item_cf"].weights
+        clicks, hits, baseline = 0, 0, 0
+        for batch in batches:
+            history = batch[features.HISTORY]
+            history = history.numpy() if isinstance(history, tf.Tensor) else np.asarray(history)
+            items, targets = [], []
+            for row, target in zip(history, np.asarray(batch[features.ITEM_ID]), strict=True):
+                known = [self.catalogue.index[i.decode()] for i in row
+                         if i and i.decode() in self.catalogue.index]
+                target = self.catalogue.index.get(target.decode(), -1)
+                if known:
+                    items.append(known[-1])
+                    targets.append(target)
+            items, targets = np.asarray(items, np.int64), np.asarray(targets, np.int64)
+            clicks += len(items)
+            hits += related.next_click_hits(weights, items, targets, self.tie, k)
+            baseline += related.next_click_hits(self.cooccurrence, items, targets, self.tie, k)
+        return {"clicks": clicks, f"hit@{k}": round(hits / max(clicks, 1), 4),
+                f"cooccurrence_hit@{k}": round(baseline / max(clicks, 1), 4)}
 
     @property
     def depth(self) -> int:

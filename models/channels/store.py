@@ -8,7 +8,8 @@ Files in the directory:
   * `trending.npy`: float32 `[N]` half-life counts (always: it also orders
     what no channel puts forward);
   * `item_cf.npz`: the item-item weights as a sparse matrix (scipy's format);
-  * `wals.npz`: float32 `[N, factors]` item factors, with alpha and lambda.
+  * `wals.npz`: float32 `[N, factors]` item factors, with alpha and lambda;
+  * `cooccurrence.npz` (with item_cf): the related-items baseline's counts.
 The two-tower channel is not copied: `load` takes the towers it was fitted
 with (the Trainer's `Model`).
 """
@@ -60,6 +61,9 @@ def save(recall: Recall, directory: str) -> None:
     with tf.io.gfile.GFile(os.path.join(directory, RECALL_JSON), "w") as f:
         f.write(json.dumps(meta, indent=2, sort_keys=True))
     _write_bytes(os.path.join(directory, "trending.npy"), lambda b: np.save(b, recall.tie))
+    if recall.cooccurrence is not None:
+        _write_bytes(os.path.join(directory, "cooccurrence.npz"),
+                     lambda b: scipy.sparse.save_npz(b, recall.cooccurrence))
     for channel in recall.channels.values():
         if isinstance(channel, ItemCfChannel):
             _write_bytes(os.path.join(directory, "item_cf.npz"),
@@ -108,4 +112,7 @@ def load(directory: str, towers_dir: str | None = None) -> Recall:
     recall.setting = MergeSetting(**meta["setting"])
     recall.without = {name: MergeSetting(**s) for name, s in meta["without"].items()}
     recall.reports, recall.fit_reports = meta["reports"], meta["fit"]
+    path = os.path.join(directory, "cooccurrence.npz")
+    if tf.io.gfile.exists(path):
+        recall.cooccurrence = scipy.sparse.load_npz(_read_bytes(path)).tocsr()
     return recall

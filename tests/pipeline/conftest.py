@@ -18,10 +18,12 @@ import pytest
 from tests.pipeline_runs import COMMON, GOOD, IN_MEMORY, run_cli  # noqa: F401  (tests import them)
 
 # Random towers: no learning, no popularity input, no trending prior (served
-# or in training: recent popularity alone would make a reasonable model).
+# or in training: recent popularity alone would make a reasonable model), and
+# no other recall channel (trending, item_cf and wals merged without the
+# towers make a reasonable list: measured, it was blessed).
 BAD = ["--set", "model.training.epochs=1", "--set", "model.training.learning_rate=1.0e-9",
        "--set", "model.towers.popularity=false", "--set", "model.prior.grid=[]",
-       "--set", "model.prior.in_training=false",
+       "--set", "model.prior.in_training=false", "--set", "recall.channels=[two_tower]",
        "--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
 
 

@@ -134,7 +134,7 @@ def test_main_rejects_malformed_users_file(tmp_path, capsys):
     assert f"{users_file}:1" in err and "has 3 fields" in err
 
 
-def _response(outputs: dict) -> "client.predict_pb2.PredictResponse":
+def _response(outputs: dict) -> client.predict_pb2.PredictResponse:
     response = client.predict_pb2.PredictResponse()
     for name, value in outputs.items():
         response.outputs[name].CopyFrom(tf.make_tensor_proto(value))

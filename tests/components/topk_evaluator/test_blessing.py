@@ -92,3 +92,15 @@ def test_bad_config_names_the_key_value_and_expectation(values, message):
     with pytest.raises(ConfigError) as error:
         parse(EvaluationConfig, values)
     assert message in str(error.value)
+
+
+def test_with_recall_channels_the_towers_are_compared_with_the_last_blessed_towers():
+    # The merged list (0.5) would pass against the last blessed towers (0.52);
+    # the new two-tower channel (0.4) is what compares with them, and fails.
+    result = _result(0.5, 0.3, 0.4, last=0.52)
+    result.update(protocol="fresh", channels={"protocols": {"fresh": {"metrics": {
+        "two_tower": {"recall@10": 0.4}}}}})
+    blessed, checks = decide_blessing(result, EvaluationConfig(**CONFIG))
+    regression = _by_name(checks)["max_regression"]
+    assert not blessed and not regression["passed"]
+    assert regression["reason"].startswith("FAIL: two-tower channel recall@10 0.4000 < ")

@@ -57,3 +57,9 @@ def test_an_empty_history_is_not_answered():
     channel = ItemCfChannel.fit(clicks, ItemCfChannelConfig())
     _, answered = channel.score(Requests({}, catalogue.rows([[], [catalogue.item_ids[0]]])))
     assert answered.tolist() == [False, True]
+
+
+def test_one_lambda_is_taken_without_validation():
+    catalogue, clicks, _ = data.log(num_users=60, num_items=30)
+    channel = ItemCfChannel.fit(clicks, ItemCfChannelConfig(ease_lambdas=(123.0,)))
+    assert channel.report["lambda"] == 123.0 and channel.report["validation_clicks"] == 0
