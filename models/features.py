@@ -79,6 +79,16 @@ def extra_parsing_spec(specs: list[tf.TensorSpec]) -> dict:
             for spec in specs}
 
 
+def query_inputs_from_examples(examples: tf.Tensor, example_spec: dict,
+                               query_specs: list[tf.TensorSpec]) -> list[tf.Tensor]:
+    """The query inputs of `query_specs`, in order, parsed from serialized
+    `tf.Example`s with `example_spec` (the `serve_tf_examples` signatures)."""
+    parsed = tf.io.parse_example(examples, example_spec)
+    parsed[HISTORY] = tf.sparse.to_dense(parsed[HISTORY], default_value=PADDING)
+    parsed = densify_lists(parsed)
+    return [parsed[spec.name] for spec in query_specs]
+
+
 def densify_lists(parsed: dict) -> dict:
     """Turns the parsed `string_list` features (SparseTensors, not `history`)
     into `[B, L]` dense strings padded with `""`, as the signatures take them."""

@@ -218,8 +218,5 @@ class MergedServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_examples(self, examples):
-        parsed = tf.io.parse_example(examples, self._example_spec)
-        parsed[features.HISTORY] = tf.sparse.to_dense(parsed[features.HISTORY],
-                                                      default_value=features.PADDING)
-        parsed = features.densify_lists(parsed)
-        return self._retrieve(*(parsed[spec.name] for spec in self.query_specs))
+        return self._retrieve(*features.query_inputs_from_examples(
+            examples, self._example_spec, self.query_specs))
