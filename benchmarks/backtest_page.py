@@ -113,6 +113,8 @@ def page(results: dict) -> str:
                      for command, datasets in sorted(by_command.items())]
                     if len(by_command) > 1 else [f"    {run['command']}"])
         lines += [f"## `{name}`", "", *commands, ""]
+        if run.get("note"):  # what the run's configuration was, if not its command alone
+            lines += [run["note"], ""]
         lines.append(summary_table(results, name))
         for dataset, result in run["datasets"].items():
             lines += [f"Cut-offs of {dataset}:", "", *cutoff_rows(result), ""]
