@@ -30,12 +30,15 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import yaml  # noqa: E402
 
 from benchmarks import quality  # noqa: E402
 from clicklog.config import parse  # noqa: E402
 from components.topk_evaluator.config import EvaluationConfig  # noqa: E402
-from components.topk_evaluator.evaluation import eval_batches, evaluate_scorers  # noqa: E402
+from components.topk_evaluator.evaluation import (  # noqa: E402
+    eval_batches,
+    evaluate_scorers,
+    history_read_length,
+)
 from models import features  # noqa: E402
 from models.channels.clicks import Catalogue, read_clicks  # noqa: E402
 from models.channels.config import RecallConfig  # noqa: E402
@@ -44,6 +47,7 @@ from models.channels.two_tower import TwoTowerChannel  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
 from models.trainer import train  # noqa: E402
+from pipeline.config import apply_override  # noqa: E402
 
 REPO = quality.REPO
 RESULTS = os.path.join(REPO, "benchmarks", "results", "channels.json")
@@ -86,7 +90,7 @@ def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
     fit_s = time.time() - started
     evaluation = EvaluationConfig(short_history_max=config.merge.short_history_max)
     exclude = towers.export.exclude_history
-    read_length = max(exclude, evaluation.short_history_max + 1, towers.max_history)
+    read_length = history_read_length(towers, evaluation.short_history_max)
 
     def batches(protocol: str, which: str):
         return half(eval_batches(paths["eval"], evaluation.batch_size, read_length,
@@ -149,15 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     values: dict = {}
     for item in args.set:
-        key, _, value = item.partition("=")
-        if not key.startswith("recall."):
+        if not item.startswith("recall."):
             parser.error(f"--set {item}: expected recall.<key>=<value>")
-        node = values
-        *parents, leaf = key.split(".")[1:]
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    config = parse(RecallConfig, values)
+        try:
+            apply_override(values, item)
+        except ValueError as err:
+            parser.error(str(err))
+    config = parse(RecallConfig, values.get("recall"))
     results = {"recall": config.to_dict(), "datasets": {}, "commands": []}
     if args.merge and os.path.exists(args.output):
         with open(args.output) as f:

@@ -21,11 +21,10 @@ TUNE_BATCH = 256
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
-        from components.topk_evaluator.evaluation import eval_batches
+        from components.topk_evaluator.evaluation import eval_batches, history_read_length
         from models.channels import store
         from models.channels.clicks import Catalogue, read_clicks
         from models.channels.config import RecallConfig
-        from models.channels.merge import MergeSetting
         from models.channels.recall import Recall
         from models.channels.two_tower import TwoTowerChannel
         from models.towers_export import Towers
@@ -48,15 +47,9 @@ class Executor(base_executor.BaseExecutor):
                      if "two_tower" in config.channels else None)
         recall = Recall.fit(clicks, catalogue, config, two_tower)
         if meta is not None:
-            if meta["channels"] != list(recall.channels):
-                raise ValueError(f"ChannelTrainer: chosen channels {meta['channels']} differ "
-                                 f"from recall.channels {list(recall.channels)}")
-            recall.setting = MergeSetting(**meta["setting"])
-            recall.without = {name: MergeSetting(**s) for name, s in meta["without"].items()}
-            recall.reports = meta["reports"]
+            store.restore_merge(recall, meta)
         else:
-            read_length = max(towers.export.exclude_history, config.merge.short_history_max + 1,
-                              towers.max_history)
+            read_length = history_read_length(towers, config.merge.short_history_max)
             recall.tune(eval_batches(os.path.join(examples.uri, "Split-eval", "*"), TUNE_BATCH,
                                      read_length, list(towers.query_specs[2:]), "fresh"),
                         int(exec_properties["k"]))

@@ -114,6 +114,12 @@ def frozen_batches(batches: Iterable[dict]) -> Iterable[dict]:
         yield {**batch, features.HISTORY: batch[features.HISTORY_AT_CUTOFF]}
 
 
+def history_read_length(towers: Towers, short_history_max: int) -> int:
+    """History items read per eval click for `towers`: enough for its input,
+    its history exclusion and the `short`/`long` history buckets."""
+    return max(towers.export.exclude_history, short_history_max + 1, towers.max_history)
+
+
 def eval_batches(eval_files, batch_size: int, read_length: int,
                  extra_specs: list[tf.TensorSpec], protocol: str) -> Iterable[dict]:
     """Eval click batches as `protocol` queries them: `history` (and
@@ -169,7 +175,7 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
         MODEL: model,
         POPULARITY: topk_metrics.popularity_scorer(vocab.item_counts),
         RECENT_POPULARITY: topk_metrics.popularity_scorer(vocab.item_recent_counts)}
-    read_length = max(exclude_history, config.short_history_max + 1, towers.max_history)
+    read_length = history_read_length(towers, config.short_history_max)
     extra_specs = {spec.name: spec for spec in towers.query_specs[2:]}
     if baseline_towers_dir:
         scorers[LAST_BLESSED] = towers_scorer(baseline_towers_dir, vocab.item_ids)
@@ -182,8 +188,11 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
     def score_batch(batch: dict) -> dict:
         scores = {name: score(batch) for name, score in scorers.items()}
         if recall is not None:
-            channel_scores = recall.score_batch(batch)
-            channel_scores["two_tower"] = scores[MODEL]
+            # The model scorer is the towers: the merge's two-tower channel reuses its scores.
+            towers_scores = scores[MODEL]
+            channel_scores = recall.score_batch(batch, given={"two_tower": (
+                towers_scores.numpy(), np.ones(int(towers_scores.shape[0]), bool))})
+            channel_scores["two_tower"] = towers_scores
             scores[MODEL] = tf.constant(channel_scores.pop(MERGED))
             scores.update({CHANNEL_PREFIX + name: tf.constant(values)
                            for name, values in channel_scores.items()})

@@ -59,6 +59,13 @@ class MergeSetting:
         return MergeSetting(weights, quotas)
 
 
+def tie_break(trending: np.ndarray) -> np.ndarray:
+    """float32 `[N]`: the trending counts scaled to at most `TIE_SCALE`, added
+    under fused (or related-item) scores so trending orders what they leave tied."""
+    trending = np.asarray(trending, np.float64)
+    return (TIE_SCALE * trending / max(trending.max(), 1e-12)).astype(np.float32)
+
+
 def bucket_index(lengths: np.ndarray, short_history_max: int) -> np.ndarray:
     """int `[Q]`: index in `HISTORY_BUCKETS` of each request's history length."""
     lengths = np.asarray(lengths)
@@ -92,9 +99,7 @@ def fuse(lists: dict[str, np.ndarray], buckets: np.ndarray, setting: MergeSettin
       tie: `[N]` trending counts, ordering what no channel put forward.
       rrf_k: the fusion's rank offset.
     """
-    tie = np.asarray(tie, np.float64)
-    tie = (TIE_SCALE * tie / max(tie.max(), 1e-12)).astype(np.float32)
-    merged = np.tile(tie, (len(buckets), 1))
+    merged = np.tile(tie_break(tie), (len(buckets), 1))
     for channel, ranked in lists.items():
         weight = np.array([setting.weights[b].get(channel, 0.0) for b in HISTORY_BUCKETS])
         quota = np.array([setting.quotas[b].get(channel, 0) for b in HISTORY_BUCKETS])

@@ -31,6 +31,11 @@ MERGED = "merged"
 WITHOUT = "merged_without_"
 
 
+def _array(value) -> np.ndarray:
+    """A batch feature (tensor or array) as a numpy array."""
+    return value.numpy() if isinstance(value, tf.Tensor) else np.asarray(value)
+
+
 class Recall:
     """Channels over one catalogue, and the merge settings chosen for them."""
 
@@ -81,10 +86,9 @@ class Recall:
         weights = self.channels["item_cf"].weights
         clicks, hits, baseline = 0, 0, 0
         for batch in batches:
-            history = batch[features.HISTORY]
-            history = history.numpy() if isinstance(history, tf.Tensor) else np.asarray(history)
             items, targets = [], []
-            for row, target in zip(history, np.asarray(batch[features.ITEM_ID]), strict=True):
+            for row, target in zip(_array(batch[features.HISTORY]),
+                                   _array(batch[features.ITEM_ID]), strict=True):
                 known = [self.catalogue.index[i.decode()] for i in row
                          if i and i.decode() in self.catalogue.index]
                 target = self.catalogue.index.get(target.decode(), -1)
@@ -103,13 +107,14 @@ class Recall:
         return max(self.config.merge.quota_grid)
 
     def requests(self, batch: dict) -> Requests:
-        history = batch[features.HISTORY]
-        history = history.numpy() if isinstance(history, tf.Tensor) else np.asarray(history)
-        return Requests(batch, self.catalogue.rows(history))
+        return Requests(batch, self.catalogue.rows(_array(batch[features.HISTORY])))
 
-    def ranked(self, requests: Requests) -> tuple[dict, dict]:
-        """({channel: (scores, answered)}, {channel: ranked list `[Q, depth]`})."""
-        outputs = {name: channel.score(requests) for name, channel in self.channels.items()}
+    def ranked(self, requests: Requests, given: dict | None = None) -> tuple[dict, dict]:
+        """({channel: (scores, answered)}, {channel: ranked list `[Q, depth]`});
+        `given`: {channel: (scores, answered)} already computed for these requests."""
+        given = given or {}
+        outputs = {name: given[name] if name in given else channel.score(requests)
+                   for name, channel in self.channels.items()}
         lists = {name: merge.ranked_lists(scores, answered, requests.rows, self.depth)
                  for name, (scores, answered) in outputs.items()}
         return outputs, lists
@@ -120,11 +125,11 @@ class Recall:
     def fuse(self, lists: dict, buckets: np.ndarray, setting: merge.MergeSetting) -> np.ndarray:
         return merge.fuse(lists, buckets, setting, self.tie, self.config.merge.rrf_k)
 
-    def score_batch(self, batch: dict) -> dict[str, np.ndarray]:
+    def score_batch(self, batch: dict, given: dict | None = None) -> dict[str, np.ndarray]:
         """{channel: its scores, `merged`: the merged scores, `merged_without_<channel>`:
-        the merge without it}, each float32 `[Q, N]`."""
+        the merge without it}, each float32 `[Q, N]`; `given` as in `ranked`."""
         requests = self.requests(batch)
-        outputs, lists = self.ranked(requests)
+        outputs, lists = self.ranked(requests, given)
         buckets = self.buckets(requests)
         scores = {name: values for name, (values, _) in outputs.items()}
         scores[MERGED] = self.fuse(lists, buckets, self.setting)
@@ -145,7 +150,7 @@ class Recall:
                 parts[name].append(ranked)
             buckets.append(self.buckets(requests))
             items = [i.decode() if isinstance(i, bytes) else i
-                     for i in np.asarray(batch[features.ITEM_ID])]
+                     for i in _array(batch[features.ITEM_ID])]
             targets.append(np.array([self.catalogue.index.get(i, -1) for i in items]))
             seen.append(requests.rows)
         if not buckets:

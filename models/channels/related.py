@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from models.channels.merge import TIE_SCALE
+from models.channels.merge import tie_break
 
 
 def keep_row_largest(matrix: scipy.sparse.csr_matrix, neighbours: int
@@ -45,9 +45,7 @@ def related_scores(weights: scipy.sparse.csr_matrix, items: np.ndarray, trending
                    ) -> np.ndarray:
     """float32 `[Q, N]`: each item's weights row, trending order under it,
     the item itself at -inf."""
-    trending = np.asarray(trending, np.float64)
-    tie = (TIE_SCALE * trending / max(trending.max(), 1e-12)).astype(np.float32)
-    scores = weights[items].toarray().astype(np.float32) + tie[None, :]
+    scores = weights[items].toarray().astype(np.float32) + tie_break(trending)[None, :]
     scores[np.arange(len(items)), items] = -np.inf
     return scores
 

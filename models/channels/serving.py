@@ -34,7 +34,7 @@ import scipy.sparse  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
-from models.channels.merge import TIE_SCALE  # noqa: E402
+from models.channels.merge import tie_break  # noqa: E402
 from models.channels.recall import Recall  # noqa: E402
 from models.topk_metrics import HISTORY_BUCKETS  # noqa: E402
 
@@ -76,8 +76,7 @@ class MergedServingModule(tf.Module):
         self.channel_names = tf.constant(self.names + [FILL])
         trending = np.asarray(recall.tie, np.float64)
         self.trending = tf.Variable(trending.astype(np.float32), trainable=False)
-        self.tie = tf.Variable((TIE_SCALE * trending / max(trending.max(), 1e-12))
-                               .astype(np.float32), trainable=False)
+        self.tie = tf.Variable(tie_break(trending), trainable=False)
         self.weights = tf.constant([[setting.weights[b].get(c, 0.0) for c in self.names]
                                     for b in HISTORY_BUCKETS], tf.float32)
         self.quotas = tf.constant([[setting.quotas[b].get(c, 0) for c in self.names]

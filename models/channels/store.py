@@ -79,6 +79,17 @@ def read_meta(directory: str) -> dict:
         return json.loads(f.read())
 
 
+def restore_merge(recall: Recall, meta: dict) -> None:
+    """Gives `recall` the merge settings (and leave-one-outs, search reports)
+    saved in `meta` (`read_meta`)."""
+    if meta["channels"] != list(recall.channels):
+        raise ValueError(f"the saved merge is over channels {meta['channels']}; "
+                         f"recall.channels names {list(recall.channels)}")
+    recall.setting = MergeSetting(**meta["setting"])
+    recall.without = {name: MergeSetting(**s) for name, s in meta["without"].items()}
+    recall.reports = meta["reports"]
+
+
 def load(directory: str, towers_dir: str | None = None) -> Recall:
     """The saved channels over the towers' catalogue (`towers_dir` is needed
     when the channels include two_tower)."""
@@ -109,9 +120,8 @@ def load(directory: str, towers_dir: str | None = None) -> Recall:
     item_ids = (towers.vocab.item_ids if towers is not None
                 else [str(n) for n in range(meta["num_items"])])
     recall = Recall(channels, Catalogue(item_ids), trending, config)
-    recall.setting = MergeSetting(**meta["setting"])
-    recall.without = {name: MergeSetting(**s) for name, s in meta["without"].items()}
-    recall.reports, recall.fit_reports = meta["reports"], meta["fit"]
+    restore_merge(recall, meta)
+    recall.fit_reports = meta["fit"]
     path = os.path.join(directory, "cooccurrence.npz")
     if tf.io.gfile.exists(path):
         recall.cooccurrence = scipy.sparse.load_npz(_read_bytes(path)).tocsr()
