@@ -4,7 +4,8 @@ quality benchmark's splits (`python -m benchmarks.channels`).
 For each dataset: the quality benchmark's pipeline run (reused from
 `--work_dir`) gives the train and eval clicks and the candidates; the
 two-tower channel is its `single_model` towers (trained if missing); the
-trending, item_cf and wals channels are fitted on the train clicks
+other channels are fitted on the train clicks (content on the run's item
+catalog)
 (`recall` settings, `--set recall.<key>=<value>`). The eval users are split
 in two halves by a hash of the user id: the merge's weights and quotas per
 history bucket are chosen on the `tune` half (fresh history), and every
@@ -35,6 +36,7 @@ from benchmarks import quality  # noqa: E402
 from clicklog.config import parse  # noqa: E402
 from components.topk_evaluator.config import EvaluationConfig  # noqa: E402
 from components.topk_evaluator.evaluation import (  # noqa: E402
+    RELATED_K,
     eval_batches,
     evaluate_scorers,
     history_read_length,
@@ -47,6 +49,7 @@ from models.channels.two_tower import TwoTowerChannel  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
 from models.trainer import train  # noqa: E402
+from models.vocab import read_item_features  # noqa: E402
 from pipeline.config import apply_override  # noqa: E402
 
 REPO = quality.REPO
@@ -86,7 +89,8 @@ def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
     catalogue = Catalogue(vocab.item_ids)
     started = time.time()
     clicks = read_clicks(paths["train"], catalogue)
-    recall = Recall.fit(clicks, catalogue, config, TwoTowerChannel(towers, vocab.item_ids))
+    recall = Recall.fit(clicks, catalogue, config, TwoTowerChannel(towers, vocab.item_ids),
+                        read_item_features(paths["vocab"]))
     fit_s = time.time() - started
     evaluation = EvaluationConfig(short_history_max=config.merge.short_history_max)
     exclude = towers.export.exclude_history
@@ -117,9 +121,12 @@ def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
             evaluation, exclude))
         protocols[protocol]["seconds"] = round(time.time() - started, 1)
     item_cf = recall.channels.get("item_cf")
+    related = recall.related_hits(batches("fresh", "report"), RELATED_K) \
+        if recall.related is not None else None
     return {"train_clicks": int(len(clicks.items)), "candidates": len(catalogue),
             "fit_s": round(fit_s, 1), "tune_s": round(tune_s, 1),
-            "item_cf": getattr(item_cf, "report", None),
+            "item_cf": getattr(item_cf, "report", None), "fit": recall.fit_reports,
+            "related_items": related,
             "merge": recall.reports, "protocols": protocols}
 
 

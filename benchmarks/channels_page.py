@@ -23,6 +23,7 @@ OUTPUT = os.path.join(REPO, "docs", "channels.md")
 BUCKETS = ("none", "short", "long")
 MERGED, WITHOUT = "merged", "merged_without_"
 BASELINES = ("popularity", "recent_popularity")
+RELATED_K = 20
 
 
 def channels_of(metrics: dict) -> list[str]:
@@ -97,6 +98,17 @@ def page(results: dict) -> str:
             cf = result["item_cf"]
             lines.append(f"item_cf: {cf['kind']}"
                          + (f", lambda {cf['lambda']:g}" if "lambda" in cf else "") + ".")
+        related = result.get("related_items")
+        if related:
+            key = f"hit@{RELATED_K}"
+            source = related.get("source", {})
+            others = ", ".join(f"{k[:-len(key) - 1]} {v:.4f}" for k, v in related.items()
+                               if k.endswith("_" + key))
+            lines.append(f"related_items ({source.get('source', 'item_cf')} neighbours"
+                         + (f", {source['fallback']} for items without" if source.get("fallback")
+                            else "")
+                         + f"): next-click {key} {related[key]:.4f} over {related['clicks']:,} "
+                         f"report-half clicks; {others}.")
         lines.append("")
         for protocol, outcome in result["protocols"].items():
             lines += [f"### {protocol} history ({outcome['num_examples']:,} report-half clicks)",

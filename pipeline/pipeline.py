@@ -148,6 +148,7 @@ def create_pipeline(
                                data_validation=gate.outputs["validation"], epochs=epochs)
     channel_trainer = (ChannelTrainer(examples=example_gen.outputs["examples"],
                                       model=trainer.outputs["model"], config=config.recall,
+                                      vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
                                       k=config.evaluation.blessing_k)
                        if uses_channels(config) else None)
     index_builder = IndexBuilder(
@@ -180,6 +181,7 @@ def create_pipeline(
             final_channels = ChannelTrainer(
                 examples=example_gen.outputs["examples"], model=final_trainer.outputs["model"],
                 config=config.recall, chosen_channels=channel_trainer.outputs["channels"],
+                vocab_stats=vocab_all.outputs["vocab_stats"],
                 train_splits=("train", "eval"),
                 k=config.evaluation.blessing_k).with_id("FinalChannelTrainer")
             components.append(final_channels)

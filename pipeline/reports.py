@@ -118,8 +118,10 @@ def print_summary(summary: dict) -> None:
         related = metrics.get("channels", {}).get("related_items")
         if related:
             key = next(k for k in related if k.startswith("hit@"))
-            print(f"  related_items: next-click {key} {related[key]:.4f}, co-occurrence "
-                  f"{related['cooccurrence_' + key]:.4f} ({related['clicks']} clicks)")
+            source = related.get("source", {}).get("source", "item_cf")
+            print(f"  related_items ({source}): next-click {key} {related[key]:.4f}, "
+                  f"co-occurrence {related['cooccurrence_' + key]:.4f} "
+                  f"({related['clicks']} clicks)")
         if metrics.get("ann"):
             ann = metrics["ann"]
             recall = next(k for k in ann if k.startswith("recall@"))

@@ -2,8 +2,10 @@
 
 Inputs: `Examples` (the clicks of `train_splits` fit the channels; without
 `chosen_channels` the eval split's clicks choose the merge), the Trainer's
-`Model` (the two-tower channel, and the catalogue every channel ranks) and,
-for the final fit, `chosen_channels`: the evaluated run's channels, whose
+`Model` (the two-tower channel, and the catalogue every channel ranks), the
+`VocabStats` the towers were trained on (optional: its catalog features feed
+the content channel and item2vec's same-category negatives) and, for the
+final fit, `chosen_channels`: the evaluated run's channels, whose
 merge settings are reused (nothing is held out to choose them again).
 The merge maximises the hit rate at `k`, the evaluator's `blessing_k`.
 Output: `retrieval.RecallChannels` (models/channels/store.py). Settings: the
@@ -20,7 +22,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from clicklog.config import parse
-from components.artifacts import RecallChannels
+from components.artifacts import RecallChannels, VocabStats
 from components.channel_trainer.executor import Executor
 from models.channels.config import RecallConfig
 
@@ -35,13 +37,14 @@ class ChannelTrainerSpec(ComponentSpec):
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "model": ChannelParameter(type=standard_artifacts.Model),
+        "vocab_stats": ChannelParameter(type=VocabStats, optional=True),
         "chosen_channels": ChannelParameter(type=RecallChannels, optional=True),
     }
     OUTPUTS = {"channels": ChannelParameter(type=RecallChannels)}
 
 
 class ChannelTrainer(base_component.BaseComponent):
-    """Fits trending, item_cf and wals on the clicks and merges them with the towers."""
+    """Fits the recall channels on the clicks and merges them with the towers."""
 
     SPEC_CLASS = ChannelTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
@@ -49,10 +52,12 @@ class ChannelTrainer(base_component.BaseComponent):
     def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                  config: RecallConfig | dict | None = None,
                  chosen_channels: types.BaseChannel | None = None,
+                 vocab_stats: types.BaseChannel | None = None,
                  train_splits: tuple[str, ...] = ("train",), k: int = 100):
         config = parse(RecallConfig, config)  # checked at pipeline build time
         super().__init__(spec=ChannelTrainerSpec(
             examples=examples, model=model, chosen_channels=chosen_channels,
+            vocab_stats=vocab_stats,
             config=json.dumps(config.to_dict(), sort_keys=True),
             train_splits=json.dumps(list(train_splits)), k=k,
             channels=types.Channel(type=RecallChannels)))

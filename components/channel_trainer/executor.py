@@ -28,6 +28,7 @@ class Executor(base_executor.BaseExecutor):
         from models.channels.recall import Recall
         from models.channels.two_tower import TwoTowerChannel
         from models.towers_export import Towers
+        from models.vocab import read_item_features
 
         config = parse(RecallConfig, json.loads(exec_properties["config"]))
         chosen = optional_single(input_dict, "chosen_channels", "ChannelTrainer")
@@ -45,7 +46,13 @@ class Executor(base_executor.BaseExecutor):
                              catalogue)
         two_tower = (TwoTowerChannel(towers, catalogue.item_ids)
                      if "two_tower" in config.channels else None)
-        recall = Recall.fit(clicks, catalogue, config, two_tower)
+        vocab_stats = optional_single(input_dict, "vocab_stats", "ChannelTrainer")
+        item_features = read_item_features(vocab_stats.uri) if vocab_stats is not None else None
+        if item_features and len(next(iter(item_features.values()))) != len(catalogue):
+            raise ValueError(f"ChannelTrainer: the VocabStats in {vocab_stats.uri} list "
+                             f"{len(next(iter(item_features.values())))} candidates, the towers "
+                             f"{len(catalogue)}: pass the VocabStats the towers were trained on")
+        recall = Recall.fit(clicks, catalogue, config, two_tower, item_features)
         if meta is not None:
             store.restore_merge(recall, meta)
         else:

@@ -209,7 +209,7 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
     if recall is not None:
         channels.update(channels=list(recall.channels), merge=recall.reports,
                         fit=recall.fit_reports)
-        if recall.cooccurrence is not None:
+        if recall.related is not None:
             channels["related_items"] = recall.related_hits(
                 eval_batches(eval_files, config.batch_size, read_length,
                              list(extra_specs.values()), "fresh"), RELATED_K)

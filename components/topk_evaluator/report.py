@@ -208,13 +208,24 @@ def channels_section(result: dict) -> str:
         key = next(k for k in related if k.startswith("hit@"))
         parts.append(f"<h3>related_items</h3><p>Next click given the previous one, over "
                      f"{related['clicks']} eval clicks with a catalogue item in their history: "
-                     f"{key} <b>{related[key]:.4f}</b> (item_cf neighbours) against "
-                     f"{related['cooccurrence_' + key]:.4f} for co-occurrence counts.</p>")
+                     f"{key} <b>{related[key]:.4f}</b> ({html.escape(related_source(related))}) "
+                     f"against {related['cooccurrence_' + key]:.4f} for co-occurrence counts"
+                     + (f" and {related['item_cf_' + key]:.4f} for item_cf's neighbours"
+                        if 'item_cf_' + key in related else "") + ".</p>")
     parts.append("<h3>Merge: weight / quota per channel and history bucket</h3>"
                  "<table><tr><th>history</th>" + "".join(f"<th>{html.escape(c)}</th>"
                                                         for c in names)
                  + f"</tr>{rows}</table>")
     return "".join(parts)
+
+
+def related_source(related: dict) -> str:
+    """"item2vec neighbours, content for items without", or the like."""
+    source = related.get("source", {})
+    text = f"{source.get('source', 'item_cf')} neighbours"
+    if source.get("fallback"):
+        text += f", {source['fallback']} for items without"
+    return text
 
 
 def render_html(result: dict) -> str:

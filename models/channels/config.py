@@ -7,7 +7,7 @@ import dataclasses
 
 from clicklog.config import Config, section, setting
 
-CHANNELS = ("two_tower", "trending", "item_cf", "wals")
+CHANNELS = ("two_tower", "trending", "item_cf", "wals", "item2vec", "content")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,56 @@ class WalsChannelConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class Item2VecChannelConfig(Config):
+    """Skip-gram with negative sampling over sessions of each user's clicks
+    (a new session after `session_gap_hours` without a click), trained with
+    TensorFlow. Airbnb's additions (Grbovic and Cheng, KDD 2018) are options:
+    `global_context` adds each session's last item as a context of every item
+    in it, `same_category_negatives` draws that many of each pair's negatives
+    from the positive's own category (catalog feature `category_feature`). A
+    request is the mean centre vector of its `pool_items` most recent history
+    items, scored against every item's context vector."""
+
+    KEY = "recall.item2vec"
+    # hours; 0 keeps each user's clicks as one session.
+    session_gap_hours: float = setting(0.0, min=0.0)
+    dim: int = setting(32, min=2)
+    window: int = setting(5, min=1)
+    negatives: int = setting(5, min=1)
+    # Negatives drawn by count ** power. Uniform (0) keeps popularity in the
+    # logit: MovieTweetings next-click hit@20 of related items 0.151 at 0,
+    # 0.093 at word2vec's 0.75 (docs/item2vec.md).
+    sampling_power: float = setting(0.0, min=0.0)
+    epochs: int = setting(5, min=1)
+    batch_size: int = setting(4096, min=1)
+    learning_rate: float = setting(0.01, gt=0.0)
+    # Pairs per epoch at most (sampled uniformly when there are more).
+    max_pairs: int = setting(5_000_000, min=1)
+    global_context: bool = False
+    same_category_negatives: int = setting(0, min=0)
+    category_feature: str = "genres"
+    pool_items: int = setting(10, min=1)
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.same_category_negatives > self.negatives:
+            raise self.error("same_category_negatives",
+                             f"at most negatives ({self.negatives})")
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentChannelConfig(Config):
+    """TF-IDF over the catalog's item features (each token prefixed by its
+    feature's name), unit item vectors; a request's profile is the mean of
+    its history items' vectors, scored by cosine. Reaches items without a
+    click; without a catalog (no item features) the channel is left out."""
+
+    KEY = "recall.content"
+    # Tokens on fewer items are dropped.
+    min_items: int = setting(2, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
 class MergeConfig(Config):
     """Weighted reciprocal-rank fusion: a channel's item at rank r (1-based,
     r <= its quota) adds `weight / (rrf_k + r)`; weights and quotas per
@@ -84,6 +134,8 @@ class RecallConfig(Config):
     trending: TrendingChannelConfig = section(TrendingChannelConfig)
     item_cf: ItemCfChannelConfig = section(ItemCfChannelConfig)
     wals: WalsChannelConfig = section(WalsChannelConfig)
+    item2vec: Item2VecChannelConfig = section(Item2VecChannelConfig)
+    content: ContentChannelConfig = section(ContentChannelConfig)
     merge: MergeConfig = section(MergeConfig)
 
     def check(self) -> None:

@@ -23,6 +23,8 @@ from models.channels import merge, related  # noqa: E402
 from models.channels.base import Channel, Requests  # noqa: E402
 from models.channels.clicks import Catalogue, Clicks  # noqa: E402
 from models.channels.config import RecallConfig  # noqa: E402
+from models.channels.content import ContentChannel  # noqa: E402
+from models.channels.item2vec import Item2VecChannel  # noqa: E402
 from models.channels.item_cf import ItemCfChannel  # noqa: E402
 from models.channels.trending import TrendingChannel  # noqa: E402
 from models.channels.wals import WalsChannel  # noqa: E402
@@ -51,14 +53,19 @@ class Recall:
         self.reports: dict = {}
         # How each fitted channel was fitted (item_cf: EASE's lambda or kNN).
         self.fit_reports: dict = {}
-        # The related-items baseline (with item_cf): co-occurrence counts `[N, N]`.
+        # `related_items`' neighbour weights `[N, N]` (`related.related_weights`)
+        # and its baseline, co-occurrence counts `[N, N]`; None without a
+        # channel that relates items.
+        self.related: scipy.sparse.csr_matrix | None = None
         self.cooccurrence: scipy.sparse.csr_matrix | None = None
 
     @classmethod
     def fit(cls, clicks: Clicks, catalogue: Catalogue, config: RecallConfig,
-            two_tower: Channel | None = None) -> Recall:
-        """Fits trending, item_cf and wals (those of `config.channels`) on `clicks`;
-        `two_tower` is required if `config.channels` names it."""
+            two_tower: Channel | None = None, item_features: dict | None = None) -> Recall:
+        """Fits the channels of `config.channels` on `clicks`; `two_tower` is
+        required if `config.channels` names it. `item_features`: the catalog's
+        tokens per candidate (VocabStats `item_features.tsv`); without them
+        the content channel is left out (`fit_reports["content"]` says so)."""
         trending = TrendingChannel.fit(clicks, config.trending)
         channels: dict[str, Channel] = {}
         for name in config.channels:
@@ -73,18 +80,33 @@ class Recall:
                 channels[name] = ItemCfChannel.fit(clicks, config.item_cf)
             elif name == "wals":
                 channels[name] = WalsChannel.fit(clicks, config.wals)
+            elif name == "item2vec":
+                channels[name] = Item2VecChannel.fit(clicks, catalogue, config.item2vec,
+                                                     item_features)
+            elif name == "content" and item_features:
+                channels[name] = ContentChannel.fit(item_features, config.content)
         recall = cls(channels, catalogue, trending.counts, config)
-        if "item_cf" in channels:
-            recall.fit_reports["item_cf"] = channels["item_cf"].report
+        for name, channel in channels.items():
+            if getattr(channel, "report", None):
+                recall.fit_reports[name] = channel.report
+        if "content" in config.channels and "content" not in channels:
+            recall.fit_reports["content"] = {"skipped": "no item catalog (vocab.item_catalog)"}
+        recall.related, report = related.related_weights(channels, config.item_cf.neighbours)
+        if recall.related is not None:
+            recall.fit_reports["related_items"] = report
             recall.cooccurrence = related.cooccurrence(clicks.matrix(), config.item_cf.neighbours)
         return recall
 
     def related_hits(self, batches, k: int) -> dict:
-        """Next-click hit rate@k of `related_items` (item_cf's neighbours) and
-        of the co-occurrence baseline, each eval click asked with its
-        history's most recent catalogue item (clicks without one skipped)."""
-        weights = self.channels["item_cf"].weights
-        clicks, hits, baseline = 0, 0, 0
+        """Next-click hit rate@k of `related_items` (`self.related`), of the
+        co-occurrence baseline and, when item2vec is the source, of item_cf's
+        neighbours, each eval click asked with its history's most recent
+        catalogue item (clicks without one skipped)."""
+        others = {"cooccurrence": self.cooccurrence}
+        if "item_cf" in self.channels and "item2vec" in self.channels:
+            others["item_cf"] = self.channels["item_cf"].weights
+        clicks, hits = 0, 0
+        other_hits = dict.fromkeys(others, 0)
         for batch in batches:
             items, targets = [], []
             for row, target in zip(_array(batch[features.HISTORY]),
@@ -97,10 +119,14 @@ class Recall:
                     targets.append(target)
             items, targets = np.asarray(items, np.int64), np.asarray(targets, np.int64)
             clicks += len(items)
-            hits += related.next_click_hits(weights, items, targets, self.tie, k)
-            baseline += related.next_click_hits(self.cooccurrence, items, targets, self.tie, k)
-        return {"clicks": clicks, f"hit@{k}": round(hits / max(clicks, 1), 4),
-                f"cooccurrence_hit@{k}": round(baseline / max(clicks, 1), 4)}
+            hits += related.next_click_hits(self.related, items, targets, self.tie, k)
+            for name, weights in others.items():
+                other_hits[name] += related.next_click_hits(weights, items, targets, self.tie, k)
+        result = {"clicks": clicks, "source": self.fit_reports.get("related_items", {}),
+                  f"hit@{k}": round(hits / max(clicks, 1), 4)}
+        for name, count in other_hits.items():
+            result[f"{name}_hit@{k}"] = round(count / max(clicks, 1), 4)
+        return result
 
     @property
     def depth(self) -> int:

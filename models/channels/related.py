@@ -1,9 +1,12 @@
 """Items related to an item: the `related_items` answer, and the next-click
 measure that judges it against a co-occurrence baseline.
 
-`related_items` ranks the item's item_cf neighbours by weight, then the rest
-in trending order, never the item itself (models/channels/serving.py does
-the same in TF). The baseline ranks by co-occurrence: how many users clicked
+`related_items` ranks the item's neighbours by weight, then the rest in
+trending order, never the item itself (models/channels/serving.py does the
+same in TF). The neighbours (`related_weights`) come from item2vec (nearest
+vectors by cosine) when it runs, else from item_cf; an item without any
+(no click in the fit) takes its content neighbours when the content channel
+runs. The baseline ranks by co-occurrence: how many users clicked
 both items in the fit, each item's `neighbours` largest counts kept. The
 measure: for each eval click with a catalogue item in its history, is the
 clicked item among the top k related to the history's most recent item.
@@ -39,6 +42,31 @@ def cooccurrence(matrix: scipy.sparse.csr_matrix, neighbours: int) -> scipy.spar
     counts.setdiag(0.0)
     counts.eliminate_zeros()
     return keep_row_largest(counts, neighbours)
+
+
+def related_weights(channels: dict, neighbours: int
+                    ) -> tuple[scipy.sparse.csr_matrix | None, dict]:
+    """(`[N, N]` neighbour weights of `related_items`, or None without a
+    channel that relates items; {"source", "fallback", rows of each})."""
+    content = channels.get("content")
+    if "item2vec" in channels:
+        weights, source = channels["item2vec"].neighbours(neighbours), "item2vec"
+    elif "item_cf" in channels:
+        weights, source = scipy.sparse.csr_matrix(channels["item_cf"].weights), "item_cf"
+    elif content is not None:
+        weights = content.neighbours(np.arange(content.vectors.shape[0]), neighbours)
+        return weights, {"source": "content", "items": int((np.diff(weights.indptr) > 0).sum())}
+    else:
+        return None, {}
+    weights = scipy.sparse.csr_matrix(weights, dtype=np.float32)
+    empty = np.flatnonzero(np.diff(weights.indptr) == 0)
+    report = {"source": source, "items": int(weights.shape[0] - len(empty))}
+    if content is not None and len(empty):
+        fallback = content.neighbours(empty, neighbours)
+        weights = (weights + fallback).tocsr()
+        report["fallback"] = "content"
+        report["fallback_items"] = int((np.diff(fallback.indptr) > 0).sum())
+    return weights, report
 
 
 def related_scores(weights: scipy.sparse.csr_matrix, items: np.ndarray, trending: np.ndarray

@@ -10,7 +10,11 @@ every channel of a fitted `Recall`, fused in the graph exactly as
   * trending: the half-life counts; item_cf: the sum of the history items'
     neighbour weights (each item's kept neighbours, padded to the longest
     row); wals: the user factor solved from the history, scored against
-    every item factor; two_tower: the wrapped module's search;
+    every item factor; item2vec: the mean unit vector of the `pool_items`
+    most recent history items that have one, against every item vector
+    (items without one at `item2vec.NO_VECTOR`); content: the mean of the
+    history items' TF-IDF rows against every row (sparse products);
+    two_tower: the wrapped module's search;
   * each channel's best `depth` items not in the history, fused by weighted
     reciprocal rank with the bucket's weights and quotas, then trending
     order for the rest, history items excluded;
@@ -18,7 +22,8 @@ every channel of a fitted `Recall`, fused in the graph exactly as
     to its score (`trending` for an item only the trending fill ranked).
 
 `related_items(item_id [B]) -> item_ids [B, K], scores [B, K]`: the item's
-item_cf neighbours by weight, then trending order; never the item itself;
+neighbours (`Recall.related`: item2vec's, or item_cf's, with content's for
+items without) by weight, then trending order; never the item itself;
 trending order alone for an item outside the catalogue or without
 neighbours.
 """
@@ -34,6 +39,7 @@ import scipy.sparse  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
+from models.channels.item2vec import NO_VECTOR  # noqa: E402
 from models.channels.merge import tie_break  # noqa: E402
 from models.channels.recall import Recall  # noqa: E402
 from models.topk_metrics import HISTORY_BUCKETS  # noqa: E402
@@ -96,16 +102,36 @@ class MergedServingModule(tf.Module):
             self.item_factors = tf.Variable(factors.astype(np.float32), trainable=False)
             self.factor_gram = tf.Variable(gram.astype(np.float32), trainable=False)
             self.alpha = float(wals.alpha)
+        if "item2vec" in recall.channels:
+            item2vec = recall.channels["item2vec"]
+            self.item_vectors = tf.Variable(item2vec.vectors, trainable=False)
+            self.item_context = tf.Variable(item2vec.context, trainable=False)
+            self.has_vector = tf.Variable(item2vec.has_vector, trainable=False)
+            self.pool_items = int(item2vec.pool_items)
+        if "content" in recall.channels:
+            vectors = recall.channels["content"].vectors.tocoo()
+            self.content_index = tf.Variable(
+                np.stack([vectors.row, vectors.col], axis=1).astype(np.int64), trainable=False)
+            self.content_value = tf.Variable(vectors.data.astype(np.float32), trainable=False)
+            self.content_shape = [int(d) for d in vectors.shape]
+            self.has_tokens = tf.Variable(
+                recall.channels["content"].has_tokens.astype(np.float32), trainable=False)
+        self.related_index = None
+        if recall.related is not None:
+            index, value = padded_neighbours(recall.related)
+            self.related_index = tf.Variable(index, trainable=False)
+            self.related_value = tf.Variable(value, trainable=False)
         self.serve = tf.function(self._retrieve, input_signature=self.query_specs)
         self.query_embedding = two_tower_module.query_embedding
-        if self.neighbour_index is not None:
+        if self.related_index is not None:
             self.related_items = tf.function(
                 self._related, input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
 
     # -- the request's history -------------------------------------------------------------
     def _history(self, history: tf.Tensor):
-        """(candidate index `[B, L]` (0 where not valid), valid `[B, L]`,
-        distinct count `[B]`, seen `[B, N]` 1.0 at history items)."""
+        """(candidate index `[B, L]` (0 where not valid), valid `[B, L]` (an
+        item's first position), distinct count `[B]`, seen `[B, N]` 1.0 at
+        history items, latest `[B, L]` (an item's last position))."""
         index = self.lookup.lookup(history)
         valid = index >= 0
         length = tf.shape(index)[1]
@@ -115,11 +141,13 @@ class MergedServingModule(tf.Module):
         earlier = tf.cast(tf.linalg.band_part(tf.ones([length, length]), -1, 0)
                           - tf.eye(length), tf.bool)
         repeat = tf.reduce_any(tf.logical_and(same, earlier[None]), axis=2)
+        later = tf.reduce_any(tf.logical_and(same, tf.transpose(earlier)[None]), axis=2)
+        latest = tf.logical_and(valid, tf.logical_not(later))
         valid = tf.logical_and(valid, tf.logical_not(repeat))
         safe = tf.where(valid, index, tf.zeros_like(index))
         count = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
         seen = self._scatter(safe, tf.cast(valid, tf.float32), tf.shape(index)[0])
-        return safe, valid, count, tf.minimum(seen, 1.0)
+        return safe, valid, count, tf.minimum(seen, 1.0), latest
 
     def _scatter(self, index: tf.Tensor, values: tf.Tensor, rows) -> tf.Tensor:
         """float32 `[rows, N]`: `values` `[B, ...]` added at candidate `index` of each row."""
@@ -151,7 +179,34 @@ class MergedServingModule(tf.Module):
         user = tf.linalg.solve(system, self.alpha * tf.reduce_sum(factors, axis=1)[:, :, None])
         return tf.matmul(user[:, :, 0], self.item_factors, transpose_b=True)
 
-    def _lists(self, inputs, safe, valid, count, seen) -> list[tf.Tensor]:
+    def _item2vec(self, safe, latest):
+        """(scores `[B, N]`, answered `[B]`) of item2vec (`latest`: each
+        distinct history item at its most recent position)."""
+        use = tf.logical_and(latest, tf.gather(self.has_vector, safe))
+        # Position j is among the `pool_items` most recent usable items.
+        from_end = tf.cumsum(tf.cast(use, tf.int32), axis=1, reverse=True)
+        use = tf.logical_and(use, from_end <= self.pool_items)
+        vectors = tf.gather(self.item_vectors, safe) * tf.cast(use, tf.float32)[:, :, None]
+        used = tf.reduce_sum(tf.cast(use, tf.float32), axis=1)
+        pooled = tf.reduce_sum(vectors, axis=1) / tf.maximum(used, 1.0)[:, None]
+        scores = tf.matmul(pooled, self.item_context, transpose_b=True)
+        scores = tf.where(self.has_vector[None], scores, NO_VECTOR)
+        return scores, used > 0
+
+    def _content(self, seen):
+        """(scores `[B, N]`, answered `[B]`) of content: cosine with the mean
+        history row, as two sparse products."""
+        rows = seen * self.has_tokens[None]
+        used = tf.reduce_sum(rows, axis=1)
+        weights = rows / tf.maximum(used, 1.0)[:, None]
+        vectors = tf.sparse.SparseTensor(self.content_index, self.content_value,
+                                         self.content_shape)
+        profile = tf.sparse.sparse_dense_matmul(vectors, weights, adjoint_a=True,
+                                                adjoint_b=True)  # [V, B]
+        scores = tf.transpose(tf.sparse.sparse_dense_matmul(vectors, profile))
+        return scores, used > 0
+
+    def _lists(self, inputs, safe, valid, count, seen, latest) -> list[tf.Tensor]:
         rows = tf.shape(safe)[0]
         everyone = tf.ones([rows], tf.bool)
         with_history = count > 0
@@ -168,12 +223,16 @@ class MergedServingModule(tf.Module):
                 lists.append(self._top(self._item_cf(safe, valid), with_history, seen))
             elif name == "wals":
                 lists.append(self._top(self._wals(safe, valid), with_history, seen))
+            elif name == "item2vec":
+                lists.append(self._top(*self._item2vec(safe, latest), seen))
+            elif name == "content":
+                lists.append(self._top(*self._content(seen), seen))
         return lists
 
     # -- merge -----------------------------------------------------------------------------
     def _retrieve(self, *inputs):
         history = tf.convert_to_tensor(inputs[1], tf.string)
-        safe, valid, count, seen = self._history(history)
+        safe, valid, count, seen, latest = self._history(history)
         rows = tf.shape(safe)[0]
         bucket = tf.where(count <= 0, 0, tf.where(count <= self.short_history_max, 1, 2))
         weight = tf.gather(self.weights, bucket)  # [B, C]
@@ -181,7 +240,7 @@ class MergedServingModule(tf.Module):
         merged = tf.tile(self.tie[None], [rows, 1])
         best = tf.zeros_like(merged)
         source = tf.fill(tf.shape(merged), len(self.names))  # FILL
-        for c, ranked in enumerate(self._lists(inputs, safe, valid, count, seen)):
+        for c, ranked in enumerate(self._lists(inputs, safe, valid, count, seen, latest)):
             rank = tf.range(1, tf.shape(ranked)[1] + 1, dtype=tf.float32)[None, :]
             use = tf.logical_and(tf.logical_and(ranked >= 0, rank <= quota[:, c:c + 1]),
                                  weight[:, c:c + 1] > 0)
@@ -204,8 +263,8 @@ class MergedServingModule(tf.Module):
         index = self.lookup.lookup(item_id)
         known = index >= 0
         safe = tf.where(known, index, tf.zeros_like(index))
-        values = tf.gather(self.neighbour_value, safe) * tf.cast(known, tf.float32)[:, None]
-        scores = self._scatter(tf.gather(self.neighbour_index, safe), values, tf.shape(safe)[0])
+        values = tf.gather(self.related_value, safe) * tf.cast(known, tf.float32)[:, None]
+        scores = self._scatter(tf.gather(self.related_index, safe), values, tf.shape(safe)[0])
         has = tf.reduce_any(values > 0, axis=1)
         scores = tf.where(has[:, None], scores + self.tie[None], self.trending[None])
         itself = tf.logical_and(

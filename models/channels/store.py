@@ -9,7 +9,11 @@ Files in the directory:
     what no channel puts forward);
   * `item_cf.npz`: the item-item weights as a sparse matrix (scipy's format);
   * `wals.npz`: float32 `[N, factors]` item factors, with alpha and lambda;
-  * `cooccurrence.npz` (with item_cf): the related-items baseline's counts.
+  * `item2vec.npz`: float32 `[N, dim]` centre and context vectors, which
+    items have them, and the number of history items pooled;
+  * `content.npz`: the items' TF-IDF rows as a sparse matrix;
+  * `related.npz` and `cooccurrence.npz` (with a channel that relates
+    items): `related_items`' neighbour weights and its baseline's counts.
 The two-tower channel is not copied: `load` takes the towers it was fitted
 with (the Trainer's `Model`).
 """
@@ -27,6 +31,8 @@ import tensorflow as tf
 from clicklog.config import parse
 from models.channels.clicks import Catalogue
 from models.channels.config import RecallConfig
+from models.channels.content import ContentChannel
+from models.channels.item2vec import Item2VecChannel
 from models.channels.item_cf import ItemCfChannel
 from models.channels.merge import MergeSetting
 from models.channels.recall import Recall
@@ -61,9 +67,10 @@ def save(recall: Recall, directory: str) -> None:
     with tf.io.gfile.GFile(os.path.join(directory, RECALL_JSON), "w") as f:
         f.write(json.dumps(meta, indent=2, sort_keys=True))
     _write_bytes(os.path.join(directory, "trending.npy"), lambda b: np.save(b, recall.tie))
-    if recall.cooccurrence is not None:
-        _write_bytes(os.path.join(directory, "cooccurrence.npz"),
-                     lambda b: scipy.sparse.save_npz(b, recall.cooccurrence))
+    for name, matrix in (("related", recall.related), ("cooccurrence", recall.cooccurrence)):
+        if matrix is not None:
+            _write_bytes(os.path.join(directory, f"{name}.npz"),
+                         lambda b, m=matrix: scipy.sparse.save_npz(b, m))
     for channel in recall.channels.values():
         if isinstance(channel, ItemCfChannel):
             _write_bytes(os.path.join(directory, "item_cf.npz"),
@@ -72,6 +79,13 @@ def save(recall: Recall, directory: str) -> None:
         elif isinstance(channel, WalsChannel):
             _write_bytes(os.path.join(directory, "wals.npz"), lambda b, c=channel: np.savez(
                 b, item_factors=c.item_factors, alpha=c.alpha, regularization=c.regularization))
+        elif isinstance(channel, Item2VecChannel):
+            _write_bytes(os.path.join(directory, "item2vec.npz"), lambda b, c=channel: np.savez(
+                b, vectors=c.vectors, context=c.context, has_vector=c.has_vector,
+                pool_items=c.pool_items))
+        elif isinstance(channel, ContentChannel):
+            _write_bytes(os.path.join(directory, "content.npz"),
+                         lambda b, c=channel: scipy.sparse.save_npz(b, c.vectors))
 
 
 def read_meta(directory: str) -> dict:
@@ -101,6 +115,8 @@ def load(directory: str, towers_dir: str | None = None) -> Recall:
                          f"towers in {towers_dir} {towers.vocab.num_items}: not the same "
                          "catalogue")
     trending = np.load(_read_bytes(os.path.join(directory, "trending.npy")))
+    catalogue = Catalogue(towers.vocab.item_ids if towers is not None
+                          else [str(n) for n in range(meta["num_items"])])
     channels = {}
     for name in meta["channels"]:
         if name == "two_tower":
@@ -117,12 +133,19 @@ def load(directory: str, towers_dir: str | None = None) -> Recall:
             data = np.load(_read_bytes(os.path.join(directory, "wals.npz")))
             channels[name] = WalsChannel(data["item_factors"], float(data["alpha"]),
                                          float(data["regularization"]))
-    item_ids = (towers.vocab.item_ids if towers is not None
-                else [str(n) for n in range(meta["num_items"])])
-    recall = Recall(channels, Catalogue(item_ids), trending, config)
+        elif name == "item2vec":
+            data = np.load(_read_bytes(os.path.join(directory, "item2vec.npz")))
+            channels[name] = Item2VecChannel(data["vectors"], data["context"],
+                                             data["has_vector"], catalogue,
+                                             int(data["pool_items"]), meta["fit"].get(name))
+        elif name == "content":
+            vectors = scipy.sparse.load_npz(_read_bytes(os.path.join(directory, "content.npz")))
+            channels[name] = ContentChannel(vectors.tocsr(), meta["fit"].get(name))
+    recall = Recall(channels, catalogue, trending, config)
     restore_merge(recall, meta)
     recall.fit_reports = meta["fit"]
-    path = os.path.join(directory, "cooccurrence.npz")
-    if tf.io.gfile.exists(path):
-        recall.cooccurrence = scipy.sparse.load_npz(_read_bytes(path)).tocsr()
+    for name in ("related", "cooccurrence"):
+        path = os.path.join(directory, f"{name}.npz")
+        if tf.io.gfile.exists(path):
+            setattr(recall, name, scipy.sparse.load_npz(_read_bytes(path)).tocsr())
     return recall

@@ -130,7 +130,11 @@ def test_model_is_blessed_and_beats_popularity(run):
     # also ranked alone, and the merge without each one.
     assert metrics["model_is"].startswith("the merged recall channels")
     channels = metrics["channels"]
-    assert channels["channels"] == ["two_tower", "trending", "item_cf", "wals"]
+    # This log has no item catalog: the content channel is left out, saying why.
+    assert channels["channels"] == ["two_tower", "trending", "item_cf", "wals", "item2vec"]
+    assert "no item catalog" in channels["fit"]["content"]["skipped"]
+    assert channels["fit"]["item2vec"]["pairs"] > 0
+    assert channels["related_items"]["source"]["source"] == "item2vec"
     for protocol in ("fresh", "frozen"):
         rows = channels["protocols"][protocol]["metrics"]
         assert set(rows) == set(channels["channels"]) | {
@@ -195,7 +199,8 @@ def test_grpc_predict_on_pushed_model(run, tmp_path):
     assert len(returned) == 20
     channels = tf.make_ndarray(response.outputs["channels"])
     assert channels.shape == (1, 20)
-    assert {c.decode() for c in channels[0]} <= {"two_tower", "trending", "item_cf", "wals"}
+    assert {c.decode() for c in channels[0]} <= {"two_tower", "trending", "item_cf", "wals",
+                                                 "item2vec"}
     assert len(related[0]) == 10 and history[-1] not in {item for item, _ in related[0]}
 
 

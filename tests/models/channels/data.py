@@ -25,3 +25,17 @@ def log(num_users: int = 400, num_items: int = 120, seed: int = 3):
     fit: Clicks = from_lists([u for u, _, _ in train], [i for _, i, _ in train],
                              [t for _, _, t in train], catalogue)
     return catalogue, fit, held_out
+
+
+def categories(num_users: int = 400, num_items: int = 120, seed: int = 3) -> dict[str, str]:
+    """Each item's category (`c<n>`) in the log of `log` with the same arguments."""
+    _, item_category = synthetic.generate(synthetic.SyntheticConfig(
+        num_users=num_users, num_items=num_items, num_categories=6, clicks_per_user=12.0,
+        late_item_share=0.0, seed=seed))
+    return {item: f"c{category}" for item, category in item_category.items()}
+
+
+def item_features(catalogue: Catalogue, **log_arguments) -> dict[str, list[list[str]]]:
+    """{"genres": [[category] of each candidate]}: the catalog a VocabStats would write."""
+    category = categories(**log_arguments)
+    return {"genres": [[category[item]] for item in catalogue.item_ids]}

@@ -2,6 +2,7 @@ import numpy as np
 import scipy.sparse
 
 from models.channels import related
+from models.channels.clicks import Catalogue
 from models.channels.config import RecallConfig
 from models.channels.recall import Recall
 from tests.models.channels import data
@@ -38,3 +39,23 @@ def test_related_hits_measure_item_cf_against_cooccurrence_on_the_same_clicks():
     # Category structure: both rankings beat trending's share of the catalogue.
     assert measured["hit@20"] > 20 / len(catalogue) + 0.05
     assert measured["cooccurrence_hit@20"] > 20 / len(catalogue) + 0.05
+
+
+def test_related_items_come_from_item2vec_and_from_content_for_items_without_a_vector():
+    from models.channels.content import ContentChannel
+    from models.channels.item2vec import Item2VecChannel
+
+    catalogue = Catalogue(["a", "b", "c", "d"])
+    vectors = np.array([[1, 0], [1, 0.1], [0, 1], [0, 0]], np.float32)
+    item2vec = Item2VecChannel(vectors, vectors, np.array([True, True, True, False]),
+                               catalogue, 5)
+    content = ContentChannel(scipy.sparse.csr_matrix(np.array(
+        [[1, 0], [0, 1], [0, 1], [0, 1]], np.float32)))
+    weights, report = related.related_weights({"item2vec": item2vec, "content": content}, 1)
+    dense = weights.toarray()
+    assert dense[0].argmax() == 1  # item2vec's nearest
+    assert dense[3].argmax() in (1, 2) and dense[3, 0] == 0  # content's, for d
+    assert report == {"source": "item2vec", "items": 3, "fallback": "content",
+                      "fallback_items": 1}
+    weights, report = related.related_weights({"item2vec": item2vec}, 1)
+    assert not weights.toarray()[3].any() and "fallback" not in report

@@ -30,9 +30,16 @@ def merged(towers_dir, tmp_path_factory):
     catalogue = Catalogue(towers.vocab.item_ids)
     config = RecallConfig(merge={"quota_grid": (5, 10), "weight_grid": (0.0, 1.0, 2.0),
                                  "rounds": 1},
-                          wals={"factors": 4, "iterations": 3, "regularization": 1.0})
+                          wals={"factors": 4, "iterations": 3, "regularization": 1.0},
+                          item2vec={"dim": 8, "epochs": 2, "pool_items": 2},
+                          content={"min_items": 1})
+    # A catalog of three genres, a title word for some items, none for item 0.
+    item_features = {"genres": [[] if n == 0 else [f"g{n % 3}"]
+                                for n in range(len(catalogue))],
+                     "title": [[f"w{n % 5}"] if n % 2 else [] for n in range(len(catalogue))]}
     recall = Recall.fit(read_clicks(train, catalogue), catalogue, config,
-                        TwoTowerChannel(towers, catalogue.item_ids))
+                        TwoTowerChannel(towers, catalogue.item_ids), item_features)
+    assert list(recall.channels) == list(config.channels)
     recall.tune(eval_batches(train, 64, 10, list(towers.query_specs[2:]), "fresh"), k=5)
     channels_dir = str(root / "channels")
     store.save(recall, channels_dir)
@@ -64,9 +71,10 @@ def expected_top(recall: Recall, batch: dict, k: int) -> list[list[str]]:
 def test_the_brute_force_export_answers_the_numpy_merge(merged):
     recall, _, exports, towers = merged
     items = recall.catalogue.item_ids
-    # Histories within the export's exclusion (3), with a repeat and an unknown item.
+    # Histories within the export's exclusion (3), with a repeat and an unknown item,
+    # and one of an item without catalog tokens only.
     histories = [[], [items[0]], [items[1], items[2], items[1]], ["unknown", items[3]],
-                 [items[4], items[5], items[6]]]
+                 [items[4], items[5], items[6]], [items[2], items[1], items[2]]]
     batch = requests(towers, histories)
     model = tf.saved_model.load(exports["brute_force"][0])
     answer = model.signatures["serving_default"](**batch)
@@ -100,7 +108,8 @@ def test_related_items_are_the_neighbours_then_trending_never_the_item(merged):
     recall, _, exports, _ = merged
     items = recall.catalogue.item_ids
     model = tf.saved_model.load(exports["brute_force"][0])
-    weights = scipy.sparse.csr_matrix(recall.channels["item_cf"].weights)
+    assert recall.fit_reports["related_items"]["source"] == "item2vec"
+    weights = scipy.sparse.csr_matrix(recall.related)
     known = next(n for n in range(len(items)) if weights[n].nnz)
     answer = model.signatures["related_items"](item_id=tf.constant([items[known], "unknown"]))
     related = [[i.decode() for i in row] for row in answer["item_ids"].numpy()]
