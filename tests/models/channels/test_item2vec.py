@@ -69,7 +69,7 @@ def test_item_categories_take_each_items_first_token():
     assert (item_categories(None, "genres", 3) == -1).all()
 
 
-@pytest.mark.parametrize("options", [{}, {"global_context": True},
+@pytest.mark.parametrize("options", [{}, {"global_context": False},
                                      {"same_category_negatives": 2}])
 def test_item2vec_beats_popularity_on_held_out_next_clicks(options):
     catalogue, clicks, held_out = data.log()
