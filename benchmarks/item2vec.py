@@ -54,7 +54,7 @@ VARIANTS = {
     "gap_7d": {"session_gap_hours": 168.0},
     "sampling_power_0.5": {"sampling_power": 0.5},
     "sampling_power_0.75": {"sampling_power": 0.75},
-    "global_context": {"global_context": True},
+    "no_global_context": {"global_context": False},
     "same_category_negatives_2": {"same_category_negatives": 2},
     "pool_items_3": {"pool_items": 3},
     "pool_items_30": {"pool_items": 30},
