@@ -82,6 +82,31 @@ def without_curves(result: dict) -> dict:
     return {key: value for key, value in result.items() if key != "recall_curves"}
 
 
+def evaluate_protocols(batches, score_batch, vocab, evaluation: EvaluationConfig,
+                       exclude: int) -> dict:
+    """{protocol: the evaluator's outcome (no curves) and its seconds} of
+    `score_batch` (batch -> {name: float32 `[B, N]`}) beside popularity and
+    recent popularity; `batches(protocol)` gives the eval batches."""
+    popularity = np.asarray(vocab.item_counts, np.float32)
+    recent = np.asarray(vocab.item_recent_counts, np.float32)
+
+    def with_baselines(batch: dict) -> dict:
+        scores = score_batch(batch)
+        rows = len(batch[features.ITEM_ID])
+        scores["popularity"] = np.tile(popularity, (rows, 1))
+        scores["recent_popularity"] = np.tile(recent, (rows, 1))
+        return {key: tf.constant(value) for key, value in scores.items()}
+
+    protocols = {}
+    for protocol in evaluation.protocols:
+        started = time.time()
+        protocols[protocol] = without_curves(evaluate_scorers(
+            batches(protocol), with_baselines, vocab.item_ids, vocab.item_counts, evaluation,
+            exclude))
+        protocols[protocol]["seconds"] = round(time.time() - started, 1)
+    return protocols
+
+
 def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
     paths = quality.run_pipeline(name, quality.DATASETS[name], os.path.join(root, name))
     towers = Towers(towers_of(name, paths, root))
@@ -103,23 +128,8 @@ def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
     started = time.time()
     recall.tune(batches("fresh", "tune"), evaluation.blessing_k)
     tune_s = time.time() - started
-    popularity = np.asarray(vocab.item_counts, np.float32)
-    recent = np.asarray(vocab.item_recent_counts, np.float32)
-
-    def score_batch(batch: dict) -> dict:
-        scores = recall.score_batch(batch)
-        rows = len(batch[features.ITEM_ID])
-        scores["popularity"] = np.tile(popularity, (rows, 1))
-        scores["recent_popularity"] = np.tile(recent, (rows, 1))
-        return {key: tf.constant(value) for key, value in scores.items()}
-
-    protocols = {}
-    for protocol in evaluation.protocols:
-        started = time.time()
-        protocols[protocol] = without_curves(evaluate_scorers(
-            batches(protocol, "report"), score_batch, vocab.item_ids, vocab.item_counts,
-            evaluation, exclude))
-        protocols[protocol]["seconds"] = round(time.time() - started, 1)
+    protocols = evaluate_protocols(lambda protocol: batches(protocol, "report"),
+                                   recall.score_batch, vocab, evaluation, exclude)
     item_cf = recall.channels.get("item_cf")
     related = recall.related_hits(batches("fresh", "report"), RELATED_K) \
         if recall.related is not None else None
@@ -172,20 +182,36 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.output) as f:
             previous = json.load(f)
         results["datasets"], results["commands"] = previous["datasets"], previous["commands"]
-    results["commands"].append("python -m benchmarks.channels " + " ".join(
-        "W" if args.work_dir and a == args.work_dir else a for a in (argv or sys.argv[1:])))
-    with (contextlib.nullcontext(args.work_dir) if args.work_dir
-          else tempfile.TemporaryDirectory()) as root:
-        for name in [d for d in args.datasets.split(",") if d]:
-            result = run_dataset(name, root, config)
-            result["recall"] = config.to_dict()
-            results["datasets"][name] = result
-            print(summary({"datasets": {name: result}}), flush=True)
-            os.makedirs(os.path.dirname(args.output), exist_ok=True)
-            with open(args.output, "w") as f:
-                json.dump(results, f, indent=2)
-    print(f"\nwritten to {os.path.relpath(args.output, REPO)}")
+    results["commands"].append(command_line("benchmarks.channels", argv, args.work_dir))
+
+    def run(name: str, root: str) -> dict:
+        result = run_dataset(name, root, config)
+        result["recall"] = config.to_dict()
+        print(summary({"datasets": {name: result}}), flush=True)
+        return result
+
+    each_dataset(args.datasets, args.work_dir, run, results, args.output)
     return 0
+
+
+def command_line(module: str, argv: list[str] | None, work_dir: str | None) -> str:
+    """The command as run, the work directory written `W`."""
+    return f"python -m {module} " + " ".join(
+        "W" if work_dir and a == work_dir else a for a in (argv or sys.argv[1:]))
+
+
+def each_dataset(datasets: str, work_dir: str | None, run, results: dict, output: str) -> None:
+    """`results["datasets"][name] = run(name, root)` for each comma-separated
+    dataset, in `work_dir` (or a temporary directory), `results` written to
+    `output` after each."""
+    with (contextlib.nullcontext(work_dir) if work_dir
+          else tempfile.TemporaryDirectory()) as root:
+        for name in [d for d in datasets.split(",") if d]:
+            results["datasets"][name] = run(name, root)
+            os.makedirs(os.path.dirname(output), exist_ok=True)
+            with open(output, "w") as f:
+                json.dump(results, f, indent=2)
+    print(f"\nwritten to {os.path.relpath(output, REPO)}")
 
 
 if __name__ == "__main__":

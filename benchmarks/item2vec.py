@@ -16,28 +16,21 @@ docs/item2vec.md (`python -m benchmarks.item2vec_page`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from benchmarks import quality  # noqa: E402
-from benchmarks.channels import without_curves  # noqa: E402
+from benchmarks.channels import command_line, each_dataset, evaluate_protocols  # noqa: E402
 from clicklog.config import parse  # noqa: E402
 from components.topk_evaluator.config import EvaluationConfig  # noqa: E402
 from components.topk_evaluator.evaluation import (  # noqa: E402
     RELATED_K,
-    eval_batches,
-    evaluate_scorers,  # noqa: E402
+    eval_batches,  # noqa: E402
 )
-from models import features  # noqa: E402
 from models.channels.clicks import Catalogue, read_clicks  # noqa: E402
 from models.channels.config import RecallConfig  # noqa: E402
 from models.channels.recall import Recall  # noqa: E402
@@ -74,8 +67,6 @@ def run_dataset(name: str, root: str, variants: list[str]) -> dict:
     clicks = read_clicks(paths["train"], catalogue)
     item_features = read_item_features(paths["vocab"])
     evaluation = EvaluationConfig()
-    popularity = np.asarray(vocab.item_counts, np.float32)
-    recent = np.asarray(vocab.item_recent_counts, np.float32)
     base = RecallConfig()
     fitted: dict[str, Recall] = {}
     fit_s: dict[str, float] = {}
@@ -93,22 +84,16 @@ def run_dataset(name: str, root: str, variants: list[str]) -> dict:
         others["content"] = content
 
     def score_batch(batch: dict) -> dict:
-        rows = len(batch[features.ITEM_ID])
         scores = {variant: recall.channels["item2vec"].score(recall.requests(batch))[0]
                   for variant, recall in fitted.items()}
         for name, recall in others.items():
             scores[name] = recall.channels[name].score(recall.requests(batch))[0]
-        scores["popularity"] = np.tile(popularity, (rows, 1))
-        scores["recent_popularity"] = np.tile(recent, (rows, 1))
-        return {key: tf.constant(value) for key, value in scores.items()}
+        return scores
 
-    protocols = {}
-    for protocol in evaluation.protocols:
-        started = time.time()
-        protocols[protocol] = without_curves(evaluate_scorers(
-            eval_batches(paths["eval"], evaluation.batch_size, READ_LENGTH, [], protocol),
-            score_batch, vocab.item_ids, vocab.item_counts, evaluation, EXCLUDE_HISTORY))
-        protocols[protocol]["seconds"] = round(time.time() - started, 1)
+    protocols = evaluate_protocols(
+        lambda protocol: eval_batches(paths["eval"], evaluation.batch_size, READ_LENGTH, [],
+                                      protocol),
+        score_batch, vocab, evaluation, EXCLUDE_HISTORY)
     related = {variant: recall.related_hits(
         eval_batches(paths["eval"], evaluation.batch_size, READ_LENGTH, [], "fresh"), RELATED_K)
         for variant, recall in {**fitted, **others}.items()}
@@ -150,21 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--variants: unknown {unknown}; expected some of {list(VARIANTS)}")
     results = {"defaults": parse(RecallConfig, None).item2vec.to_dict(),
                "variants": {v: VARIANTS[v] for v in variants}, "datasets": {},
-               "command": "python -m benchmarks.item2vec " + " ".join(
-                   "W" if args.work_dir and a == args.work_dir else a
-                   for a in (argv or sys.argv[1:]))}
-    with (contextlib.nullcontext(args.work_dir) if args.work_dir
-          else tempfile.TemporaryDirectory()) as root:
-        for name in [d for d in args.datasets.split(",") if d]:
-            result = run_dataset(name, root, variants)
-            results["datasets"][name] = result
-            print(summary(name, result), flush=True)
-            os.makedirs(os.path.dirname(args.output), exist_ok=True)
-            with open(args.output, "w") as f:
-                json.dump(results, f, indent=2)
-    print(f"\nwritten to {os.path.relpath(args.output, REPO)}")
-    return 0
+               "command": command_line("benchmarks.item2vec", argv, args.work_dir)}
 
+    def run(name: str, root: str) -> dict:
+        result = run_dataset(name, root, variants)
+        print(summary(name, result), flush=True)
+        return result
+
+    each_dataset(args.datasets, args.work_dir, run, results, args.output)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
