@@ -17,13 +17,13 @@ import os
 import sys
 
 from benchmarks.pages import REPO, write_page
+from models.channels.related import describe_source
 
 RESULTS = os.path.join(REPO, "benchmarks", "results", "channels.json")
 OUTPUT = os.path.join(REPO, "docs", "channels.md")
 BUCKETS = ("none", "short", "long")
 MERGED, WITHOUT = "merged", "merged_without_"
 BASELINES = ("popularity", "recent_popularity")
-RELATED_K = 20
 
 
 def channels_of(metrics: dict) -> list[str]:
@@ -100,14 +100,11 @@ def page(results: dict) -> str:
                          + (f", lambda {cf['lambda']:g}" if "lambda" in cf else "") + ".")
         related = result.get("related_items")
         if related:
-            key = f"hit@{RELATED_K}"
-            source = related.get("source", {})
+            key = next(k for k in related if k.startswith("hit@"))
             others = ", ".join(f"{k[:-len(key) - 1]} {v:.4f}" for k, v in related.items()
                                if k.endswith("_" + key))
-            lines.append(f"related_items ({source.get('source', 'item_cf')} neighbours"
-                         + (f", {source['fallback']} for items without" if source.get("fallback")
-                            else "")
-                         + f"): next-click {key} {related[key]:.4f} over {related['clicks']:,} "
+            lines.append(f"related_items ({describe_source(related.get('source', {}))}): "
+                         f"next-click {key} {related[key]:.4f} over {related['clicks']:,} "
                          f"report-half clicks; {others}.")
         lines.append("")
         for protocol, outcome in result["protocols"].items():

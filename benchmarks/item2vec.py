@@ -22,15 +22,11 @@ import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-
 from benchmarks import quality  # noqa: E402
 from benchmarks.channels import command_line, each_dataset, evaluate_protocols  # noqa: E402
 from clicklog.config import parse  # noqa: E402
 from components.topk_evaluator.config import EvaluationConfig  # noqa: E402
-from components.topk_evaluator.evaluation import (  # noqa: E402
-    RELATED_K,
-    eval_batches,  # noqa: E402
-)
+from components.topk_evaluator.evaluation import RELATED_K, eval_batches  # noqa: E402
 from models.channels.clicks import Catalogue, read_clicks  # noqa: E402
 from models.channels.config import RecallConfig  # noqa: E402
 from models.channels.recall import Recall  # noqa: E402
@@ -144,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     each_dataset(args.datasets, args.work_dir, run, results, args.output)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,6 @@ from benchmarks.pages import REPO, write_page
 RESULTS = os.path.join(REPO, "benchmarks", "results", "item2vec.json")
 OUTPUT = os.path.join(REPO, "docs", "item2vec.md")
 BUCKETS = ("short", "long")
-RELATED_K = 20
 
 
 def bucket_hits(breakdown: dict, k: int) -> str:
@@ -48,8 +47,13 @@ def protocol_table(outcome: dict, variants: dict) -> list[str]:
     return lines
 
 
+def related_key(result: dict) -> str:
+    """The `hit@K` key of a dataset's related_items figures."""
+    return next(k for k in next(iter(result["related_items"].values())) if k.startswith("hit@"))
+
+
 def related_table(result: dict) -> list[str]:
-    key = f"hit@{RELATED_K}"
+    key = related_key(result)
     lines = [f"| neighbours of | items with a vector | pairs | fit s | related {key} | "
              f"co-occurrence {key} |", "|---|---:|---:|---:|---:|---:|"]
     for name, related in result["related_items"].items():
@@ -71,7 +75,7 @@ def page(results: dict) -> str:
              "excluded, on every eval click. A channel answers only a click with history, so "
              "the columns are the clicks with a short or long history. `related_items` is asked "
              "with the most recent history item of each eval click (fresh history) and scored "
-             f"by next-click hit@{RELATED_K}.", "",
+             f"by next-click {related_key(next(iter(results['datasets'].values())))}.", "",
              f"Base settings of every variant: {defaults}.", ""]
     for name, result in results["datasets"].items():
         lines += [f"## {name}", "",

@@ -48,10 +48,11 @@ class Executor(base_executor.BaseExecutor):
                      if "two_tower" in config.channels else None)
         vocab_stats = optional_single(input_dict, "vocab_stats", "ChannelTrainer")
         item_features = read_item_features(vocab_stats.uri) if vocab_stats is not None else None
-        if item_features and len(next(iter(item_features.values()))) != len(catalogue):
-            raise ValueError(f"ChannelTrainer: the VocabStats in {vocab_stats.uri} list "
-                             f"{len(next(iter(item_features.values())))} candidates, the towers "
-                             f"{len(catalogue)}: pass the VocabStats the towers were trained on")
+        listed = len(next(iter(item_features.values()))) if item_features else len(catalogue)
+        if listed != len(catalogue):
+            raise ValueError(f"ChannelTrainer: the VocabStats in {vocab_stats.uri} list {listed} "
+                             f"candidates, the towers {len(catalogue)}: pass the VocabStats the "
+                             "towers were trained on")
         recall = Recall.fit(clicks, catalogue, config, two_tower, item_features)
         if meta is not None:
             store.restore_merge(recall, meta)

@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
+from models.channels.related import describe_source  # noqa: E402
+
 METRIC_NAMES = ("recall", "precision", "f1", "map", "ndcg", "coverage")
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -206,9 +208,10 @@ def channels_section(result: dict) -> str:
     related = channels.get("related_items")
     if related:
         key = next(k for k in related if k.startswith("hit@"))
+        source = describe_source(related.get("source", {}))
         parts.append(f"<h3>related_items</h3><p>Next click given the previous one, over "
                      f"{related['clicks']} eval clicks with a catalogue item in their history: "
-                     f"{key} <b>{related[key]:.4f}</b> ({html.escape(related_source(related))}) "
+                     f"{key} <b>{related[key]:.4f}</b> ({html.escape(source)}) "
                      f"against {related['cooccurrence_' + key]:.4f} for co-occurrence counts"
                      + (f" and {related['item_cf_' + key]:.4f} for item_cf's neighbours"
                         if 'item_cf_' + key in related else "") + ".</p>")
@@ -217,15 +220,6 @@ def channels_section(result: dict) -> str:
                                                         for c in names)
                  + f"</tr>{rows}</table>")
     return "".join(parts)
-
-
-def related_source(related: dict) -> str:
-    """"item2vec neighbours, content for items without", or the like."""
-    source = related.get("source", {})
-    text = f"{source.get('source', 'item_cf')} neighbours"
-    if source.get("fallback"):
-        text += f", {source['fallback']} for items without"
-    return text
 
 
 def render_html(result: dict) -> str:

@@ -18,6 +18,11 @@ from models.data import _expand  # noqa: E402
 NOT_A_CANDIDATE = -1
 
 
+def as_array(value) -> np.ndarray:
+    """A batch feature (tensor or array) as a numpy array."""
+    return value.numpy() if isinstance(value, tf.Tensor) else np.asarray(value)
+
+
 class Catalogue:
     """The N candidates in score-column order and their index."""
 

@@ -18,6 +18,7 @@ import scipy.sparse
 
 from models.channels.base import Requests
 from models.channels.config import ContentChannelConfig
+from models.channels.related import keep_row_largest
 
 
 def item_vectors(item_features: dict[str, list[list[str]]], min_items: int
@@ -76,8 +77,6 @@ class ContentChannel:
     def neighbours(self, items: np.ndarray, count: int) -> scipy.sparse.csr_matrix:
         """Rows `items` of the item-item cosine `[N, N]` (other rows empty),
         each with its `count` largest positive entries, zero diagonal."""
-        from models.channels.related import keep_row_largest
-
         items = np.asarray(items, np.int64)
         select = scipy.sparse.csr_matrix(
             (np.ones(len(items), np.float32), (items, items)),

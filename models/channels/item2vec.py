@@ -32,12 +32,14 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
+import scipy.sparse  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
 from models.channels.base import Requests  # noqa: E402
-from models.channels.clicks import NOT_A_CANDIDATE, Catalogue, Clicks  # noqa: E402
+from models.channels.clicks import NOT_A_CANDIDATE, Catalogue, Clicks, as_array  # noqa: E402
 from models.channels.config import Item2VecChannelConfig  # noqa: E402
+from models.channels.item_cf import keep_largest  # noqa: E402
 
 HOUR = 3600.0
 # The score of an item without a vector: below every logit.
@@ -222,8 +224,7 @@ class Item2VecChannel:
         return cls(vectors, contexts, has_vector, catalogue, config.pool_items, report)
 
     def score(self, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
-        history = requests.batch[features.HISTORY]
-        history = history.numpy() if isinstance(history, tf.Tensor) else np.asarray(history)
+        history = as_array(requests.batch[features.HISTORY])
         pooled = np.zeros((len(requests), self.vectors.shape[1]), np.float32)
         chosen = recent_items(history, self.catalogue, self.has_vector, self.pool_items)
         for q, items in enumerate(chosen):
@@ -236,10 +237,6 @@ class Item2VecChannel:
     def neighbours(self, count: int, chunk: int = 1024):
         """Each item with a vector: the `count` items with a vector of largest
         positive logit `v_item . u`, as a sparse `[N, N]` matrix (zero diagonal)."""
-        import scipy.sparse
-
-        from models.channels.item_cf import keep_largest
-
         blocks = []
         for start in range(0, len(self.vectors), chunk):
             block = self.vectors[start:start + chunk] @ self.context.T

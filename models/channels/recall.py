@@ -16,12 +16,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 import scipy.sparse  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from models import features  # noqa: E402
 from models.channels import merge, related  # noqa: E402
 from models.channels.base import Channel, Requests  # noqa: E402
-from models.channels.clicks import Catalogue, Clicks  # noqa: E402
+from models.channels.clicks import Catalogue, Clicks, as_array  # noqa: E402
 from models.channels.config import RecallConfig  # noqa: E402
 from models.channels.content import ContentChannel  # noqa: E402
 from models.channels.item2vec import Item2VecChannel  # noqa: E402
@@ -31,11 +30,6 @@ from models.channels.wals import WalsChannel  # noqa: E402
 
 MERGED = "merged"
 WITHOUT = "merged_without_"
-
-
-def _array(value) -> np.ndarray:
-    """A batch feature (tensor or array) as a numpy array."""
-    return value.numpy() if isinstance(value, tf.Tensor) else np.asarray(value)
 
 
 class Recall:
@@ -109,8 +103,8 @@ class Recall:
         other_hits = dict.fromkeys(others, 0)
         for batch in batches:
             items, targets = [], []
-            for row, target in zip(_array(batch[features.HISTORY]),
-                                   _array(batch[features.ITEM_ID]), strict=True):
+            for row, target in zip(as_array(batch[features.HISTORY]),
+                                   as_array(batch[features.ITEM_ID]), strict=True):
                 known = [self.catalogue.index[i.decode()] for i in row
                          if i and i.decode() in self.catalogue.index]
                 target = self.catalogue.index.get(target.decode(), -1)
@@ -133,7 +127,7 @@ class Recall:
         return max(self.config.merge.quota_grid)
 
     def requests(self, batch: dict) -> Requests:
-        return Requests(batch, self.catalogue.rows(_array(batch[features.HISTORY])))
+        return Requests(batch, self.catalogue.rows(as_array(batch[features.HISTORY])))
 
     def ranked(self, requests: Requests, given: dict | None = None) -> tuple[dict, dict]:
         """({channel: (scores, answered)}, {channel: ranked list `[Q, depth]`});
@@ -176,7 +170,7 @@ class Recall:
                 parts[name].append(ranked)
             buckets.append(self.buckets(requests))
             items = [i.decode() if isinstance(i, bytes) else i
-                     for i in _array(batch[features.ITEM_ID])]
+                     for i in as_array(batch[features.ITEM_ID])]
             targets.append(np.array([self.catalogue.index.get(i, -1) for i in items]))
             seen.append(requests.rows)
         if not buckets:

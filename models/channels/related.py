@@ -3,8 +3,8 @@ measure that judges it against a co-occurrence baseline.
 
 `related_items` ranks the item's neighbours by weight, then the rest in
 trending order, never the item itself (models/channels/serving.py does the
-same in TF). The neighbours (`related_weights`) come from item2vec (nearest
-vectors by cosine) when it runs, else from item_cf; an item without any
+same in TF). The neighbours (`related_weights`) come from item2vec (largest
+logit `v_item . u`) when it runs, else from item_cf; an item without any
 (no click in the fit) takes its content neighbours when the content channel
 runs. The baseline ranks by co-occurrence: how many users clicked
 both items in the fit, each item's `neighbours` largest counts kept. The
@@ -67,6 +67,15 @@ def related_weights(channels: dict, neighbours: int
         report["fallback"] = "content"
         report["fallback_items"] = int((np.diff(fallback.indptr) > 0).sum())
     return weights, report
+
+
+def describe_source(source: dict) -> str:
+    """`related_weights`' report as words: "item2vec neighbours, content for
+    items without", or the like."""
+    text = f"{source.get('source', 'item_cf')} neighbours"
+    if source.get("fallback"):
+        text += f", {source['fallback']} for items without"
+    return text
 
 
 def related_scores(weights: scipy.sparse.csr_matrix, items: np.ndarray, trending: np.ndarray
