@@ -24,6 +24,13 @@ DATASETS = {
     "synthetic": {"synthetic": synthetic.SyntheticConfig(
         num_users=3000, num_items=1500, late_item_share=0.5, new_user_share=0.3, seed=7),
         "format": "csv", "suffix": ".csv"},
+    # The same log with 70% of the newest 20% of its clicks moved to new
+    # accounts: with `--cutoffs 0.8`, most clicks after the cut-off come from
+    # users with no click before it.
+    "synthetic_new_users": {"synthetic": synthetic.SyntheticConfig(
+        num_users=3000, num_items=1500, late_item_share=0.5, new_user_share=0.3, seed=7,
+        new_user_click_share=0.7, new_user_window=0.2),
+        "format": "csv", "suffix": ".csv"},
 }
 
 
