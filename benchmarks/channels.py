@@ -107,34 +107,44 @@ def evaluate_protocols(batches, score_batch, vocab, evaluation: EvaluationConfig
     return protocols
 
 
+class Fitted:
+    """A dataset's channels fitted on its train clicks and merged on the
+    `tune` half of its eval users, and its eval batches by protocol and half."""
+
+    def __init__(self, name: str, root: str, config: RecallConfig):
+        self.paths = quality.run_pipeline(name, quality.DATASETS[name], os.path.join(root, name))
+        self.towers = towers = Towers(towers_of(name, self.paths, root))
+        vocab = towers.vocab
+        catalogue = Catalogue(vocab.item_ids)
+        started = time.time()
+        self.clicks = read_clicks(self.paths["train"], catalogue)
+        self.item_features = read_item_features(self.paths["vocab"])
+        self.recall = Recall.fit(self.clicks, catalogue, config,
+                                 TwoTowerChannel(towers, vocab.item_ids), self.item_features)
+        self.fit_s = time.time() - started
+        self.evaluation = EvaluationConfig(short_history_max=config.merge.short_history_max)
+        self.read_length = history_read_length(towers, self.evaluation.short_history_max)
+        started = time.time()
+        self.recall.tune(self.batches("fresh", "tune"), self.evaluation.blessing_k)
+        self.tune_s = time.time() - started
+
+    def batches(self, protocol: str, which: str, read_length: int | None = None):
+        return half(eval_batches(self.paths["eval"], self.evaluation.batch_size,
+                                 max(self.read_length, read_length or 0),
+                                 list(self.towers.query_specs[2:]), protocol), which)
+
+
 def run_dataset(name: str, root: str, config: RecallConfig) -> dict:
-    paths = quality.run_pipeline(name, quality.DATASETS[name], os.path.join(root, name))
-    towers = Towers(towers_of(name, paths, root))
-    vocab = towers.vocab
-    catalogue = Catalogue(vocab.item_ids)
-    started = time.time()
-    clicks = read_clicks(paths["train"], catalogue)
-    recall = Recall.fit(clicks, catalogue, config, TwoTowerChannel(towers, vocab.item_ids),
-                        read_item_features(paths["vocab"]))
-    fit_s = time.time() - started
-    evaluation = EvaluationConfig(short_history_max=config.merge.short_history_max)
-    exclude = towers.export.exclude_history
-    read_length = history_read_length(towers, evaluation.short_history_max)
-
-    def batches(protocol: str, which: str):
-        return half(eval_batches(paths["eval"], evaluation.batch_size, read_length,
-                                 list(towers.query_specs[2:]), protocol), which)
-
-    started = time.time()
-    recall.tune(batches("fresh", "tune"), evaluation.blessing_k)
-    tune_s = time.time() - started
-    protocols = evaluate_protocols(lambda protocol: batches(protocol, "report"),
-                                   recall.score_batch, vocab, evaluation, exclude)
+    fitted = Fitted(name, root, config)
+    recall, vocab = fitted.recall, fitted.towers.vocab
+    protocols = evaluate_protocols(lambda protocol: fitted.batches(protocol, "report"),
+                                   recall.score_batch, vocab, fitted.evaluation,
+                                   fitted.towers.export.exclude_history)
     item_cf = recall.channels.get("item_cf")
-    related = recall.related_hits(batches("fresh", "report"), RELATED_K) \
+    related = recall.related_hits(fitted.batches("fresh", "report"), RELATED_K) \
         if recall.related is not None else None
-    return {"train_clicks": int(len(clicks.items)), "candidates": len(catalogue),
-            "fit_s": round(fit_s, 1), "tune_s": round(tune_s, 1),
+    return {"train_clicks": int(len(fitted.clicks.items)), "candidates": len(vocab.item_ids),
+            "fit_s": round(fitted.fit_s, 1), "tune_s": round(fitted.tune_s, 1),
             "item_cf": getattr(item_cf, "report", None), "fit": recall.fit_reports,
             "related_items": related,
             "merge": recall.reports, "protocols": protocols}

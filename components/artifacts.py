@@ -41,6 +41,13 @@ class RecallChannels(artifact.Artifact):
     TYPE_NAME = "retrieval.RecallChannels"
 
 
+class Ranker(artifact.Artifact):
+    """The DeepFM ranker trained beside the recall channels: ranker.json,
+    its vocabularies, tables and weights (models/ranking/ranker.py)."""
+
+    TYPE_NAME = "retrieval.Ranker"
+
+
 # The Model custom property naming the DataValidation its Trainer consumed:
 # the statistics later runs measure drift against.
 DATA_VALIDATION_PROPERTY = "data_validation"

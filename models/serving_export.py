@@ -12,7 +12,9 @@ Signatures (the serving contract, docs/tf-serving.md):
     `exclude_history` of them); if an approximate search finds fewer than K
     unseen items the row ends in ``("", -inf)`` entries;
   * ``query_embedding(user_id, history) -> embedding [B, D]``;
-  * ``serve_tf_examples(examples [B] serialized tf.Example) -> item_ids, scores``.
+  * ``serve_tf_examples(examples [B] serialized tf.Example) -> item_ids, scores``;
+  * with a ranker, ``reranked``: serving_default's inputs and outputs, the
+    merged list's top `ranking.rerank_depth` ordered by the DeepFM ranker.
 A model trained with query features (recency, declared user/context
 features: `features.query_input_specs`) takes them as further named inputs
 of ``serving_default`` and ``query_embedding`` (and reads them from the
@@ -33,11 +35,13 @@ from models import features, scann_tuning  # noqa: E402
 from models.channels import store as channels_store  # noqa: E402
 from models.channels.serving import MergedServingModule  # noqa: E402
 from models.config import ScannConfig  # noqa: E402
+from models.ranking.ranker import Ranker  # noqa: E402
 from models.scann_index import ScannIndex  # noqa: E402
 from models.towers_export import Towers  # noqa: E402
 
 EXPORT_KINDS = ("scann", "brute_force")
 METADATA_ASSET = "retrieval_export.json"
+RERANKED_SIGNATURE = "reranked"
 PROBE_QUERIES = 500
 # The ScaNN settings are chosen on one set of probe queries and the exported
 # index's recall is measured on another, so ann_recall@K is not the sweep's own.
@@ -167,8 +171,8 @@ def measure_ann_recall(module: RetrievalServingModule, towers: Towers,
                           for a, b in zip(exact_ids, found, strict=True)]))
 
 
-def export(towers_dir: str, output_dir: str, kind: str, channels_dir: str | None = None
-           ) -> dict:
+def export(towers_dir: str, output_dir: str, kind: str, channels_dir: str | None = None,
+           ranker_dir: str | None = None) -> dict:
     """Builds and saves one serving export with the towers' `model.export`
     settings (top K, history exclusion, ScaNN).
 
@@ -180,6 +184,10 @@ def export(towers_dir: str, output_dir: str, kind: str, channels_dir: str | None
         then ``serving_default`` answers their merged list with a `channels`
         output, the two-tower search being one channel
         (models/channels/serving.py), and ``related_items`` is added.
+      ranker_dir: a ranker trained on the same towers (RankerTrainer): the
+        ``reranked`` signature is added, the merged list's top
+        ``ranking.rerank_depth`` ordered by the ranker (without channels,
+        the merged list is the two-tower channel's).
 
     Returns:
       The export metadata written to ``assets.extra/retrieval_export.json``.
@@ -189,6 +197,9 @@ def export(towers_dir: str, output_dir: str, kind: str, channels_dir: str | None
     embeddings = towers.candidate_embeddings()
     num_items, choice = towers.vocab.num_items, None
     recall = channels_store.load(channels_dir, towers_dir) if channels_dir else None
+    ranker = Ranker.load(ranker_dir) if ranker_dir else None
+    if ranker is not None and recall is None:
+        recall = channels_store.towers_only(towers)
     # The two-tower search; with channels, one channel of the merge, as deep as its quota.
     depth = settings.top_k if recall is None else max(settings.top_k, max(
         max(quotas.values()) for quotas in recall.setting.quotas.values()))
@@ -204,11 +215,13 @@ def export(towers_dir: str, output_dir: str, kind: str, channels_dir: str | None
     warmup = features.default_query_inputs(two_tower.query_specs)
     two_tower.serve(*(warmup[spec.name] for spec in two_tower.query_specs))
     module = (two_tower if recall is None
-              else MergedServingModule(two_tower, recall, settings.top_k))
+              else MergedServingModule(two_tower, recall, settings.top_k, ranker))
     signatures = {"serving_default": module.serve, "query_embedding": module.query_embedding,
                   "serve_tf_examples": module.serve_tf_examples}
     if recall is not None and hasattr(module, "related_items"):
         signatures["related_items"] = module.related_items
+    if ranker is not None:
+        signatures[RERANKED_SIGNATURE] = module.reranked
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if kind == "scann" else None)
     tf.saved_model.save(module, output_dir, signatures=signatures, options=options)
     outputs = {"item_ids": f"string [B, {module.top_k}]",
@@ -230,6 +243,10 @@ def export(towers_dir: str, output_dir: str, kind: str, channels_dir: str | None
         # The merged channels and their weights/quotas per history bucket (None: two-tower only).
         "channels": list(recall.channels) if recall is not None else None,
         "merge": recall.setting.to_dict() if recall is not None else None,
+        # The `reranked` signature's ranker (None: no such signature).
+        "ranker": ({"rerank_depth": module.rerank_depth, "model": "DeepFM",
+                    "users": len(ranker.user_ids), "report": ranker.report}
+                   if ranker is not None else None),
         "needs_scann_ops": kind == "scann",
         "scann": (two_tower.index.settings.to_dict() if kind == "scann" else None),
         # The sweep behind the ScaNN settings (None: given, or an exact scan):

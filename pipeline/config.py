@@ -9,6 +9,7 @@ The whole configuration is one tree of checked sections (`clicklog.config`):
                  loss, prior, ensemble, teacher, training, export)
   recall      -> models/channels/config.py: RecallConfig (channels beside
                  the two-tower model, their merge)
+  ranking     -> models/ranking/config.py: RankingConfig (the DeepFM ranker)
   evaluation  -> components/topk_evaluator/config.py: EvaluationConfig
   validation  -> components/validation_gate/config.py: ValidationConfig
 
@@ -45,6 +46,7 @@ from components.validation_gate.config import ValidationConfig
 from components.vocab_stats_gen.config import VocabConfig
 from models.channels.config import RecallConfig
 from models.config import ModelConfig
+from models.ranking.config import RankingConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,7 @@ class PipelineConfig(Config):
     vocab: VocabConfig = section(VocabConfig)
     model: ModelConfig = section(ModelConfig)
     recall: RecallConfig = section(RecallConfig)
+    ranking: RankingConfig = section(RankingConfig)
     evaluation: EvaluationConfig = section(EvaluationConfig)
     validation: ValidationConfig = section(ValidationConfig)
 

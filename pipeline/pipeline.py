@@ -6,24 +6,31 @@ ClickExampleGen -> StatisticsGen -> ExampleValidator (against ImportSchemaGen's
                 -> VocabStatsGen -> RetrievalTrainer <------------------+
                                     -> IndexBuilder -> TopKEvaluator
                                     -> ChannelTrainer ------^
+                                    -> RankerTrainer -------^ (ranking.enabled)
                      LatestBlessedModelResolver ------------------------^
                      (and -> ValidationGate: drift against the statistics
                      the last blessed model was trained after)
 With `pipeline.final_fit` (the default):
                 -> VocabStatsGenAllClicks -> FinalTrainer -> FinalIndexBuilder
                                                   -> FinalChannelTrainer
+                                                  -> FinalRankerTrainer
                                      -> Pusher (scann), Pusher (brute_force)
 The evaluated model is trained on the train split and judged on the eval
 split; ChannelTrainer fits the other recall channels of `recall.channels`
 beside the towers and chooses their merge on the eval split, and the
 evaluator ranks each channel, the merge and the merge without each channel
-on the same clicks. The final fit repeats its settings (the trending prior's chosen
-weight, its trained epochs) on every click of the run, with vocabularies,
-popularity and the recent window counted over every click, and is the model
-pushed. Both Pushers gate on TopKEvaluator's blessing of the evaluated model;
-the evaluator compares it with the last blessed one and checks the ScaNN
-export against exact. Both Trainers take the ValidationGate's output, so a
-blocking anomaly in the click examples stops the run before training.
+on the same clicks. With `ranking.enabled`, RankerTrainer trains the
+DeepFM ranker on the train split against negatives from the merged list,
+and the evaluator reports its AUC and log loss and the model's list
+re-ranked by it; FinalRankerTrainer repeats it on every click, and both
+exports gain its `reranked` signature. The final fit repeats its settings
+(the trending prior's chosen weight, its trained epochs) on every click of
+the run, with vocabularies, popularity and the recent window counted over
+every click, and is the model pushed. Both Pushers gate on TopKEvaluator's
+blessing of the evaluated model; the evaluator compares it with the last
+blessed one and checks the ScaNN export against exact. Both Trainers take
+the ValidationGate's output, so a blocking anomaly in the click examples
+stops the run before training.
 Runners (local_runner, kubeflow_runner) supply paths, the metadata backend
 and Beam args.
 """
@@ -38,6 +45,7 @@ from clicklog.config import resolve_paths
 from components.channel_trainer.component import ChannelTrainer
 from components.click_example_gen.component import ClickExampleGen
 from components.index_builder.component import IndexBuilder
+from components.ranker_trainer.component import RankerTrainer
 from components.retrieval_trainer.component import RetrievalTrainer
 from components.serving_pusher.component import ServingPusher
 from components.topk_evaluator.component import TopKEvaluator
@@ -151,20 +159,26 @@ def create_pipeline(
                                       vocab_stats=vocab_stats_gen.outputs["vocab_stats"],
                                       k=config.evaluation.blessing_k)
                        if uses_channels(config) else None)
+    ranker_trainer = (RankerTrainer(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        vocab_stats=vocab_stats_gen.outputs["vocab_stats"], config=config.ranking,
+        channels=channel_trainer.outputs["channels"] if channel_trainer else None)
+        if config.ranking.enabled else None)
     index_builder = IndexBuilder(
         model=trainer.outputs["model"],
-        channels=channel_trainer.outputs["channels"] if channel_trainer else None)
+        channels=channel_trainer.outputs["channels"] if channel_trainer else None,
+        ranker=ranker_trainer.outputs["ranker"] if ranker_trainer else None)
     evaluator = TopKEvaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         config=config.evaluation, baseline_model=latest_blessed.outputs["model"],
         scann_model=index_builder.outputs["scann_model"],
         brute_force_model=index_builder.outputs["brute_force_model"],
         channels=channel_trainer.outputs["channels"] if channel_trainer else None,
+        ranker=ranker_trainer.outputs["ranker"] if ranker_trainer else None,
         min_lift=min_lift, min_recall=min_recall)
     components = [example_gen, statistics_gen, schema_gen, import_schema, example_validator,
                   gate, vocab_stats_gen, trainer, index_builder, latest_blessed, evaluator]
-    if channel_trainer:
-        components.append(channel_trainer)
+    components += [c for c in (channel_trainer, ranker_trainer) if c is not None]
     pushed = index_builder
     if config.pipeline.final_fit:
         vocab_all = VocabStatsGen(examples=example_gen.outputs["examples"],
@@ -185,9 +199,18 @@ def create_pipeline(
                 train_splits=("train", "eval"),
                 k=config.evaluation.blessing_k).with_id("FinalChannelTrainer")
             components.append(final_channels)
+        final_ranker = None
+        if ranker_trainer:
+            final_ranker = RankerTrainer(
+                examples=example_gen.outputs["examples"], model=final_trainer.outputs["model"],
+                vocab_stats=vocab_all.outputs["vocab_stats"], config=config.ranking,
+                channels=final_channels.outputs["channels"] if final_channels else None,
+                train_splits=("train", "eval")).with_id("FinalRankerTrainer")
+            components.append(final_ranker)
         pushed = IndexBuilder(
             model=final_trainer.outputs["model"],
             channels=final_channels.outputs["channels"] if final_channels else None,
+            ranker=final_ranker.outputs["ranker"] if final_ranker else None,
         ).with_id("FinalIndexBuilder")
         components += [vocab_all, final_trainer, pushed]
     # serving_base is a path here, a runtime parameter in the Kubeflow spec.

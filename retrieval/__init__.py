@@ -9,6 +9,12 @@ components/artifacts.py, whose TYPE_NAMEs (and so the MLMD type names of
 existing stores) stay as they are.
 """
 
-from components.artifacts import DataValidation, QuarantinedClicks, RecallChannels, VocabStats
+from components.artifacts import (
+    DataValidation,
+    QuarantinedClicks,
+    Ranker,
+    RecallChannels,
+    VocabStats,
+)
 
-__all__ = ["DataValidation", "QuarantinedClicks", "RecallChannels", "VocabStats"]
+__all__ = ["DataValidation", "QuarantinedClicks", "Ranker", "RecallChannels", "VocabStats"]

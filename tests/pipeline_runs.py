@@ -4,8 +4,8 @@ fixtures registered in tests/conftest.py, so the run happens once per session).
 The data: a seeded synthetic log whose catalogue grows over time. `first_run`:
 `retrieval-pipeline` with the default Beam runner and the default graph (the
 final fit on every click included), a single-member model, on the clicks
-before the log's 80% point in time (plus two malformed rows): it is blessed
-and both exports are pushed.
+before the log's 80% point in time (plus two malformed rows), with the
+DeepFM ranker on: it is blessed and both exports are pushed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ COMMON = ["--set", "evaluation.ks=[5,10,20]", "--set", "evaluation.blessing_k=20
           "--set", "evaluation.ann_queries=100", "--set", "evaluation.ann_latency_calls=20",
           "--set", "model.towers.embedding_dim=32", "--set", "model.export.top_k=20",
           "--set", "model.ensemble.size=1"]
-GOOD = ["--set", "model.training.epochs=4"]
+GOOD = ["--set", "model.training.epochs=4", "--set", "ranking.enabled=true"]
 IN_MEMORY = ["--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
 
 

@@ -3,7 +3,9 @@
 Inputs: the Trainer's `Model` and, optionally, ChannelTrainer's
 `retrieval.RecallChannels` fitted beside it: then both exports answer the
 merged channels (models/channels/serving.py), with `channels` and
-`related_items`. Outputs: two `Model` artifacts whose
+`related_items`; and, optionally, RankerTrainer's `retrieval.Ranker`
+trained on the same towers: then both exports add the `reranked`
+signature. Outputs: two `Model` artifacts whose
 ``Format-Serving`` directories the stock Pusher pushes: ``scann_model``
 (embedded ScaNN index) and ``brute_force_model`` (pure TF ops, loads in stock
 TF Serving). Top K, history exclusion and ScaNN settings come from the
@@ -17,14 +19,15 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec
 
-from components.artifacts import RecallChannels
+from components.artifacts import Ranker, RecallChannels
 from components.index_builder.executor import Executor
 
 
 class IndexBuilderSpec(ComponentSpec):
     PARAMETERS: dict = {}
     INPUTS = {"model": ChannelParameter(type=standard_artifacts.Model),
-              "channels": ChannelParameter(type=RecallChannels, optional=True)}
+              "channels": ChannelParameter(type=RecallChannels, optional=True),
+              "ranker": ChannelParameter(type=Ranker, optional=True)}
     OUTPUTS = {
         "scann_model": ChannelParameter(type=standard_artifacts.Model),
         "brute_force_model": ChannelParameter(type=standard_artifacts.Model),
@@ -37,8 +40,9 @@ class IndexBuilder(base_component.BaseComponent):
     SPEC_CLASS = IndexBuilderSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, model: types.BaseChannel, channels: types.BaseChannel | None = None):
+    def __init__(self, model: types.BaseChannel, channels: types.BaseChannel | None = None,
+                 ranker: types.BaseChannel | None = None):
         super().__init__(spec=IndexBuilderSpec(
-            model=model, channels=channels,
+            model=model, channels=channels, ranker=ranker,
             scann_model=types.Channel(type=standard_artifacts.Model),
             brute_force_model=types.Channel(type=standard_artifacts.Model)))

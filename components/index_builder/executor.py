@@ -24,14 +24,19 @@ class Executor(base_executor.BaseExecutor):
         towers_dir = path_utils.serving_model_path(
             artifact_utils.get_single_uri(input_dict["model"]))
         channels = optional_single(input_dict, "channels", "IndexBuilder")
+        ranker = optional_single(input_dict, "ranker", "IndexBuilder")
         for key, kind in EXPORTS:
             artifact = artifact_utils.get_single_instance(output_dict[key])
             metadata = serving_export.export(towers_dir, path_utils.serving_model_dir(artifact.uri),
-                                             kind, channels.uri if channels else None)
+                                             kind, channels.uri if channels else None,
+                                             ranker.uri if ranker else None)
             artifact.set_string_custom_property("export", kind)
             artifact.set_int_custom_property("num_candidates", metadata["num_candidates"])
             if metadata["channels"]:
                 artifact.set_string_custom_property("channels", ",".join(metadata["channels"]))
+            if metadata["ranker"]:
+                artifact.set_int_custom_property("rerank_depth",
+                                                 metadata["ranker"]["rerank_depth"])
             recall_key = f"ann_recall@{metadata['top_k']}"
             artifact.set_float_custom_property(recall_key.replace("@", "_at_"),
                                                metadata[recall_key])

@@ -21,7 +21,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from clicklog.config import parse
-from components.artifacts import RecallChannels
+from components.artifacts import Ranker, RecallChannels
 from components.topk_evaluator.config import EvaluationConfig
 from components.topk_evaluator.executor import Executor
 
@@ -43,6 +43,9 @@ class TopKEvaluatorSpec(ComponentSpec):
         "brute_force_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
         # ChannelTrainer's recall channels beside the towers, if any.
         "channels": ChannelParameter(type=RecallChannels, optional=True),
+        # RankerTrainer's ranker, if any: its pair AUC / log loss and the
+        # model's list re-ranked by it.
+        "ranker": ChannelParameter(type=Ranker, optional=True),
     }
     OUTPUTS = {
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
@@ -62,6 +65,7 @@ class TopKEvaluator(base_component.BaseComponent):
                  scann_model: types.BaseChannel | None = None,
                  brute_force_model: types.BaseChannel | None = None,
                  channels: types.BaseChannel | None = None,
+                 ranker: types.BaseChannel | None = None,
                  min_lift=None, min_recall=None):
         """`min_lift`, `min_recall`: when set (a float or a Kubeflow
         RuntimeParameter), replace the config's thresholds at run time."""
@@ -69,6 +73,7 @@ class TopKEvaluator(base_component.BaseComponent):
         super().__init__(spec=TopKEvaluatorSpec(
             examples=examples, model=model, baseline_model=baseline_model,
             scann_model=scann_model, brute_force_model=brute_force_model, channels=channels,
+            ranker=ranker,
             config=json.dumps(config.to_dict(), sort_keys=True),
             min_lift=min_lift, min_recall=min_recall,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),

@@ -14,6 +14,8 @@ MODEL = "model"
 POPULARITY = "popularity"
 RECENT_POPULARITY = "recent_popularity"
 LAST_BLESSED = "last_blessed"
+# The model's list with its top `ranking.rerank_depth` ordered by the ranker.
+RERANKED = "reranked"
 BASELINES = (POPULARITY, RECENT_POPULARITY)
 # fresh: one query per eval click with the user's whole history before it (as
 # served in real time); frozen: the history as it stood when the eval period

@@ -33,6 +33,7 @@ from components.topk_evaluator.config import (  # noqa: E402
     MODEL,
     POPULARITY,
     RECENT_POPULARITY,
+    RERANKED,
     EvaluationConfig,
 )
 from components.topk_evaluator.scorers import extra_inputs, towers_scorer  # noqa: E402
@@ -40,6 +41,8 @@ from models import features, topk_metrics  # noqa: E402
 from models.channels import store  # noqa: E402
 from models.channels.recall import MERGED  # noqa: E402
 from models.data import make_dataset  # noqa: E402
+from models.ranking.ranker import Ranker  # noqa: E402
+from models.ranking.training import PairBuilder, pair_metrics  # noqa: E402
 from models.towers_export import Towers, query_specs_of, read_contract  # noqa: E402
 
 Scorer = Callable[[dict], tf.Tensor]
@@ -139,7 +142,8 @@ def eval_batches(eval_files, batch_size: int, read_length: int,
 
 
 def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
-             baseline_towers_dir: str | None = None, channels_dir: str | None = None) -> dict:
+             baseline_towers_dir: str | None = None, channels_dir: str | None = None,
+             ranker_dir: str | None = None) -> dict:
     """Metrics of the model, popularity baselines and last blessed model.
 
     Args:
@@ -154,6 +158,11 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
         channel alone (`two_tower`: the towers), and the merge without each
         one, are ranked on the same clicks and reported apart under
         "channels", with the merge's settings.
+      ranker_dir: RankerTrainer's ranker, if any: the `reranked` row is the
+        `model` row's list with its top `ranking.rerank_depth` ordered by
+        the ranker, and "ranking" holds the ranker's AUC and log loss on
+        the eval clicks against negatives drawn as in its training
+        (`ranking_metrics`) and its training report.
 
     Returns:
       {"protocols": {name: `evaluate_scorers`' result}} for every protocol of
@@ -184,6 +193,9 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
         extra_specs.update({spec.name: spec for spec in query_specs_of(contract)[2:]})
 
     recall = store.load(channels_dir, towers_dir) if channels_dir else None
+    ranker = Ranker.load(ranker_dir) if ranker_dir else None
+    if ranker is not None:
+        read_length = max(read_length, ranker.config.max_history)
 
     def score_batch(batch: dict) -> dict:
         scores = {name: score(batch) for name, score in scorers.items()}
@@ -196,6 +208,8 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
             scores[MODEL] = tf.constant(channel_scores.pop(MERGED))
             scores.update({CHANNEL_PREFIX + name: tf.constant(values)
                            for name, values in channel_scores.items()})
+        if ranker is not None:
+            scores[RERANKED] = tf.constant(ranker.rerank(batch, scores[MODEL].numpy()))
         return scores
 
     result: dict = {"protocols": {}}
@@ -214,11 +228,27 @@ def evaluate(towers_dir: str, eval_files, config: EvaluationConfig,
                 eval_batches(eval_files, config.batch_size, read_length,
                              list(extra_specs.values()), "fresh"), RELATED_K)
         result["channels"] = channels
+    if ranker is not None:
+        result["ranking"] = ranking_metrics(
+            ranker, recall if recall is not None else store.towers_only(towers),
+            vocab.item_counts, eval_batches(eval_files, config.batch_size, read_length,
+                                            list(extra_specs.values()), "fresh"))
     result["model_is"] = ("the merged recall channels " + ", ".join(recall.channels)
                           if recall is not None else "the two-tower model")
     result.update(result["protocols"][config.blessing_protocol])
     result["protocol"] = config.blessing_protocol
     result["recent_popularity_source"] = recent_popularity_source(vocab.stats)
+    return result
+
+
+def ranking_metrics(ranker: Ranker, recall, item_counts, batches: Iterable[dict]) -> dict:
+    """The ranker's AUC and log loss on the eval clicks (each against
+    negatives drawn as in its training, from `recall`'s merged list and the
+    catalogue), its re-ranking depth and its training report."""
+    builder = PairBuilder(ranker, recall, item_counts, ranker.config, ranker.config.seed + 1)
+    result = pair_metrics(ranker, builder.pairs(batches))
+    result.update(skipped_clicks=builder.skipped, rerank_depth=ranker.config.rerank_depth,
+                  training=ranker.report)
     return result
 
 

@@ -63,10 +63,12 @@ class Executor(base_executor.BaseExecutor):
         eval_files = os.path.join(
             standard_artifact_utils.get_split_uri(input_dict["examples"], "eval"), "*")
         channels = _optional_single(input_dict, "channels")
+        ranker = _optional_single(input_dict, "ranker")
         result = evaluation.evaluate(
             path_utils.serving_model_path(model.uri), eval_files, config,
             baseline_towers_dir=path_utils.serving_model_path(baseline.uri) if baseline else None,
-            channels_dir=channels.uri if channels else None)
+            channels_dir=channels.uri if channels else None,
+            ranker_dir=ranker.uri if ranker else None)
         ann = run_ann_check(_optional_single(input_dict, "scann_model"),
                             _optional_single(input_dict, "brute_force_model"), eval_files, config,
                             result["exclude_history"])

@@ -222,6 +222,23 @@ def channels_section(result: dict) -> str:
     return "".join(parts)
 
 
+def ranking_section(result: dict) -> str:
+    """The ranker's pair metrics and how it was trained, or why there are none."""
+    ranking = result.get("ranking")
+    if not ranking:
+        return "<p>No ranker: RankerTrainer's output was not an input (ranking.enabled).</p>"
+    training = ranking.get("training") or {}
+    rows = "".join(f"<tr><td>{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>"
+                   for key, value in (("AUC", ranking["auc"]), ("log loss", ranking["log_loss"]),
+                                      ("eval pairs", ranking["pairs"]),
+                                      ("eval clicks", ranking["positives"]),
+                                      ("re-ranked depth", ranking["rerank_depth"]),
+                                      ("negatives from", training.get("negatives_from", "")),
+                                      ("training loss by epoch",
+                                       (training.get("train") or {}).get("loss", ""))))
+    return f"<table>{rows}</table>"
+
+
 def render_html(result: dict) -> str:
     """The whole report page for an `evaluation.evaluate` result with blessing."""
     from models.topk_metrics import HISTORY_BUCKETS, ITEM_FRESHNESS, POPULARITY_BUCKETS
@@ -278,6 +295,13 @@ def render_html(result: dict) -> str:
         "fresh-history clicks (so its figures here are in-sample); merged_without_X: the "
         "merge chosen again without channel X.</p>",
         channels_section(result),
+        "<h2>Ranker</h2>",
+        "<p class=\"note\">DeepFM over user, history, item, catalog tokens and popularity "
+        "buckets. AUC and log loss: each eval click's item against negatives drawn as in "
+        "training (retrieved from the merged list and sampled from the catalogue). "
+        "reranked (in the metric tables): the model's list with its top re-ranked depth "
+        "ordered by the ranker.</p>",
+        ranking_section(result),
         "</body></html>",
     ]
     return "\n".join(parts)

@@ -21,6 +21,11 @@ every channel of a fitted `Recall`, fused in the graph exactly as
   * `channels` names, for each returned item, the channel that added most
     to its score (`trending` for an item only the trending fill ranked).
 
+`reranked` (with a ranker, `models.ranking.ranker.Ranker`): the same inputs
+and outputs as `serving_default`; the merged list's best `rerank_depth`
+items are ordered by the ranker's logits (its `scores`), and the top K
+returned with the channel of each.
+
 `related_items(item_id [B]) -> item_ids [B, K], scores [B, K]`: the item's
 neighbours (`Recall.related`: item2vec's, or item_cf's, with content's for
 items without) by weight, then trending order; never the item itself;
@@ -64,7 +69,7 @@ def padded_neighbours(weights: scipy.sparse.csr_matrix) -> tuple[np.ndarray, np.
 class MergedServingModule(tf.Module):
     """Serving signatures over the merged channels (module docstring)."""
 
-    def __init__(self, two_tower_module, recall: Recall, top_k: int):
+    def __init__(self, two_tower_module, recall: Recall, top_k: int, ranker=None):
         super().__init__()
         self.two_tower_module = two_tower_module
         self.query_specs = two_tower_module.query_specs
@@ -122,6 +127,17 @@ class MergedServingModule(tf.Module):
             self.related_index = tf.Variable(index, trainable=False)
             self.related_value = tf.Variable(value, trainable=False)
         self.serve = tf.function(self._retrieve, input_signature=self.query_specs)
+        if ranker is not None:
+            if list(ranker.item_ids) != item_ids:
+                raise ValueError("reranked signature: the ranker's catalogue is not the one the "
+                                 "channels rank (train it on the same towers)")
+            self.ranker_model = ranker.model
+            users = list(ranker.user_ids) or [""]
+            self.ranker_users = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+                tf.constant(users), tf.range(1, len(users) + 1, dtype=tf.int64)), 0)
+            self.rerank_depth = min(int(ranker.config.rerank_depth), num_items)
+            self.ranker_history = int(ranker.config.max_history)
+            self.reranked = tf.function(self._reranked, input_signature=self.query_specs)
         self.query_embedding = two_tower_module.query_embedding
         if self.related_index is not None:
             self.related_items = tf.function(
@@ -230,7 +246,9 @@ class MergedServingModule(tf.Module):
         return lists
 
     # -- merge -----------------------------------------------------------------------------
-    def _retrieve(self, *inputs):
+    def _merged(self, inputs):
+        """(merged scores `[B, N]` with history items at -inf, the channel
+        that added most to each item `[B, N]`)."""
         history = tf.convert_to_tensor(inputs[1], tf.string)
         safe, valid, count, seen, latest = self._history(history)
         rows = tf.shape(safe)[0]
@@ -250,14 +268,36 @@ class MergedServingModule(tf.Module):
             merged += added
             source = tf.where(added > best, c, source)
             best = tf.maximum(best, added)
-        merged = tf.where(seen > 0, tf.constant(float("-inf")), merged)
-        scores, index = tf.math.top_k(merged, k=self.top_k)
+        return tf.where(seen > 0, tf.constant(float("-inf")), merged), source
+
+    def _answer(self, scores, index, source):
+        """The outputs for the chosen candidates `index` `[B, K]` and their scores."""
         real = scores > float("-inf")
         return {"item_ids": tf.where(real, tf.gather(self.item_ids, index), features.PADDING),
                 "scores": scores,
                 "channels": tf.where(real, tf.gather(self.channel_names,
                                                      tf.gather(source, index, batch_dims=1)),
                                      features.PADDING)}
+
+    def _retrieve(self, *inputs):
+        merged, source = self._merged(inputs)
+        scores, index = tf.math.top_k(merged, k=self.top_k)
+        return self._answer(scores, index, source)
+
+    def _reranked(self, *inputs):
+        merged, source = self._merged(inputs)
+        values, top = tf.math.top_k(merged, k=self.rerank_depth)
+        # The ranker's history: the `max_history` most recent catalogue items.
+        index = self.lookup.lookup(tf.convert_to_tensor(inputs[1], tf.string))
+        known = index >= 0
+        recent = tf.cumsum(tf.cast(known, tf.int32), axis=1, reverse=True) <= self.ranker_history
+        history = tf.where(tf.logical_and(known, recent), index + 1, tf.zeros_like(index))
+        logits = self.ranker_model({"user": self.ranker_users.lookup(inputs[0]),
+                                    "history": history,
+                                    "candidates": tf.cast(top, tf.int64) + 1}, training=False)
+        logits = tf.where(values > float("-inf"), logits, tf.constant(float("-inf")))
+        scores, order = tf.math.top_k(logits, k=min(self.top_k, self.rerank_depth))
+        return self._answer(scores, tf.gather(top, order, batch_dims=1), source)
 
     def _related(self, item_id):
         index = self.lookup.lookup(item_id)

@@ -104,6 +104,15 @@ def restore_merge(recall: Recall, meta: dict) -> None:
     recall.reports = meta["reports"]
 
 
+def towers_only(towers: Towers) -> Recall:
+    """The two-tower channel alone as a `Recall` (its merged list is the
+    towers' ranking; popularity orders ties), for a run without channels."""
+    catalogue = Catalogue(towers.vocab.item_ids)
+    return Recall({"two_tower": TwoTowerChannel(towers, catalogue.item_ids)}, catalogue,
+                  np.asarray(towers.vocab.item_counts, np.float32),
+                  RecallConfig(channels=("two_tower",)))
+
+
 def load(directory: str, towers_dir: str | None = None) -> Recall:
     """The saved channels over the towers' catalogue (`towers_dir` is needed
     when the channels include two_tower)."""

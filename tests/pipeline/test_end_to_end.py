@@ -30,7 +30,7 @@ COMPONENTS = ["ClickExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen"
               "ExampleValidator", "ValidationGate", "VocabStatsGen", "RetrievalTrainer",
               "TopKEvaluator", "IndexBuilder", "VocabStatsGenAllClicks", "FinalTrainer",
               "FinalIndexBuilder", "Pusher", "BruteForcePusher", "ChannelTrainer",
-              "FinalChannelTrainer"]
+              "FinalChannelTrainer", "RankerTrainer", "FinalRankerTrainer"]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def test_every_component_ran_once_with_artifacts(run):
     for type_name in ("Examples", "ExampleStatistics", "Schema", "ExampleAnomalies",
                       "retrieval.DataValidation", "retrieval.VocabStats", "Model", "ModelRun",
                       "ModelEvaluation", "ModelBlessing", "PushedModel",
-                      "retrieval.QuarantinedClicks", "retrieval.RecallChannels"):
+                      "retrieval.QuarantinedClicks", "retrieval.RecallChannels",
+                      "retrieval.Ranker"):
         artifacts = store.get_artifacts_by_type(type_name)
         assert artifacts, type_name
         for artifact in artifacts:
@@ -152,6 +153,26 @@ def test_model_is_blessed_and_beats_popularity(run):
     assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
 
 
+def test_ranker_trained_and_evaluated_beside_the_channels(run):
+    with open(run["output"] / "reports" / "metrics.json") as f:
+        metrics = json.load(f)
+    ranking = metrics["ranking"]
+    # Every eval click on a catalogue item is one positive against 8 negatives.
+    assert ranking["pairs"] == 9 * ranking["positives"] > 0
+    assert ranking["auc"] > 0.6, ranking
+    assert ranking["training"]["negatives_from"].startswith("merged recall channels two_tower")
+    # The re-ranked list is ranked on the same clicks as the model's.
+    assert metrics["metrics"]["reranked"]["recall@20"] > 0
+    assert set(metrics["breakdowns"]["reranked"]) == set(metrics["breakdowns"]["model"])
+    assert "Ranker" in (run["output"] / "reports" / "evaluation.html").read_text()
+    evaluated, final = (reports.node_output(_store(run["output"]), node, "retrieval.Ranker")
+                        for node in ("RankerTrainer", "FinalRankerTrainer"))
+    # The final ranker is trained on every click: more rows than the evaluated one.
+    assert 0 < evaluated.custom_properties["train_rows"].int_value < \
+        final.custom_properties["train_rows"].int_value
+    assert os.path.exists(os.path.join(final.uri, "ranker.json"))
+
+
 def test_both_exports_pushed_as_versions(run):
     for name in ("retrieval", "retrieval_brute_force"):
         version_dir = _pushed_version(run["output"], name)
@@ -185,9 +206,12 @@ def test_grpc_predict_on_pushed_model(run, tmp_path):
         with grpc.insecure_channel(server.target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             response = stub.Predict(support.predict_request([user], [history]), timeout=30)
-        # The same server answers the related-items signature (retrieval-query's client).
+        # The same server answers the related-items signature (retrieval-query's
+        # client) and the re-ranked list of the final ranker.
         with client.RetrievalClient(server.target) as retrieval:
             related = retrieval.related([history[-1]], k=10)
+        with client.RetrievalClient(server.target, signature_name="reranked") as retrieval:
+            reranked = retrieval.recommend([user], [history])
     finally:
         assert server.terminate() == 0, server.stderr()
     ids = tf.make_ndarray(response.outputs["item_ids"])
@@ -202,6 +226,13 @@ def test_grpc_predict_on_pushed_model(run, tmp_path):
     assert {c.decode() for c in channels[0]} <= {"two_tower", "trending", "item_cf", "wals",
                                                  "item2vec"}
     assert len(related[0]) == 10 and history[-1] not in {item for item, _ in related[0]}
+    # The re-ranked answer: the merged top rerank_depth (100 of 120 items) in
+    # the ranker's order, cut to K, history excluded, ranker logits descending.
+    reranked_ids = [item for item, _ in reranked[0]]
+    assert len(reranked_ids) == 20 and not set(reranked_ids) & set(history)
+    reranked_scores = [score for _, score in reranked[0]]
+    assert reranked_scores == sorted(reranked_scores, reverse=True)
+    assert reranked_ids != [i.decode() for i in ids[0]]
 
 
 FRESH_PROCESS = textwrap.dedent("""

@@ -5,6 +5,7 @@ import json
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+import retrieval
 from pipeline import cli
 from tests.pipeline.test_end_to_end import COMPONENTS
 
@@ -13,7 +14,8 @@ def test_compile_writes_parsable_pipeline_spec(tmp_path, capsys):
     output = tmp_path / "pipeline.json"
     code = cli.main(["--kubeflow", "--data", "gs://bucket/clicks/*.csv", "--output", str(output),
                      "--pipeline_root", "gs://bucket/root", "--image", "registry/retrieval:1",
-                     "--set", "pipeline.beam_args=[--runner=DataflowRunner]"])
+                     "--set", "pipeline.beam_args=[--runner=DataflowRunner]",
+                     "--set", "ranking.enabled=true"])
     assert code == 0
     assert str(output) in capsys.readouterr().out
     job = json.loads(output.read_text())
@@ -30,6 +32,14 @@ def test_compile_writes_parsable_pipeline_spec(tmp_path, capsys):
     assert images == {"registry/retrieval:1"}
     assert "--runner=DataflowRunner" in json.dumps(job["pipelineSpec"]["deploymentSpec"])
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
+    # Custom artifact types compile to `retrieval.<Name>` schema titles, which
+    # the step image imports from the `retrieval` package.
+    titles = {artifact["artifactType"]["instanceSchema"].split("\n")[0].removeprefix("title: ")
+              for component in job["pipelineSpec"]["components"].values()
+              for artifact in component.get("outputDefinitions", {}).get("artifacts", {}).values()}
+    custom = {title for title in titles if title.startswith("retrieval.")}
+    assert "retrieval.Ranker" in custom
+    assert custom <= {f"retrieval.{name}" for name in retrieval.__all__}
     # The curated schema is read inside the step image (kubeflow/Dockerfile copies configs/).
     schema_file = job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"][
         "parameters"]["schema_file"]["runtimeValue"]["constantValue"]["stringValue"]

@@ -17,6 +17,9 @@ from models.channels.config import RecallConfig
 from models.channels.merge import fuse
 from models.channels.recall import Recall
 from models.channels.two_tower import TwoTowerChannel
+from models.ranking.config import RankingConfig
+from models.ranking.ranker import Ranker
+from models.ranking.training import PairBuilder, fit, merged_scores, request_batches
 from models.towers_export import Towers
 
 
@@ -147,3 +150,43 @@ def test_a_request_of_unknown_items_only_is_a_request_without_history(merged):
     empty = model.signatures["serving_default"](**requests(towers, [[]]))
     assert unknown["item_ids"].numpy().tolist() == empty["item_ids"].numpy().tolist()
     assert Requests({}, recall.catalogue.rows([["x", "y"]])).history_lengths().tolist() == [0]
+
+
+@pytest.fixture(scope="module")
+def reranked(merged, towers_dir, tmp_path_factory):
+    """A ranker trained on the merge's training clicks, and the brute-force
+    export with its `reranked` signature."""
+    recall, channels_dir, _, towers = merged
+    root = tmp_path_factory.mktemp("reranked")
+    train = os.path.join(os.path.dirname(towers_dir), "train.tfrecord.gz")
+    config = RankingConfig(epochs=1, rerank_depth=6, retrieve_depth=10, embedding_dim=4,
+                           hidden_units=(8,))
+    vocab = towers.vocab
+    ranker = Ranker.build(config, vocab.item_ids, vocab.item_counts, vocab.item_recent_counts,
+                          vocab.user_ids)
+    fit(ranker, PairBuilder(ranker, recall, vocab.item_counts, config, 0).pairs(
+        request_batches(train, 64, towers, config)), config)
+    ranker_dir = str(root / "ranker")
+    ranker.save(ranker_dir)
+    directory = str(root / "brute_force")
+    metadata = serving_export.export(towers_dir, directory, "brute_force", channels_dir,
+                                     ranker_dir)
+    return ranker, directory, metadata
+
+
+def test_the_reranked_signature_orders_the_merged_top_by_the_ranker(merged, reranked):
+    recall, _, _, towers = merged
+    ranker, directory, metadata = reranked
+    assert metadata["ranker"]["rerank_depth"] == 6
+    items = recall.catalogue.item_ids
+    histories = [[], [items[0]], [items[1], items[2], items[1]], ["unknown", items[3]]]
+    batch = requests(towers, histories)
+    answer = tf.saved_model.load(directory).signatures["reranked"](**batch)
+    got = [[i.decode() for i in row] for row in answer["item_ids"].numpy()]
+    scores = ranker.rerank(batch, merged_scores(recall, batch), 6)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :len(got[0])]
+    assert got == [[items[i] for i in row] for row in order]
+    # The answer comes from the merged list's top 6, in the ranker's order.
+    merged_top = [set(row) for row in expected_top(recall, batch, 6)]
+    assert all(set(row) <= top for row, top in zip(got, merged_top, strict=True))
+    assert (np.diff(answer["scores"].numpy(), axis=1) <= 0).all()
