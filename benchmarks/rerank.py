@@ -36,7 +36,7 @@ from clicklog.config import ConfigError, parse  # noqa: E402
 from models.channels.config import RecallConfig  # noqa: E402
 from models.channels.recall import MERGED  # noqa: E402
 from models.ranking.config import RankingConfig  # noqa: E402
-from models.ranking.ranker import Ranker  # noqa: E402
+from models.ranking.ranker import ItemClock, Ranker  # noqa: E402
 from models.ranking.training import (  # noqa: E402
     PairBuilder,
     fit,
@@ -86,9 +86,9 @@ def run_dataset(name: str, root: str, recall_config: RecallConfig, config: Ranki
     towers, recall = fitted.towers, fitted.recall
     vocab = towers.vocab
     started = time.time()
-    ranker = Ranker.build(config, vocab.item_ids, vocab.item_counts, vocab.item_recent_counts,
-                          vocab.user_ids, fitted.item_features)
-    builder = PairBuilder(ranker, recall, vocab.item_counts, config, config.seed)
+    clock = ItemClock.from_clicks(fitted.clicks, config.trending_days)
+    ranker = Ranker.build(config, vocab.item_ids, clock, vocab.user_ids, fitted.item_features)
+    builder = PairBuilder(ranker, recall, vocab.item_counts, config, config.seed, clock)
     pairs = builder.pairs(request_batches(fitted.paths["train"], PAIR_BATCH, towers, config))
     pairs_s = time.time() - started
     started = time.time()

@@ -23,8 +23,9 @@ class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
         from models.channels import store
+        from models.channels.clicks import Catalogue, read_clicks
         from models.ranking.config import RankingConfig
-        from models.ranking.ranker import Ranker
+        from models.ranking.ranker import ItemClock, Ranker
         from models.ranking.training import PairBuilder, fit, request_batches
         from models.towers_export import Towers
         from models.vocab import read_item_features
@@ -42,15 +43,13 @@ class Executor(base_executor.BaseExecutor):
         vocab = towers.vocab
         started = time.time()
 
-        def batches(split_names):
-            return request_batches([os.path.join(examples.uri, f"Split-{s}", "*")
-                                    for s in split_names], PAIR_BATCH, towers, config)
-
-        ranker = Ranker.build(config, vocab.item_ids, vocab.item_counts,
-                              vocab.item_recent_counts, vocab.user_ids,
+        files = [os.path.join(examples.uri, f"Split-{s}", "*") for s in splits]
+        clock = ItemClock.from_clicks(read_clicks(files, Catalogue(vocab.item_ids)),
+                                      config.trending_days)
+        ranker = Ranker.build(config, vocab.item_ids, clock, vocab.user_ids,
                               read_item_features(vocab_stats.uri))
-        builder = PairBuilder(ranker, recall, vocab.item_counts, config, config.seed)
-        pairs = builder.pairs(batches(splits))
+        builder = PairBuilder(ranker, recall, vocab.item_counts, config, config.seed, clock)
+        pairs = builder.pairs(request_batches(files, PAIR_BATCH, towers, config))
         report = {"train": fit(ranker, pairs, config),
                   "skipped_clicks": builder.skipped,
                   "negatives_from": "merged recall channels " + ",".join(recall.channels)}

@@ -11,8 +11,9 @@ from clicklog.config import Config, setting
 @dataclasses.dataclass(frozen=True)
 class RankingConfig(Config):
     """DeepFM (Guo et al., IJCAI 2017) over the fields user, history, history
-    length, item, the item's catalog tokens and its all-time and recent
-    popularity buckets: a first-order weight per field value, FM's pairwise
+    length, item, the item's catalog tokens and its popularity, all told and
+    in the trailing `trending_days`, as it stood at the click (training) or
+    at the end of the training clicks (serving): a first-order weight per field value, FM's pairwise
     interactions of the field embeddings, and an MLP over them, summed into
     one logit per (request, candidate). Trained on each training click
     against `sampled_negatives` catalogue items (drawn by count **
@@ -32,8 +33,10 @@ class RankingConfig(Config):
     max_history: int = setting(20, min=1)
     # Catalog tokens kept per item (in feature order).
     max_item_tokens: int = setting(32, min=1)
-    # Quantile buckets of log(1 + clicks) for the popularity fields.
-    popularity_buckets: int = setting(10, min=1)
+    # log2 buckets of an item's clicks before the request (1 + floor(log2(1 +
+    # clicks)), capped), all told and in the trailing `trending_days`.
+    popularity_buckets: int = setting(16, min=1)
+    trending_days: float = setting(14.0, gt=0.0)
     sampled_negatives: int = setting(4, min=0)
     sampling_power: float = setting(0.0, min=0.0)
     retrieved_negatives: int = setting(4, min=0)

@@ -6,7 +6,8 @@ Fields, each an embedding of `embedding_dim` and a first-order weight:
   * history length: bucket of the history's length (0, 1, 2-5, 6-20, more);
   * item: the candidate;
   * item tokens: the mean over the candidate's catalog tokens (a bag);
-  * popularity, recent popularity: quantile buckets of the candidate's counts.
+  * popularity, recent popularity: log2 buckets of the candidate's clicks
+    before the request, all told and in the trailing `trending_days`.
 The logit is bias + first-order weights + FM's pairwise interactions
 0.5 * sum_d((sum_f v_f)^2 - sum_f v_f^2) + an MLP over the concatenated
 field embeddings (Guo et al., IJCAI 2017): the FM and deep parts share the
@@ -25,6 +26,9 @@ import tensorflow as tf  # noqa: E402
 from models.ranking.config import RankingConfig  # noqa: E402
 
 USER, HISTORY, CANDIDATES = "user", "history", "candidates"
+# Optional input: the candidates' popularity buckets `[B, C, 2]` (training
+# reads them at each click's time); without it, the item table's.
+BUCKETS = "buckets"
 # Upper edges (exclusive) of the history-length buckets after bucket 0 (empty).
 HISTORY_LENGTH_EDGES = (2, 6, 21)
 FIELDS = ("user", "history", "history_length", "item", "item_tokens", "popularity",
@@ -48,7 +52,8 @@ class DeepFM(tf.keras.Model):
       item_tokens: int `[N + 1, T]` token ids (0: padding) of each item; row 0
         is the unknown item.
       num_tokens: token ids 1..num_tokens.
-      item_buckets: int `[N + 1, 2]` popularity and recent popularity buckets.
+      item_buckets: int `[N + 1, 2]` popularity and recent popularity buckets
+        at serving time (used when the inputs carry no `buckets`).
       config: sizes and regularisation.
     """
 
@@ -80,7 +85,7 @@ class DeepFM(tf.keras.Model):
                            tf.keras.layers.Dropout(config.dropout, seed=config.seed))]
             + [tf.keras.layers.Dense(1)])
 
-    def _fields(self, table: dict, user, history, candidates) -> list[tf.Tensor]:
+    def _fields(self, table: dict, user, history, candidates, buckets) -> list[tf.Tensor]:
         """Each field's `[B, C, width]` value from `table` (vectors or weights)."""
         count = tf.reduce_sum(tf.cast(history > 0, tf.int32), axis=1)
         length = tf.where(count == 0, 0, 1 + tf.searchsorted(
@@ -90,7 +95,6 @@ class DeepFM(tf.keras.Model):
         def request(value):  # [B, W] -> [B, C, W]
             return tf.broadcast_to(value[:, None, :], [shape[0], shape[1], tf.shape(value)[-1]])
 
-        buckets = tf.gather(self.item_buckets, candidates)
         return [request(tf.gather(table["user"], user)),
                 request(_bag(table["history"], history)),
                 request(tf.gather(table["history_length"], length)),
@@ -103,8 +107,12 @@ class DeepFM(tf.keras.Model):
         user = tf.cast(inputs[USER], tf.int32)
         history = tf.cast(inputs[HISTORY], tf.int32)
         candidates = tf.cast(inputs[CANDIDATES], tf.int32)
-        vectors = tf.stack(self._fields(self.vectors, user, history, candidates), axis=2)
-        first = tf.add_n(self._fields(self.weights_1, user, history, candidates))[..., 0]
+        buckets = (tf.cast(inputs[BUCKETS], tf.int32) if BUCKETS in inputs
+                   else tf.gather(self.item_buckets, candidates))
+        vectors = tf.stack(self._fields(self.vectors, user, history, candidates, buckets),
+                           axis=2)
+        first = tf.add_n(self._fields(self.weights_1, user, history, candidates,
+                                      buckets))[..., 0]
         total = tf.reduce_sum(vectors, axis=2)
         pairwise = 0.5 * tf.reduce_sum(tf.square(total) - tf.reduce_sum(tf.square(vectors),
                                                                           axis=2), axis=-1)

@@ -26,20 +26,58 @@ from clicklog.config import parse  # noqa: E402
 from models import features  # noqa: E402
 from models.channels.clicks import as_array  # noqa: E402
 from models.ranking.config import RankingConfig  # noqa: E402
-from models.ranking.deepfm import CANDIDATES, HISTORY, USER, DeepFM  # noqa: E402
+from models.ranking.deepfm import BUCKETS, CANDIDATES, HISTORY, USER, DeepFM  # noqa: E402
 
 RANKER_JSON = "ranker.json"
 WEIGHTS = "weights"
 
 
-def popularity_buckets(counts, buckets: int) -> np.ndarray:
-    """int `[N]` in 1..buckets: quantile bucket of each log(1 + count)."""
-    values = np.log1p(np.asarray(counts, np.float64))
-    if not len(values):
-        return np.zeros(0, np.int32)
-    edges = np.unique(np.quantile(values, np.arange(1, buckets) / buckets)) if buckets > 1 \
-        else np.zeros(0)
-    return (1 + np.searchsorted(edges, values, side="right")).astype(np.int32)
+# Item index and time packed in one int64 key (times below 2**40 s).
+_TIME_BITS = 40
+
+
+def log_buckets(counts, buckets: int) -> np.ndarray:
+    """int `[...]` in 1..buckets: 1 + floor(log2(1 + count)), capped."""
+    counts = np.maximum(np.asarray(counts, np.float64), 0.0)
+    return (1 + np.minimum(buckets - 1, np.floor(np.log2(1.0 + counts)))).astype(np.int32)
+
+
+class ItemClock:
+    """Each candidate's clicks in time: how many before a given time, all
+    told and within the trailing `window_seconds`. Training pairs read an
+    item's popularity as it stood at the click (no later click leaks in);
+    serving reads it at `now`, just after the newest click."""
+
+    def __init__(self, items: np.ndarray, timestamps: np.ndarray, window_seconds: float):
+        items, timestamps = np.asarray(items, np.int64), np.asarray(timestamps, np.int64)
+        keep = items >= 0
+        self.keys = np.sort((items[keep] << _TIME_BITS) + np.clip(timestamps[keep], 0, None))
+        self.window = int(window_seconds)
+        self.now = int(timestamps.max()) + 1 if len(timestamps) else 0
+
+    @classmethod
+    def from_clicks(cls, clicks, window_days: float) -> ItemClock:
+        """From `models.channels.clicks.Clicks` (candidate index and time of each)."""
+        return cls(clicks.items, clicks.timestamps, window_days * 86400)
+
+    def counts(self, items: np.ndarray, times) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks before `times`, clicks in the window before them) of each
+        of `items` (catalogue index; -1 has none); `times` broadcasts."""
+        items = np.asarray(items, np.int64)
+        times = np.clip(np.broadcast_to(np.asarray(times, np.int64), items.shape), 0, None)
+        base = np.maximum(items, 0) << _TIME_BITS
+        first = np.searchsorted(self.keys, base)
+        before = np.searchsorted(self.keys, base + times)
+        recent = np.searchsorted(self.keys, base + np.maximum(times - self.window, 0))
+        known = items >= 0
+        return np.where(known, before - first, 0), np.where(known, before - recent, 0)
+
+    def buckets(self, items: np.ndarray, times, buckets: int) -> np.ndarray:
+        """int `[..., 2]`: `log_buckets` of both counts (0 for an unknown item)."""
+        total, recent = self.counts(items, times)
+        known = np.asarray(items) >= 0
+        return np.stack([np.where(known, log_buckets(total, buckets), 0),
+                         np.where(known, log_buckets(recent, buckets), 0)], axis=-1)
 
 
 def item_token_table(item_features: dict | None, num_items: int, max_tokens: int
@@ -84,21 +122,24 @@ class Ranker:
                                np.zeros((1, 1), np.int64)))  # creates the weights
 
     @classmethod
-    def build(cls, config: RankingConfig, item_ids: list[str], item_counts, recent_counts,
+    def build(cls, config: RankingConfig, item_ids: list[str], clock: ItemClock,
               user_ids, item_features: dict | None = None) -> Ranker:
-        """An untrained ranker: the catalogue's tokens and popularity buckets,
-        `user_ids` the known users."""
+        """An untrained ranker: the catalogue's tokens, its popularity buckets
+        at `clock.now` (what serving reads), `user_ids` the known users."""
         tokens, vocabulary = item_token_table(item_features, len(item_ids),
                                               config.max_item_tokens)
         buckets = np.zeros((len(item_ids) + 1, 2), np.int32)
-        buckets[1:, 0] = popularity_buckets(item_counts, config.popularity_buckets)
-        buckets[1:, 1] = popularity_buckets(recent_counts, config.popularity_buckets)
+        buckets[1:] = clock.buckets(np.arange(len(item_ids)), clock.now,
+                                    config.popularity_buckets)
         return cls(config, item_ids, sorted(set(user_ids)), tokens, vocabulary, buckets)
 
-    def encode(self, batch: dict, candidates: np.ndarray) -> dict:
+    def encode(self, batch: dict, candidates: np.ndarray, clock: ItemClock | None = None
+               ) -> dict:
         """The model's inputs for a request batch (`user_id` `[B]`, `history`
         `[B, L]` strings, most recent last, `""` padding) and candidates
-        (catalogue index `[B, C]`, -1: unknown)."""
+        (catalogue index `[B, C]`, -1: unknown). With `clock` (training), the
+        candidates' popularity buckets as they stood at each click's
+        `timestamp`; without, the ranker's table (as at the end of its clicks)."""
         users = np.array([self.user_index.get(_text(u), 0)
                           for u in as_array(batch[features.USER_ID])], np.int32)
         rows = []
@@ -110,8 +151,12 @@ class Ranker:
         history = np.zeros((len(rows), width), np.int32)
         for n, row in enumerate(rows):
             history[n, :len(row)] = row
-        return {USER: users, HISTORY: history,
-                CANDIDATES: np.asarray(candidates, np.int64).astype(np.int32) + 1}
+        inputs = {USER: users, HISTORY: history,
+                  CANDIDATES: np.asarray(candidates, np.int64).astype(np.int32) + 1}
+        if clock is not None:
+            times = as_array(batch[features.TIMESTAMP]).astype(np.int64)[:, None]
+            inputs[BUCKETS] = clock.buckets(candidates, times, self.config.popularity_buckets)
+        return inputs
 
     def score(self, batch: dict, candidates: np.ndarray) -> np.ndarray:
         """float32 logits `[B, C]` of the catalogue indices `candidates`."""

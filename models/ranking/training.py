@@ -24,8 +24,10 @@ from models.channels.clicks import as_array  # noqa: E402
 from models.channels.recall import Recall  # noqa: E402
 from models.data import make_dataset  # noqa: E402
 from models.ranking.config import RankingConfig  # noqa: E402
-from models.ranking.deepfm import CANDIDATES, HISTORY, USER  # noqa: E402
-from models.ranking.ranker import Ranker  # noqa: E402
+from models.ranking.deepfm import BUCKETS, CANDIDATES, HISTORY, USER  # noqa: E402
+from models.ranking.ranker import ItemClock, Ranker  # noqa: E402
+
+MODEL_INPUTS = (USER, HISTORY, CANDIDATES, BUCKETS)
 
 
 def request_batches(file_patterns, batch_size: int, towers, config: RankingConfig):
@@ -56,8 +58,11 @@ class PairBuilder:
     """Candidates and labels for the clicks of request batches."""
 
     def __init__(self, ranker: Ranker, recall: Recall | None, item_counts,
-                 config: RankingConfig, seed: int):
-        self.ranker, self.recall, self.config = ranker, recall, config
+                 config: RankingConfig, seed: int, clock: ItemClock | None = None):
+        """`clock`: the training clicks, to read each candidate's popularity
+        at its click (training pairs); None reads the ranker's table, as
+        serving does (pairs of later clicks)."""
+        self.ranker, self.recall, self.config, self.clock = ranker, recall, config, clock
         weights = np.asarray(item_counts, np.float64) ** config.sampling_power
         self.sampling = weights / weights.sum()
         self.rng = np.random.default_rng(seed)
@@ -104,8 +109,8 @@ class PairBuilder:
             columns.append(self._sampled(targets, extra))
         candidates = np.concatenate(columns, axis=1)[keep]
         rows = {key: as_array(value)[keep] for key, value in batch.items()
-                if key in (features.USER_ID, features.HISTORY)}
-        inputs = self.ranker.encode(rows, candidates)
+                if key in (features.USER_ID, features.HISTORY, features.TIMESTAMP)}
+        inputs = self.ranker.encode(rows, candidates, self.clock)
         labels = np.zeros(candidates.shape, np.float32)
         labels[:, 0] = 1.0
         return {**inputs, "labels": labels}
@@ -118,16 +123,17 @@ class PairBuilder:
         width = max(p[HISTORY].shape[1] for p in parts)
         history = np.concatenate([np.pad(p[HISTORY], ((0, 0), (0, width - p[HISTORY].shape[1])))
                                   for p in parts])
-        return {USER: np.concatenate([p[USER] for p in parts]), HISTORY: history,
-                CANDIDATES: np.concatenate([p[CANDIDATES] for p in parts]),
-                "labels": np.concatenate([p["labels"] for p in parts])}
+        result = {key: np.concatenate([p[key] for p in parts])
+                  for key in (USER, CANDIDATES, BUCKETS, "labels") if key in parts[0]}
+        result[HISTORY] = history
+        return result
 
 
 def fit(ranker: Ranker, pairs: dict, config: RankingConfig) -> dict:
     """Trains `ranker.model` on `pairs` (binary cross-entropy per candidate);
     returns the loss after each epoch."""
     tf.keras.utils.set_random_seed(config.seed)
-    inputs = {key: pairs[key] for key in (USER, HISTORY, CANDIDATES)}
+    inputs = {key: pairs[key] for key in MODEL_INPUTS if key in pairs}
     dataset = (tf.data.Dataset.from_tensor_slices((inputs, pairs["labels"]))
                .shuffle(len(pairs["labels"]), seed=config.seed, reshuffle_each_iteration=True)
                .batch(config.batch_size))
@@ -144,7 +150,7 @@ def pair_metrics(ranker: Ranker, pairs: dict, batch_size: int = 1024) -> dict:
     candidate) pair of `pairs` (the negatives' mix sets the base rate)."""
     logits = np.concatenate([
         ranker.model({key: pairs[key][start:start + batch_size]
-                      for key in (USER, HISTORY, CANDIDATES)}, training=False).numpy()
+                      for key in MODEL_INPUTS if key in pairs}, training=False).numpy()
         for start in range(0, len(pairs["labels"]), batch_size)])
     labels = pairs["labels"].ravel()
     probabilities = 1.0 / (1.0 + np.exp(-logits.ravel().astype(np.float64)))

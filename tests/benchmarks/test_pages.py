@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-from benchmarks import ablation_page, backtest_page, channels_page, item2vec_page
+from benchmarks import ablation_page, backtest_page, channels_page, item2vec_page, rerank_page
 
 
 @pytest.mark.parametrize("generator", [ablation_page, backtest_page, channels_page,
-                                       item2vec_page],
+                                       item2vec_page, rerank_page],
                          ids=lambda g: g.__name__.rsplit(".", 1)[-1])
 def test_the_page_is_the_generated_one(generator):
     with open(generator.RESULTS) as f:

@@ -18,7 +18,7 @@ from models.channels.merge import fuse
 from models.channels.recall import Recall
 from models.channels.two_tower import TwoTowerChannel
 from models.ranking.config import RankingConfig
-from models.ranking.ranker import Ranker
+from models.ranking.ranker import ItemClock, Ranker
 from models.ranking.training import PairBuilder, fit, merged_scores, request_batches
 from models.towers_export import Towers
 
@@ -26,7 +26,8 @@ from models.towers_export import Towers
 @pytest.fixture(scope="module")
 def merged(towers_dir, tmp_path_factory):
     """Channels fitted beside the session's towers, their merge chosen on the
-    training clicks, and both exports of the merge."""
+    training clicks, a ranker trained beside them, and both exports of the
+    merge with the ranker's `reranked` signature."""
     root = tmp_path_factory.mktemp("merged")
     train = os.path.join(os.path.dirname(towers_dir), "train.tfrecord.gz")
     towers = Towers(towers_dir)
@@ -46,10 +47,18 @@ def merged(towers_dir, tmp_path_factory):
     recall.tune(eval_batches(train, 64, 10, list(towers.query_specs[2:]), "fresh"), k=5)
     channels_dir = str(root / "channels")
     store.save(recall, channels_dir)
+    ranking = RankingConfig(epochs=1, rerank_depth=6, retrieve_depth=10, embedding_dim=4,
+                            hidden_units=(8,))
+    clock = ItemClock.from_clicks(read_clicks(train, catalogue), ranking.trending_days)
+    ranker = Ranker.build(ranking, towers.vocab.item_ids, clock, towers.vocab.user_ids)
+    fit(ranker, PairBuilder(ranker, recall, towers.vocab.item_counts, ranking, 0, clock).pairs(
+        request_batches(train, 64, towers, ranking)), ranking)
+    ranker_dir = str(root / "ranker")
+    ranker.save(ranker_dir)
     exports = {kind: (str(root / kind), serving_export.export(towers_dir, str(root / kind), kind,
-                                                              channels_dir))
+                                                              channels_dir, ranker_dir))
                for kind in serving_export.EXPORT_KINDS}
-    return recall, channels_dir, exports, towers
+    return recall, channels_dir, exports, towers, ranker
 
 
 def requests(towers, histories: list[list[str]]) -> dict:
@@ -72,7 +81,7 @@ def expected_top(recall: Recall, batch: dict, k: int) -> list[list[str]]:
 
 
 def test_the_brute_force_export_answers_the_numpy_merge(merged):
-    recall, _, exports, towers = merged
+    recall, _, exports, towers, _ = merged
     items = recall.catalogue.item_ids
     # Histories within the export's exclusion (3), with a repeat and an unknown item,
     # and one of an item without catalog tokens only.
@@ -93,7 +102,7 @@ def test_the_brute_force_export_answers_the_numpy_merge(merged):
 
 
 def test_the_examples_signature_answers_as_the_default_one(merged):
-    recall, _, exports, towers = merged
+    recall, _, exports, towers, _ = merged
     model = tf.saved_model.load(exports["brute_force"][0])
     items = recall.catalogue.item_ids
     example = tf.train.Example(features=tf.train.Features(feature={
@@ -108,7 +117,7 @@ def test_the_examples_signature_answers_as_the_default_one(merged):
 
 
 def test_related_items_are_the_neighbours_then_trending_never_the_item(merged):
-    recall, _, exports, _ = merged
+    recall, _, exports, _, _ = merged
     items = recall.catalogue.item_ids
     model = tf.saved_model.load(exports["brute_force"][0])
     assert recall.fit_reports["related_items"]["source"] == "item2vec"
@@ -123,7 +132,7 @@ def test_related_items_are_the_neighbours_then_trending_never_the_item(merged):
 
 
 def test_the_saved_channels_score_as_the_fitted_ones(merged):
-    recall, channels_dir, _, towers = merged
+    recall, channels_dir, _, towers, _ = merged
     loaded = store.load(channels_dir, towers.directory)
     items = recall.catalogue.item_ids
     batch = requests(towers, [[items[0], items[2]], []])
@@ -134,17 +143,18 @@ def test_the_saved_channels_score_as_the_fitted_ones(merged):
 
 
 def test_the_export_metadata_names_the_channels_and_the_merge(merged):
-    recall, _, exports, _ = merged
+    recall, _, exports, _, _ = merged
     for kind, (directory, metadata) in exports.items():
         assert metadata["channels"] == list(recall.channels)
         assert metadata["outputs"]["channels"] == f"string [B, {metadata['top_k']}]"
         assert metadata["merge"] == json.loads(json.dumps(recall.setting.to_dict()))
+        assert metadata["ranker"]["rerank_depth"] == 6, kind
         with open(os.path.join(directory, "assets.extra", "retrieval_export.json")) as f:
             assert json.load(f)["channels"] == list(recall.channels), kind
 
 
 def test_a_request_of_unknown_items_only_is_a_request_without_history(merged):
-    recall, _, exports, towers = merged
+    recall, _, exports, towers, _ = merged
     model = tf.saved_model.load(exports["brute_force"][0])
     unknown = model.signatures["serving_default"](**requests(towers, [["x", "y"]]))
     empty = model.signatures["serving_default"](**requests(towers, [[]]))
@@ -152,32 +162,9 @@ def test_a_request_of_unknown_items_only_is_a_request_without_history(merged):
     assert Requests({}, recall.catalogue.rows([["x", "y"]])).history_lengths().tolist() == [0]
 
 
-@pytest.fixture(scope="module")
-def reranked(merged, towers_dir, tmp_path_factory):
-    """A ranker trained on the merge's training clicks, and the brute-force
-    export with its `reranked` signature."""
-    recall, channels_dir, _, towers = merged
-    root = tmp_path_factory.mktemp("reranked")
-    train = os.path.join(os.path.dirname(towers_dir), "train.tfrecord.gz")
-    config = RankingConfig(epochs=1, rerank_depth=6, retrieve_depth=10, embedding_dim=4,
-                           hidden_units=(8,))
-    vocab = towers.vocab
-    ranker = Ranker.build(config, vocab.item_ids, vocab.item_counts, vocab.item_recent_counts,
-                          vocab.user_ids)
-    fit(ranker, PairBuilder(ranker, recall, vocab.item_counts, config, 0).pairs(
-        request_batches(train, 64, towers, config)), config)
-    ranker_dir = str(root / "ranker")
-    ranker.save(ranker_dir)
-    directory = str(root / "brute_force")
-    metadata = serving_export.export(towers_dir, directory, "brute_force", channels_dir,
-                                     ranker_dir)
-    return ranker, directory, metadata
-
-
-def test_the_reranked_signature_orders_the_merged_top_by_the_ranker(merged, reranked):
-    recall, _, _, towers = merged
-    ranker, directory, metadata = reranked
-    assert metadata["ranker"]["rerank_depth"] == 6
+def test_the_reranked_signature_orders_the_merged_top_by_the_ranker(merged):
+    recall, _, exports, towers, ranker = merged
+    directory, _ = exports["brute_force"]
     items = recall.catalogue.item_ids
     histories = [[], [items[0]], [items[1], items[2], items[1]], ["unknown", items[3]]]
     batch = requests(towers, histories)

@@ -9,7 +9,7 @@ from models.channels.recall import Recall
 from models.channels.trending import TrendingChannel
 from models.ranking.config import RankingConfig
 from models.ranking.deepfm import CANDIDATES
-from models.ranking.ranker import Ranker, item_token_table, popularity_buckets
+from models.ranking.ranker import ItemClock, Ranker, item_token_table, log_buckets
 from models.ranking.training import PairBuilder, fit, pair_metrics
 
 CONFIG = RankingConfig(epochs=4, batch_size=128, sampled_negatives=6, retrieved_negatives=0)
@@ -17,44 +17,57 @@ CONFIG = RankingConfig(epochs=4, batch_size=128, sampled_negatives=6, retrieved_
 
 def log(seed: int = 3):
     """(catalogue, training rows, held-out rows, item categories): rows are
-    (user, history, item); each user's last click is held out."""
+    (user, history, item, time); each user's last click is held out."""
     clicks, category = synthetic.generate(synthetic.SyntheticConfig(
         num_users=400, num_items=120, num_categories=6, clicks_per_user=12.0,
         late_item_share=0.0, seed=seed))
     by_user: dict[str, list] = {}
-    for user, item, _ in clicks:
-        by_user.setdefault(user, []).append(item)
+    for user, item, time in clicks:
+        by_user.setdefault(user, []).append((item, time))
     catalogue = Catalogue(sorted({item for _, item, _ in clicks}))
     train, held_out = [], []
-    for user, items in by_user.items():
-        train += [(user, items[:n], items[n]) for n in range(len(items) - 1)]
-        held_out.append((user, items[:-1], items[-1]))
+    for user, events in by_user.items():
+        items = [item for item, _ in events]
+        train += [(user, items[:n], items[n], events[n][1]) for n in range(len(items) - 1)]
+        held_out.append((user, items[:-1], items[-1], events[-1][1]))
     return catalogue, train, held_out, {item: f"c{c}" for item, c in category.items()}
 
 
 def batches(rows, size: int = 256):
     for start in range(0, len(rows), size):
         part = rows[start:start + size]
-        width = max(1, max(len(h) for _, h, _ in part))
-        yield {"user_id": np.array([u.encode() for u, _, _ in part]),
-               "item_id": np.array([i.encode() for _, _, i in part]),
+        width = max(1, max(len(h) for _, h, _, _ in part))
+        yield {"user_id": np.array([u.encode() for u, _, _, _ in part]),
+               "item_id": np.array([i.encode() for _, _, i, _ in part]),
+               "timestamp": np.array([t for _, _, _, t in part], np.int64),
                "history": np.array([[h.encode() for h in history] + [b""] * (width - len(history))
-                                    for _, history, _ in part])}
+                                    for _, history, _, _ in part])}
 
 
 def build(catalogue, train, category, config=CONFIG):
-    counts = np.zeros(len(catalogue))
-    for _, _, item in train:
-        counts[catalogue.index[item]] += 1
+    """(an untrained ranker, training clicks per item, the training clicks' clock)."""
+    items = np.array([catalogue.index[item] for _, _, item, _ in train])
+    clock = ItemClock(items, np.array([t for _, _, _, t in train]), config.trending_days * 86400)
     features = {"genres": [[category[i]] for i in catalogue.item_ids]}
-    return Ranker.build(config, catalogue.item_ids, counts, counts, [u for u, _, _ in train],
-                        features), counts
+    return (Ranker.build(config, catalogue.item_ids, clock, [u for u, _, _, _ in train],
+                         features), np.bincount(items, minlength=len(catalogue)), clock)
 
 
-def test_popularity_buckets_are_quantiles_from_one():
-    buckets = popularity_buckets([0, 0, 1, 3, 10, 100, 1000, 5000], 4)
-    assert buckets.min() == 1 and buckets.max() == 4
-    assert np.all(np.diff(buckets) >= 0)
+def test_log_buckets_start_at_one_and_are_capped():
+    assert log_buckets([0, 1, 3, 7, 1000], 4).tolist() == [1, 2, 3, 4, 4]
+
+
+def test_the_clock_counts_clicks_strictly_before_the_time_and_in_the_window():
+    day = 86400
+    clock = ItemClock(np.array([0, 0, 0, 1, -1]), np.array([0, 5 * day, 9 * day, 9 * day, 1]),
+                      window_seconds=7 * day)
+    total, recent = clock.counts(np.array([0, 0, 0, 1, -1]),
+                                 np.array([9 * day, 9 * day + 1, 20 * day, 9 * day, 9 * day]))
+    # At day 9 item 0's click of day 9 is not yet counted; the window is days 2 to 9.
+    assert total.tolist() == [2, 3, 3, 0, 0]
+    assert recent.tolist() == [1, 2, 0, 0, 0]
+    assert clock.now == 9 * day + 1
+    assert clock.buckets(np.array([[0, -1]]), clock.now, 16).tolist() == [[[3, 2], [0, 0]]]
 
 
 def test_item_tokens_are_prefixed_by_feature_and_row_zero_is_unknown():
@@ -67,8 +80,8 @@ def test_item_tokens_are_prefixed_by_feature_and_row_zero_is_unknown():
 
 def test_the_ranker_reranks_popular_candidates_better_than_popularity():
     catalogue, train, held_out, category = log()
-    ranker, counts = build(catalogue, train, category)
-    builder = PairBuilder(ranker, None, counts, CONFIG, seed=0)
+    ranker, counts, clock = build(catalogue, train, category)
+    builder = PairBuilder(ranker, None, counts, CONFIG, seed=0, clock=clock)
     report = fit(ranker, builder.pairs(batches(train)), CONFIG)
     assert report["loss"][-1] < report["loss"][0]
     # Each held-out click re-ranks popularity's 50 best unseen items.
@@ -92,7 +105,7 @@ def test_the_ranker_reranks_popular_candidates_better_than_popularity():
 
 def test_rerank_lifts_exactly_the_top_depth_candidates():
     catalogue, train, _, category = log()
-    ranker, _ = build(catalogue, train[:50], category)
+    ranker, _, _ = build(catalogue, train[:50], category)
     batch = next(batches(train[:3]))
     scores = np.tile(np.arange(len(catalogue), dtype=np.float32)[::-1], (3, 1))
     reranked = ranker.rerank(batch, scores, depth=5)
@@ -105,20 +118,20 @@ def test_rerank_lifts_exactly_the_top_depth_candidates():
 
 def test_retrieved_negatives_come_from_the_merged_top_and_never_the_click():
     catalogue, train, _, category = log()
-    clicks = from_lists([u for u, _, _ in train], [i for _, _, i in train],
-                        list(range(len(train))), catalogue)
+    clicks = from_lists([u for u, _, _, _ in train], [i for _, _, i, _ in train],
+                        [t for _, _, _, t in train], catalogue)
     trending = TrendingChannel.fit(clicks, TrendingChannelConfig())
     recall = Recall({"trending": trending}, catalogue, trending.counts,
                     RecallConfig(channels=("trending",)))
     config = CONFIG.replace(sampled_negatives=0, retrieved_negatives=3, retrieve_depth=4)
-    ranker, counts = build(catalogue, train, category, config)
+    ranker, counts, _ = build(catalogue, train, category, config)
     rows = train[-200:]
     pairs = PairBuilder(ranker, recall, counts, config, seed=0).batch(next(batches(rows)))
     assert pairs[CANDIDATES].shape == (200, 4)
-    targets = np.array([catalogue.index[i] + 1 for _, _, i in rows])
+    targets = np.array([catalogue.index[i] + 1 for _, _, i, _ in rows])
     assert np.array_equal(pairs[CANDIDATES][:, 0], targets)
     assert not (pairs[CANDIDATES][:, 1:] == targets[:, None]).any()
-    for row, (_, history, item) in enumerate(rows):
+    for row, (_, history, item, _) in enumerate(rows):
         order = np.argsort(-trending.counts, kind="stable")
         unseen = [n + 1 for n in order if catalogue.item_ids[n] not in set(history)
                   and catalogue.item_ids[n] != item][:4]
@@ -127,7 +140,7 @@ def test_retrieved_negatives_come_from_the_merged_top_and_never_the_click():
 
 def test_save_and_load_give_the_same_scores(tmp_path):
     catalogue, train, _, category = log()
-    ranker, counts = build(catalogue, train[:500], category)
+    ranker, counts, _ = build(catalogue, train[:500], category)
     fit(ranker, PairBuilder(ranker, None, counts, CONFIG.replace(epochs=1), seed=0)
         .pairs(batches(train[:500])), CONFIG.replace(epochs=1))
     ranker.save(str(tmp_path))
@@ -137,7 +150,8 @@ def test_save_and_load_give_the_same_scores(tmp_path):
     np.testing.assert_allclose(loaded.score(batch, candidates), ranker.score(batch, candidates),
                                rtol=1e-5, atol=1e-6)
     # An unknown user and items outside the catalogue are scored, not refused.
-    unknown = {"user_id": np.array([b"nobody"]), "history": np.array([[b"not-an-item"]])}
+    unknown = {"user_id": np.array([b"nobody"]), "history": np.array([[b"not-an-item"]]),
+               "timestamp": np.array([0])}
     assert np.isfinite(loaded.score(unknown, np.array([[-1, 0]]))).all()
 
 
