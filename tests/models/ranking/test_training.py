@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from clicklog import synthetic
 from clicklog.config import ConfigError, parse
-from models.channels.clicks import Catalogue, from_lists
+from models.channels.clicks import from_lists
 from models.channels.config import RecallConfig, TrendingChannelConfig
 from models.channels.recall import Recall
 from models.channels.trending import TrendingChannel
@@ -11,6 +10,7 @@ from models.ranking.config import RankingConfig
 from models.ranking.deepfm import CANDIDATES
 from models.ranking.ranker import ItemClock, Ranker, item_token_table, log_buckets
 from models.ranking.training import PairBuilder, fit, pair_metrics
+from tests.models.channels import data
 
 CONFIG = RankingConfig(epochs=4, batch_size=128, sampled_negatives=6, retrieved_negatives=0)
 
@@ -18,19 +18,13 @@ CONFIG = RankingConfig(epochs=4, batch_size=128, sampled_negatives=6, retrieved_
 def log(seed: int = 3):
     """(catalogue, training rows, held-out rows, item categories): rows are
     (user, history, item, time); each user's last click is held out."""
-    clicks, category = synthetic.generate(synthetic.SyntheticConfig(
-        num_users=400, num_items=120, num_categories=6, clicks_per_user=12.0,
-        late_item_share=0.0, seed=seed))
-    by_user: dict[str, list] = {}
-    for user, item, time in clicks:
-        by_user.setdefault(user, []).append((item, time))
-    catalogue = Catalogue(sorted({item for _, item, _ in clicks}))
+    catalogue, by_user, category = data.events(seed=seed)
     train, held_out = [], []
-    for user, events in by_user.items():
-        items = [item for item, _ in events]
-        train += [(user, items[:n], items[n], events[n][1]) for n in range(len(items) - 1)]
-        held_out.append((user, items[:-1], items[-1], events[-1][1]))
-    return catalogue, train, held_out, {item: f"c{c}" for item, c in category.items()}
+    for user, clicks in by_user.items():
+        items = [item for item, _ in clicks]
+        train += [(user, items[:n], items[n], clicks[n][1]) for n in range(len(items) - 1)]
+        held_out.append((user, items[:-1], items[-1], clicks[-1][1]))
+    return catalogue, train, held_out, category
 
 
 def batches(rows, size: int = 256):
