@@ -22,7 +22,10 @@ COMMON = ["--set", "evaluation.ks=[5,10,20]", "--set", "evaluation.blessing_k=20
           "--set", "evaluation.ann_queries=100", "--set", "evaluation.ann_latency_calls=20",
           "--set", "model.towers.embedding_dim=32", "--set", "model.export.top_k=20",
           "--set", "model.ensemble.size=1"]
-GOOD = ["--set", "model.training.epochs=4", "--set", "ranking.enabled=true"]
+# A small ranker: the tests check that it is trained, evaluated and served.
+GOOD = ["--set", "model.training.epochs=4", "--set", "ranking.enabled=true",
+        "--set", "ranking.epochs=1", "--set", "ranking.embedding_dim=8",
+        "--set", "ranking.hidden_units=[16]"]
 IN_MEMORY = ["--set", "pipeline.beam_args=[--direct_running_mode=in_memory]"]
 
 
