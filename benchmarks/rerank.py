@@ -40,7 +40,6 @@ from models.ranking.ranker import ItemClock, Ranker  # noqa: E402
 from models.ranking.training import (  # noqa: E402
     PairBuilder,
     fit,
-    merged_scores,
     pair_metrics,
     request_batches,
 )
@@ -67,7 +66,7 @@ def latency(ranker: Ranker, fitted: Fitted, depths: list[int], requests: int) ->
             break
     result = {}
     for depth in depths:
-        scores = [merged_scores(fitted.recall, row) for row in rows]
+        scores = [fitted.recall.merged_scores(row) for row in rows]
         ranker.rerank(rows[0], scores[0], depth)  # traces the call
         times = []
         for row, score in zip(rows, scores, strict=True):
@@ -99,7 +98,7 @@ def run_dataset(name: str, root: str, recall_config: RecallConfig, config: Ranki
         fitted.batches("fresh", "report", config.max_history)))
 
     def score_batch(batch: dict) -> dict:
-        merged = merged_scores(recall, batch)
+        merged = recall.merged_scores(batch)
         scores = {MERGED: merged}
         for depth in depths:
             scores[reranked_name(depth)] = ranker.rerank(batch, merged, depth)

@@ -1,10 +1,11 @@
 """RankerTrainer: the DeepFM ranking model, trained on the clicks against
 sampled and retrieved negatives.
 
-Inputs: `Examples` (the clicks of `train_splits` train the ranker; the
-TopKEvaluator measures it on the eval split), the Trainer's `Model` (the catalogue, and the
-two-tower channel when there are no recall channels), the `VocabStats` the
-towers were trained on (popularity counts and the catalog's item tokens)
+Inputs: `Examples` (the clicks of `train_splits` train the ranker, and
+give each training pair the items' popularity at its click; the
+TopKEvaluator measures it on the eval split), the Trainer's `Model` (the
+catalogue, and the two-tower channel when there are no recall channels),
+the `VocabStats` the towers were trained on (the catalog's item tokens)
 and, optionally, ChannelTrainer's `RecallChannels`: retrieved negatives
 come from their merged list (the two-tower list without them).
 Output: `retrieval.Ranker` (models/ranking/ranker.py). Settings: the

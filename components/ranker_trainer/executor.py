@@ -1,4 +1,4 @@
-"""RankerTrainer's executor: build the pairs, train, measure, save."""
+"""RankerTrainer's executor: build the training pairs, train, save."""
 
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ class Executor(base_executor.BaseExecutor):
                   else store.towers_only(towers))
         vocab = towers.vocab
         started = time.time()
-
         files = [os.path.join(examples.uri, f"Split-{s}", "*") for s in splits]
         clock = ItemClock.from_clicks(read_clicks(files, Catalogue(vocab.item_ids)),
                                       config.trending_days)

@@ -142,8 +142,16 @@ class Recall:
     def buckets(self, requests: Requests) -> np.ndarray:
         return merge.bucket_index(requests.history_lengths(), self.config.merge.short_history_max)
 
-    def fuse(self, lists: dict, buckets: np.ndarray, setting: merge.MergeSetting) -> np.ndarray:
-        return merge.fuse(lists, buckets, setting, self.tie, self.config.merge.rrf_k)
+    def fuse(self, lists: dict, buckets: np.ndarray, setting: merge.MergeSetting,
+             seen: scipy.sparse.csr_matrix | None = None) -> np.ndarray:
+        return merge.fuse(lists, buckets, setting, self.tie, self.config.merge.rrf_k, seen)
+
+    def merged_scores(self, batch: dict) -> np.ndarray:
+        """float32 `[Q, N]` merged scores of a batch with its history items
+        at -inf (what the exports' merged list ranks)."""
+        requests = self.requests(batch)
+        _, lists = self.ranked(requests)
+        return self.fuse(lists, self.buckets(requests), self.setting, requests.rows)
 
     def score_batch(self, batch: dict, given: dict | None = None) -> dict[str, np.ndarray]:
         """{channel: its scores, `merged`: the merged scores, `merged_without_<channel>`:

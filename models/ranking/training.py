@@ -40,16 +40,6 @@ def request_batches(file_patterns, batch_size: int, towers, config: RankingConfi
                         impressed_negatives=config.impression_negatives)
 
 
-def merged_scores(recall: Recall, batch: dict) -> np.ndarray:
-    """float32 `[Q, N]` merged recall scores of a batch, history items at -inf."""
-    requests = recall.requests(batch)
-    _, lists = recall.ranked(requests)
-    scores = recall.fuse(lists, recall.buckets(requests), recall.setting)
-    rows, cols = requests.rows.nonzero()
-    scores[rows, cols] = -np.inf
-    return scores
-
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -86,7 +76,7 @@ class PairBuilder:
             return None
         columns = [targets[:, None]]
         if config.retrieved_negatives and self.recall is not None:
-            scores = merged_scores(self.recall, batch)
+            scores = self.recall.merged_scores(batch)
             scores[np.arange(len(targets)), np.maximum(targets, 0)] = -np.inf
             depth = min(config.retrieve_depth, scores.shape[1] - 1)
             top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]

@@ -19,7 +19,7 @@ from models.channels.recall import Recall
 from models.channels.two_tower import TwoTowerChannel
 from models.ranking.config import RankingConfig
 from models.ranking.ranker import ItemClock, Ranker
-from models.ranking.training import PairBuilder, fit, merged_scores, request_batches
+from models.ranking.training import PairBuilder, fit, request_batches
 from models.towers_export import Towers
 
 
@@ -170,7 +170,7 @@ def test_the_reranked_signature_orders_the_merged_top_by_the_ranker(merged):
     batch = requests(towers, histories)
     answer = tf.saved_model.load(directory).signatures["reranked"](**batch)
     got = [[i.decode() for i in row] for row in answer["item_ids"].numpy()]
-    scores = ranker.rerank(batch, merged_scores(recall, batch), 6)
+    scores = ranker.rerank(batch, recall.merged_scores(batch), 6)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :len(got[0])]
     assert got == [[items[i] for i in row] for row in order]
     # The answer comes from the merged list's top 6, in the ranker's order.
